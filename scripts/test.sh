@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: build, C++ unit tests, Python tests against TensorFlow (the zoo is
+# generated once per run and cached under build/zoo), and bounded fuzzing runs.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${TESSERA_BUILD_DIR:-$here/build}"
+export TESSERA_BUILD_DIR="$build"
+start=$(date +%s)
+
+echo "== build"
+"$here/scripts/build.sh"
+
+echo "== C++ unit tests"
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+
+echo "== zoo (TensorFlow-written models, cached)"
+python3 "$here/tests/zoo/generate.py" --out "$build/zoo" --tier all --jobs "$(nproc)"
+
+echo "== Python tests (TensorFlow as the oracle)"
+python3 -m pytest -q -n "$(nproc)" "$here/tests/py"
+
+echo "== fuzzing (bounded)"
+"$here/scripts/fuzz.sh"
+
+echo "== all tests passed in $(( ($(date +%s) - start) / 60 )) min"

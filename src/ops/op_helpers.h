@@ -1,0 +1,32 @@
+// Small shared pieces for op definitions: attribute access, axis handling, common inference.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ir/op_registry.h"
+
+namespace tessera::ops {
+
+// The op's element type attribute (TF's "T" unless named otherwise).
+inline DType type_attr(const Node& node, const std::string& key = "T") {
+  return node.attr<DType>(key);
+}
+
+// Normalises a possibly negative axis into [0, rank); errors name the node.
+int64_t normalize_axis(const Node& node, int64_t axis, int64_t rank);
+
+// Output 0 has input i's dtype and shape.
+void infer_same_as_input(InferContext& c, size_t i = 0);
+
+// Numpy/TF broadcasting of two shapes; errors name the node.
+PartialShape broadcast(const Node& node, const PartialShape& a, const PartialShape& b);
+Shape broadcast(const Node& node, const Shape& a, const Shape& b);
+
+// Row-major strides of a shape (in elements).
+std::vector<int64_t> strides_of(const Shape& shape);
+
+// Input i's compile-time value as integers, if known (e.g. a Reshape target or an axis).
+std::optional<std::vector<int64_t>> known_ints(const InferContext& c, size_t i);
+
+}  // namespace tessera::ops

@@ -1,0 +1,27 @@
+// Shared pieces of the `tessera` command line: argument parsing and the subcommand table.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tessera::cli {
+
+// Parsed "--flag value" / "--flag=value" options (repeatable) and positional arguments.
+struct Args {
+  std::vector<std::string> positional;
+  std::multimap<std::string, std::string> options;
+  std::vector<std::string> switches;  // flags without a value, e.g. --help
+
+  bool has(const std::string& flag) const;
+  std::string get(const std::string& flag, const std::string& fallback = "") const;
+  std::vector<std::string> all(const std::string& flag) const;
+};
+
+// `value_flags` take a value; anything else starting with "--" is a switch.
+Args parse_args(int argc, char** argv, const std::vector<std::string>& value_flags);
+
+int cmd_inspect(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_ops(int argc, char** argv);
+
+}  // namespace tessera::cli

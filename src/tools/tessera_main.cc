@@ -1,0 +1,51 @@
+// `tessera`: the command-line front door. Each subcommand lives in its own cmd_*.cc.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "support/error.h"
+#include "tools/cli.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* summary;
+};
+
+const Command kCommands[] = {
+    {"inspect", tessera::cli::cmd_inspect, "show a model's signatures, ops and variables"},
+    {"run", tessera::cli::cmd_run, "run a model signature on inputs from .npy/.npz/JSON"},
+    {"ops", tessera::cli::cmd_ops, "list the ops Tessera supports"},
+};
+
+void usage(FILE* out) {
+  std::fprintf(out, "usage: tessera <command> [args]\n\ncommands:\n");
+  for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  std::fprintf(out, "\nrun 'tessera <command> --help' for a command's options\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc - 2, argv + 2);
+    } catch (const tessera::Error& e) {
+      std::fprintf(stderr, "tessera %s: error: %s\n", c.name, e.what());
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "tessera %s: internal error: %s\n", c.name, e.what());
+      return 3;
+    }
+  }
+  std::fprintf(stderr, "tessera: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
