@@ -59,14 +59,16 @@ void register_graph_ops(OpRegistry& r) {
   auto unfed = [](KernelContext& c) { fail("no value fed for this input"); };
   r.add({.name = "Placeholder", .attr_defaults = {{"shape", PartialShape::unknown()}},
          .infer = infer_placeholder, .compute = unfed});
-  r.add({.name = "_Arg", .infer = [](InferContext& c) {
+  r.add({.name = "_Arg", .stateful = true, .infer = [](InferContext& c) {
            c.set_output(0, c.attr<DType>("T"), c.attr_or<PartialShape>("_shape", PartialShape::unknown()));
          }, .compute = unfed});
   r.add({.name = "PlaceholderWithDefault",
          .infer = [](InferContext& c) { c.set_output(0, c.attr<DType>("dtype"), c.attr<PartialShape>("shape")); },
          .compute = identity_kernel});
-  for (const char* name : {"Identity", "StopGradient", "PreventGradient", "Snapshot"})
+  for (const char* name : {"Identity", "StopGradient", "Snapshot"})
     r.add({.name = name, .infer = [](InferContext& c) { infer_same_as_input(c); }, .compute = identity_kernel});
+  r.add({.name = "PreventGradient", .attr_defaults = {{"message", std::string()}},
+         .infer = [](InferContext& c) { infer_same_as_input(c); }, .compute = identity_kernel});
   r.add({.name = "IdentityN", .output_args = {{"output", "", "T"}}, .infer = infer_identity_n,
          .compute = identity_n_kernel});
   r.add({.name = "NoOp", .infer = [](InferContext&) {}, .compute = [](KernelContext&) {}});

@@ -87,7 +87,8 @@ void restore_kernel(KernelContext& c) {
 
 void register_variable_ops(OpRegistry& r) {
   r.add({.name = "VarHandleOp",
-         .attr_defaults = {{"container", std::string()}, {"shared_name", std::string()}},
+         .attr_defaults = {{"container", std::string()}, {"shared_name", std::string()},
+                           {"debug_name", std::string()}, {"allowed_devices", std::vector<std::string>{}}},
          .stateful = true,
          .infer = [](InferContext& c) { c.set_output(0, DType::kResource, PartialShape(std::vector<int64_t>{})); },
          .compute = [](KernelContext& c) {
@@ -115,7 +116,8 @@ void register_variable_ops(OpRegistry& r) {
          .compute = [](KernelContext& c) {
            c.set_output(0, Tensor::scalar<bool>(store(c).contains(key_of(c, 0))));
          }});
-  r.add({.name = "DestroyResourceOp", .stateful = true, .infer = [](InferContext&) {},
+  r.add({.name = "DestroyResourceOp", .attr_defaults = {{"ignore_lookup_error", true}}, .stateful = true,
+         .infer = [](InferContext&) {},
          .compute = [](KernelContext&) {}});
   r.add({.name = "RestoreV2", .output_args = {{"tensors", "", "dtypes"}}, .stateful = true,
          .infer = [](InferContext& c) {

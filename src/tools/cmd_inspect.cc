@@ -67,6 +67,19 @@ int cmd_inspect(int argc, char** argv) {
   for (const auto& [op, n] : hist) total += n;
   std::printf("ops:        %d nodes, %zu op types\n", total, hist.size());
   for (const auto& [op, n] : hist) std::printf("  %-32s %d\n", op.c_str(), n);
+  // Shape inference coverage over what the signatures compute (restore/save paths excluded).
+  std::vector<Value> fetches;
+  for (const auto& [key, sig] : m.signatures)
+    for (const auto& o : sig.outputs) fetches.push_back(o.value);
+  size_t values = 0, unknown_rank = 0;
+  for (const Node* n : m.graph->schedule(fetches, {})) {
+    for (const ValueInfo& v : n->outputs) {
+      if (v.dtype == DType::kResource || v.dtype == DType::kVariant) continue;
+      ++values;
+      unknown_rank += !v.shape.known_rank;
+    }
+  }
+  std::printf("shapes:     %zu values, %zu of unknown rank\n", values, unknown_rank);
   if (model->unsupported_ops().empty()) {
     std::printf("unsupported ops: none\n");
     return 0;
@@ -80,8 +93,59 @@ int cmd_inspect(int argc, char** argv) {
   return 1;  // a model Tessera cannot run is a failure for scripts
 }
 
+namespace {
+
+// JSON for an attribute default, so tests can compare with TensorFlow's op registry.
+std::string attr_json(const AttrValue& v) {
+  return std::visit(
+      [](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, int64_t>) return std::to_string(x);
+        else if constexpr (std::is_same_v<T, float>) return str_cat(x);
+        else if constexpr (std::is_same_v<T, bool>) return x ? "true" : "false";
+        else if constexpr (std::is_same_v<T, std::string>) {
+          std::string out = "\"";
+          for (char c : x) {
+            if (c == '"' || c == '\\') out += '\\';
+            if (static_cast<unsigned char>(c) < 32) out += str_cat("\\u00", "0123456789abcdef"[(c >> 4) & 15], "0123456789abcdef"[c & 15]);
+            else out += c;
+          }
+          return out + "\"";
+        } else if constexpr (std::is_same_v<T, DType>) return str_cat("\"", dtype_name(x), "\"");
+        else if constexpr (std::is_same_v<T, PartialShape>) {
+          if (!x.known_rank) return "null";
+          std::string out = "[";
+          for (size_t i = 0; i < x.dims.size(); ++i) out += (i ? "," : "") + std::to_string(x.dims[i]);
+          return out + "]";
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<float>> ||
+                             std::is_same_v<T, std::vector<std::string>> || std::is_same_v<T, std::vector<DType>>) {
+          std::string out = "[";
+          for (size_t i = 0; i < x.size(); ++i) out += (i ? "," : "") + attr_json(AttrValue(x[i]));
+          return out + "]";
+        } else {
+          return str_cat("\"<", attr_kind_name(AttrValue(x)), ">\"");
+        }
+      },
+      static_cast<const AttrVariant&>(v));
+}
+
+}  // namespace
+
 int cmd_ops(int argc, char** argv) {
-  for (const auto& name : OpRegistry::global().names()) std::printf("%s\n", name.c_str());
+  Args args = parse_args(argc, argv, {});
+  const OpRegistry& registry = OpRegistry::global();
+  for (const auto& name : registry.names()) {
+    if (!args.has("--json")) {
+      std::printf("%s\n", name.c_str());
+      continue;
+    }
+    const OpDef* def = registry.find(name);
+    std::string defaults;
+    for (const auto& [key, value] : def->attr_defaults)
+      defaults += str_cat(defaults.empty() ? "" : ",", "\"", key, "\":", attr_json(value));
+    std::printf("{\"op\":\"%s\",\"stateful\":%s,\"defaults\":{%s}}\n", name.c_str(),
+                def->stateful ? "true" : "false", defaults.c_str());
+  }
   return 0;
 }
 

@@ -1,0 +1,32 @@
+"""Session setup shared by the Python tests: the `tessera` binary must be built, and the zoo is
+generated once (cached by content hash) before collection, so tests can be parametrized by it."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from tessera_testlib import BUILD, REPO, TESSERA  # noqa: E402
+
+ZOO_DIR = BUILD / "zoo"
+
+
+def pytest_configure(config):
+    if not TESSERA.exists():
+        raise pytest.UsageError(f"{TESSERA} not found: build first (scripts/build.sh)")
+    if hasattr(config, "workerinput"):  # xdist workers: the controller generated it
+        return
+    if os.environ.get("TESSERA_SKIP_ZOO_GENERATION"):
+        return
+    subprocess.run([sys.executable, str(REPO / "tests/zoo/generate.py"), "--out", str(ZOO_DIR),
+                    "--tier", "all", "--jobs", str(os.cpu_count() or 2)], check=True)
+
+
+def zoo_models(tier):
+    """Manifest entries of one zoo tier (empty if the zoo was not generated)."""
+    manifest = ZOO_DIR / "manifest.json"
+    if not manifest.exists():
+        return []
+    return [m for m in json.loads(manifest.read_text())["models"] if m["tier"] == tier]

@@ -1,0 +1,35 @@
+"""Tessera's binaries link neither libtensorflow nor libpython, and run with Python hidden."""
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+from tessera_testlib import REPO, TESSERA
+
+
+def test_binary_links_no_tensorflow_or_python():
+    libs = subprocess.run(["ldd", str(TESSERA)], capture_output=True, text=True, check=True).stdout
+    for forbidden in ("tensorflow", "python", "libtf"):
+        assert forbidden not in libs.lower(), f"tessera links {forbidden}:\n{libs}"
+
+
+def test_cli_runs_with_python_hidden():
+    example = REPO / "examples/mnist_mlp"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "out.npz"
+        # An empty PATH and no Python variables: nothing Python can be found or started.
+        env = {"PATH": tmp, "HOME": tmp}
+        proc = subprocess.run([str(TESSERA), "run", str(example), "--input",
+                               str(REPO / "examples/mnist_digits.npz"), "--output", str(out)],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        with np.load(out) as z:
+            probs = z["output_0"]
+    assert probs.shape == (16, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # The bundled model was trained on MNIST: it must recognise most of the bundled digits.
+    labels = [4, 9, 9, 7, 1, 1, 9, 0, 7, 8, 3, 4, 8, 6, 3, 8]
+    assert (probs.argmax(axis=1) == labels).mean() >= 0.9
