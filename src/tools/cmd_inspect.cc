@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "ir/printer.h"
 #include "runtime/model.h"
 #include "tools/cli.h"
 
@@ -29,8 +30,9 @@ void print_specs(const char* title, const std::vector<TensorSpec>& specs) {
 int cmd_inspect(int argc, char** argv) {
   Args args = parse_args(argc, argv, {"--tags"});
   if (args.has("--help") || args.positional.size() != 1) {
-    std::printf("usage: tessera inspect MODEL [--tags serve]\n"
-                "  MODEL: a SavedModel directory, or a binary (.pb) or text (.pbtxt) GraphDef\n");
+    std::printf("usage: tessera inspect MODEL [--tags serve] [--ir]\n"
+                "  MODEL: a SavedModel directory, or a binary (.pb) or text (.pbtxt) GraphDef\n"
+                "  --ir   print the imported IR (main graph and library functions) instead\n");
     return args.has("--help") ? 0 : 2;
   }
   LoadOptions options;
@@ -47,6 +49,10 @@ int cmd_inspect(int argc, char** argv) {
   }
   auto model = Model::load(args.positional[0], options);
   const Module& m = model->module();
+  if (args.has("--ir")) {
+    std::fputs(print_graph(*m.graph).c_str(), stdout);
+    return 0;
+  }
   std::printf("model:      %s\n", m.source.c_str());
   std::printf("format:     %s%s%s\n", m.format.c_str(), m.tf_version.empty() ? "" : ", written by TensorFlow ",
               m.tf_version.c_str());

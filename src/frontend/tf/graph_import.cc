@@ -6,6 +6,7 @@
 
 #include "frontend/tf/proto_convert.h"
 #include "ir/op_registry.h"
+#include "ir/verifier.h"
 #include "tensorflow/core/framework/function.pb.h"
 
 namespace tessera::tf {
@@ -44,6 +45,7 @@ class Importer {
     auto graph = std::make_shared<Graph>(library_);
     build(*graph, std::move(raw));
     finish_unsupported();
+    if (unsupported_.empty()) verify_graph(*graph);
     return {graph, unsupported_};
   }
 
@@ -90,6 +92,8 @@ class Importer {
     r.op = n.op();
     r.device = n.device();
     for (const auto& [key, value] : n.attr()) {
+      // "_"-prefixed attributes are TF runtime hints (_output_shapes, _class, ...), not semantics.
+      if (!key.empty() && key[0] == '_') continue;
       if (value.value_case() == tensorflow::AttrValue::kPlaceholder) {
         auto it = call_attrs.find(value.placeholder());
         if (it == call_attrs.end())
