@@ -17,7 +17,9 @@ echo "== zoo (TensorFlow-written models, cached)"
 python3 "$here/tests/zoo/generate.py" --out "$build/zoo" --tier all --jobs "$(nproc)"
 
 echo "== Python tests (TensorFlow as the oracle)"
+rm -rf "$build/op_coverage"
 python3 -m pytest -q -n "$(nproc)" "$here/tests/py"
+python3 "$here/tests/py/check_op_coverage.py"
 
 echo "== fuzzing (bounded)"
 "$here/scripts/fuzz.sh"

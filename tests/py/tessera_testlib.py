@@ -41,6 +41,7 @@ def run_graph(graph_def, feeds, fetches, extra_args=()):
             model = tmp / "graph.pb"
             data = graph_def if isinstance(graph_def, bytes) else graph_def.SerializeToString()
             model.write_bytes(data)
+            _record_op_coverage(data)
         args = ["run", model]
         for i, (name, value) in enumerate(feeds.items()):
             path = tmp / f"in{i}.npy"
@@ -53,6 +54,22 @@ def run_graph(graph_def, feeds, fetches, extra_args=()):
         run_cli(*args)
         with np.load(out, allow_pickle=False) as z:
             return {name: z[name] for name in fetches}
+
+
+COVERAGE_DIR = BUILD / "op_coverage"
+
+
+def _record_op_coverage(serialized_graph_def):
+    """Notes which op types a differential test ran (checked by check_op_coverage.py)."""
+    from tensorflow.core.framework import graph_pb2
+    gd = graph_pb2.GraphDef()
+    gd.ParseFromString(serialized_graph_def)
+    ops = {n.op for n in gd.node}
+    for f in gd.library.function:
+        ops.update(n.op for n in f.node_def)
+    COVERAGE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(COVERAGE_DIR / f"{os.getpid()}.txt", "a") as out:
+        out.write("\n".join(sorted(ops)) + "\n")
 
 
 def run_saved_model(model_dir, inputs, signature="serving_default", extra_args=()):
