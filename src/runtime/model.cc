@@ -8,11 +8,12 @@ namespace tessera {
 
 std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& options) {
   auto model = std::shared_ptr<Model>(new Model());
-  tf::ModelImport imported = tf::import_model(path, {options.tags, options.allow_unsupported});
+  tf::ModelImport imported = tf::import_model(path, {options.tags, options.allow_unsupported, options.skip_variables});
   model->module_ = std::move(imported.module);
   model->unsupported_ = std::move(imported.unsupported);
   const Module& m = model->module_;
-  if (!model->unsupported_.empty()) return model;  // inspection only: nothing can run
+  // Inspection only: nothing will run, so nothing is restored.
+  if (!model->unsupported_.empty() || options.skip_variables) return model;
 
   ResourceStore store;
   with_context("restoring variables of '" + path + "'", [&] {

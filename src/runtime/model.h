@@ -15,6 +15,7 @@ namespace tessera {
 struct LoadOptions {
   std::vector<std::string> tags = {"serve"};
   bool allow_unsupported = false;  // load for inspection even if some ops are unknown
+  bool skip_variables = false;     // load the graph only (inspection of structure)
 };
 
 class Model {

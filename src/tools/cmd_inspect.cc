@@ -30,13 +30,15 @@ void print_specs(const char* title, const std::vector<TensorSpec>& specs) {
 int cmd_inspect(int argc, char** argv) {
   Args args = parse_args(argc, argv, {"--tags"});
   if (args.has("--help") || args.positional.size() != 1) {
-    std::printf("usage: tessera inspect MODEL [--tags serve] [--ir]\n"
+    std::printf("usage: tessera inspect MODEL [--tags serve] [--ir] [--no-variables]\n"
                 "  MODEL: a SavedModel directory, or a binary (.pb) or text (.pbtxt) GraphDef\n"
-                "  --ir   print the imported IR (main graph and library functions) instead\n");
+                "  --ir            print the imported IR (main graph and library functions) instead\n"
+                "  --no-variables  import the graph only; do not read the checkpoint\n");
     return args.has("--help") ? 0 : 2;
   }
   LoadOptions options;
   options.allow_unsupported = true;
+  options.skip_variables = args.has("--no-variables");
   if (args.has("--tags")) {
     options.tags.clear();
     std::string tags = args.get("--tags");

@@ -163,7 +163,7 @@ ModelImport import_saved_model(const std::string& dir, const ModelImportOptions&
   bool has_variables = false;
   for (const auto& n : g.nodes()) has_variables = has_variables || n->op == "VarHandleOp";
   std::string prefix = join_path(join_path(dir, "variables"), "variables");
-  if (has_variables) {
+  if (has_variables && !options.skip_variables) {
     if (!file_exists(prefix + ".index"))
       fail_code(ErrorCode::kNotFound, "'", dir, "': missing variables: '", prefix,
                 ".index' not found, but the graph has variables");

@@ -12,6 +12,7 @@ namespace tessera::tf {
 struct ModelImportOptions {
   std::vector<std::string> tags = {"serve"};  // SavedModel MetaGraph tag set
   bool allow_unsupported = false;             // see ImportOptions
+  bool skip_variables = false;                // graph only: no checkpoint needed or read
 };
 
 struct ModelImport {

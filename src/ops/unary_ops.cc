@@ -1,0 +1,242 @@
+// Elementwise unary ops: math functions, activations, predicates, Cast, ZerosLike/OnesLike.
+// Each op maps one element at a time in its Calc type (float for 16-bit floats, rounded once
+// on store); dtype lists follow TF's CPU kernel registrations.
+#include "ops/elementwise_util.h"
+#include "ops/op_helpers.h"
+
+namespace tessera {
+namespace {
+
+using namespace ew;
+
+using SignedTypes = Types<float, double, float16, bfloat16, int8_t, int16_t, int32_t, int64_t>;
+using RoundTypes = Types<float, double, float16, bfloat16, int32_t, int64_t>;
+using CastTypes = Types<float, double, float16, bfloat16, int32_t, int64_t, uint8_t, int8_t,
+                        int16_t, uint16_t, uint32_t, uint64_t, bool>;
+
+void infer_same(InferContext& c) { ops::infer_same_as_input(c); }
+void infer_bool(InferContext& c) { c.set_output(0, DType::kBool, c.input(0).shape); }
+
+// out[i] = f(x[i]) with the input's dtype; `f` takes and returns the Calc type.
+template <typename... Ts, typename F>
+void add_map(OpRegistry& r, const char* name, Types<Ts...>, F f) {
+  r.add({.name = name, .infer = infer_same, .compute = [name, f](KernelContext& c) {
+           const Tensor& x = c.input(0);
+           Tensor out(x.dtype(), x.shape());
+           dispatch(Types<Ts...>{}, x.dtype(), name, [&]<typename T>() -> void {
+             const T* a = x.data<T>();
+             T* o = out.data<T>();
+             const int64_t n = x.num_elements();
+             for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(f(up(a[i])));
+           });
+           c.set_output(0, std::move(out));
+         }});
+}
+
+// out[i] = pred(x[i]) as bool (IsNan, IsInf, IsFinite).
+template <typename F>
+void add_predicate(OpRegistry& r, const char* name, F pred) {
+  r.add({.name = name, .infer = infer_bool, .compute = [name, pred](KernelContext& c) {
+           const Tensor& x = c.input(0);
+           Tensor out(DType::kBool, x.shape());
+           dispatch(FloatTypes{}, x.dtype(), name, [&]<typename T>() -> void {
+             const T* a = x.data<T>();
+             bool* o = out.data<bool>();
+             for (int64_t i = 0; i < x.num_elements(); ++i) o[i] = pred(up(a[i]));
+           });
+           c.set_output(0, std::move(out));
+         }});
+}
+
+// ---- Cast ----------------------------------------------------------------------------------
+
+// Round-toward-zero conversion to a narrower float (Cast with Truncate=true): take the
+// nearest value and step one ulp toward zero if that rounded away from zero. As TF, only
+// values whose exponent does not fit (>= 2^16 for float16, 2^128 otherwise) become inf.
+template <typename D>
+D truncate_float(double v, D nearest) {
+  const double r = static_cast<double>(static_cast<float>(nearest));
+  const double overflow = std::is_same_v<D, float16> ? 65536.0 : 0x1p128;
+  if (std::isnan(v) || std::abs(r) <= std::abs(v) || std::abs(v) >= overflow) return nearest;
+  if constexpr (std::is_same_v<D, float>) {
+    return std::nextafter(nearest, 0.0f);
+  } else {
+    D out = nearest;
+    out.bits = static_cast<uint16_t>(out.bits - 1);  // magnitude - 1 ulp, sign kept
+    return out;
+  }
+}
+
+void cast_kernel(KernelContext& c) {
+  const Tensor& x = c.input(0);
+  const DType dst = c.attr<DType>("DstT");
+  const bool truncate = c.attr_or<bool>("Truncate", false);
+  if (x.dtype() == dst) {
+    c.set_output(0, x);
+    return;
+  }
+  for (DType t : {x.dtype(), dst})
+    if (!is_pod(t) || t == DType::kComplex64 || t == DType::kComplex128)
+      fail_code(ErrorCode::kUnimplemented, "Cast ", dtype_name(x.dtype()), " to ", dtype_name(dst),
+                " is not supported");
+  Tensor out(dst, x.shape());
+  dispatch(CastTypes{}, x.dtype(), "Cast", [&]<typename S>() -> void {
+    dispatch(CastTypes{}, dst, "Cast", [&]<typename D>() -> void {
+      const S* a = x.data<S>();
+      D* o = out.data<D>();
+      const int64_t n = x.num_elements();
+      for (int64_t i = 0; i < n; ++i) o[i] = cast_value<S, D>(a[i]);
+      if constexpr (std::is_same_v<D, float> || std::is_same_v<D, float16> ||
+                    std::is_same_v<D, bfloat16>) {
+        if (truncate && !std::is_same_v<S, bool>)
+          for (int64_t i = 0; i < n; ++i)
+            o[i] = truncate_float<D>(static_cast<double>(up(a[i])), o[i]);
+      }
+    });
+  });
+  c.set_output(0, std::move(out));
+}
+
+// ---- constant-like -------------------------------------------------------------------------
+
+void ones_like_kernel(KernelContext& c) {
+  const Tensor& x = c.input(0);
+  Tensor out(x.dtype(), x.shape());
+  dispatch(CastTypes{}, x.dtype(), "OnesLike", [&]<typename T>() -> void {
+    T* o = out.data<T>();
+    const T one = cast_value<bool, T>(true);
+    for (int64_t i = 0; i < out.num_elements(); ++i) o[i] = one;
+  });
+  c.set_output(0, std::move(out));
+}
+
+void zeros_like_kernel(KernelContext& c) {
+  const Tensor& x = c.input(0);
+  if (x.dtype() == DType::kVariant || x.dtype() == DType::kResource)
+    fail_code(ErrorCode::kUnimplemented, "ZerosLike of ", dtype_name(x.dtype()), " is not supported");
+  c.set_output(0, Tensor(x.dtype(), x.shape()));  // zero-initialised ("" for strings)
+}
+
+// ---- scalar functions (Calc type in and out) -------------------------------------------------
+
+template <typename C> C sign_of(C v) {
+  if constexpr (is_floating<C>) {
+    if (std::isnan(v)) return v;
+  }
+  return v > C(0) ? C(1) : (v < C(0) ? C(-1) : C(0));
+}
+
+template <typename C> C softplus(C x) {
+  // As TF: beyond log(eps)+2 the result is x (large x) or exp(x) (very negative x).
+  static const C threshold = std::log(std::numeric_limits<C>::epsilon()) + C(2);
+  if (x > -threshold) return x;
+  if (x < threshold) return std::exp(x);
+  return std::log1p(std::exp(x));
+}
+
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+
+}  // namespace
+
+void register_unary_ops(OpRegistry& r) {
+  // Sign-aware arithmetic (integers wrap, like TF: Abs/Neg of INT_MIN is INT_MIN).
+  add_map(r, "Abs", SignedTypes{}, [](auto v) {
+    using C = decltype(v);
+    if constexpr (is_int<C>) return v < 0 ? wneg(v) : v;
+    else return std::abs(v);
+  });
+  add_map(r, "Neg", SignedTypes{}, [](auto v) { return wneg(v); });
+  add_map(r, "Sign", SignedTypes{}, [](auto v) { return sign_of(v); });
+  add_map(r, "Square", RealTypes{}, [](auto v) { return wmul(v, v); });
+
+  // Float math.
+  add_map(r, "Exp", FloatTypes{}, [](auto v) { return std::exp(v); });
+  add_map(r, "Expm1", FloatTypes{}, [](auto v) { return std::expm1(v); });
+  add_map(r, "Log", FloatTypes{}, [](auto v) { return std::log(v); });
+  add_map(r, "Log1p", FloatTypes{}, [](auto v) { return std::log1p(v); });
+  add_map(r, "Sqrt", FloatTypes{}, [](auto v) { return std::sqrt(v); });
+  add_map(r, "Rsqrt", FloatTypes{}, [](auto v) { return decltype(v)(1) / std::sqrt(v); });
+  add_map(r, "Reciprocal", FloatTypes{}, [](auto v) { return decltype(v)(1) / v; });
+  add_map(r, "Inv", FloatTypes{}, [](auto v) { return decltype(v)(1) / v; });
+  add_map(r, "Sin", FloatTypes{}, [](auto v) { return std::sin(v); });
+  add_map(r, "Cos", FloatTypes{}, [](auto v) { return std::cos(v); });
+  add_map(r, "Tan", FloatTypes{}, [](auto v) { return std::tan(v); });
+  add_map(r, "Asin", FloatTypes{}, [](auto v) { return std::asin(v); });
+  add_map(r, "Acos", FloatTypes{}, [](auto v) { return std::acos(v); });
+  add_map(r, "Atan", FloatTypes{}, [](auto v) { return std::atan(v); });
+  add_map(r, "Sinh", FloatTypes{}, [](auto v) { return std::sinh(v); });
+  add_map(r, "Cosh", FloatTypes{}, [](auto v) { return std::cosh(v); });
+  add_map(r, "Asinh", FloatTypes{}, [](auto v) { return std::asinh(v); });
+  add_map(r, "Acosh", FloatTypes{}, [](auto v) { return std::acosh(v); });
+  add_map(r, "Atanh", FloatTypes{}, [](auto v) { return std::atanh(v); });
+  add_map(r, "Tanh", FloatTypes{}, [](auto v) { return std::tanh(v); });
+  add_map(r, "Sigmoid", FloatTypes{}, [](auto v) { return decltype(v)(1) / (decltype(v)(1) + std::exp(-v)); });
+  add_map(r, "Erf", FloatTypes{}, [](auto v) { return std::erf(v); });
+  add_map(r, "Erfc", FloatTypes{}, [](auto v) { return std::erfc(v); });
+  add_map(r, "Floor", FloatTypes{}, [](auto v) { return std::floor(v); });
+  add_map(r, "Ceil", FloatTypes{}, [](auto v) { return std::ceil(v); });
+  // Half to even (the default rounding mode). Integers are returned unchanged (TF 2.21's
+  // integer Round kernel returns zeros, which is a TF bug we do not reproduce).
+  add_map(r, "Round", RoundTypes{}, [](auto v) {
+    if constexpr (is_int<decltype(v)>) return v;
+    else return std::nearbyint(v);
+  });
+  add_map(r, "Rint", Types<float, double>{}, [](auto v) { return std::nearbyint(v); });
+
+  // Activations. Comparisons are written so NaN passes through and -0 stays -0, as in TF.
+  add_map(r, "Relu", RealTypes{}, [](auto v) {
+    using C = decltype(v);
+    if constexpr (std::is_unsigned_v<C>) return v;
+    else return v < C(0) ? C(0) : v;
+  });
+  add_map(r, "Relu6", RealTypes{}, [](auto v) {
+    using C = decltype(v);
+    if constexpr (std::is_unsigned_v<C>) return v > C(6) ? C(6) : v;
+    else return v < C(0) ? C(0) : (v > C(6) ? C(6) : v);
+  });
+  add_map(r, "Elu", FloatTypes{}, [](auto v) { return v < decltype(v)(0) ? std::expm1(v) : v; });
+  add_map(r, "Selu", FloatTypes{}, [](auto v) {
+    using C = decltype(v);
+    return v < C(0) ? C(kSeluScale * kSeluAlpha) * std::expm1(v) : C(kSeluScale) * v;
+  });
+  add_map(r, "Softplus", FloatTypes{}, [](auto v) { return softplus(v); });
+  add_map(r, "Softsign", FloatTypes{}, [](auto v) { return v / (decltype(v)(1) + std::abs(v)); });
+  r.add({.name = "LeakyRelu",
+         .attr_defaults = {{"alpha", 0.2f}, {"T", DType::kFloat32}},
+         .infer = infer_same,
+         .compute = [](KernelContext& c) {
+           const Tensor& x = c.input(0);
+           const float alpha = c.attr_or<float>("alpha", 0.2f);
+           Tensor out(x.dtype(), x.shape());
+           dispatch(FloatTypes{}, x.dtype(), "LeakyRelu", [&]<typename T>() -> void {
+             using C = Calc<T>;
+             const T* a = x.data<T>();
+             T* o = out.data<T>();
+             const C al = static_cast<C>(alpha);
+             for (int64_t i = 0; i < x.num_elements(); ++i) {
+               const C v = up(a[i]);
+               o[i] = static_cast<T>(v > C(0) ? v : v * al);
+             }
+           });
+           c.set_output(0, std::move(out));
+         }});
+
+  // Bitwise / logical.
+  add_map(r, "Invert", IntTypes{}, [](auto v) { return static_cast<decltype(v)>(~v); });
+  add_map(r, "LogicalNot", Types<bool>{}, [](bool v) { return !v; });
+
+  // Predicates.
+  add_predicate(r, "IsNan", [](auto v) { return std::isnan(v); });
+  add_predicate(r, "IsInf", [](auto v) { return std::isinf(v); });
+  add_predicate(r, "IsFinite", [](auto v) { return std::isfinite(v); });
+
+  r.add({.name = "Cast",
+         .attr_defaults = {{"Truncate", false}},
+         .infer = [](InferContext& c) { c.set_output(0, c.attr<DType>("DstT"), c.input(0).shape); },
+         .compute = cast_kernel});
+  r.add({.name = "ZerosLike", .infer = infer_same, .compute = zeros_like_kernel});
+  r.add({.name = "OnesLike", .infer = infer_same, .compute = ones_like_kernel});
+}
+
+}  // namespace tessera
