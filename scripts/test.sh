@@ -5,6 +5,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${TESSERA_BUILD_DIR:-$here/build}"
 export TESSERA_BUILD_DIR="$build"
+# Content-hashed cache of TensorFlow-written models; regenerated when the generator changes.
+export TESSERA_ZOO_DIR="${TESSERA_ZOO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tessera/zoo}"
 start=$(date +%s)
 
 echo "== build"
@@ -13,12 +15,12 @@ echo "== build"
 echo "== C++ unit tests"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 
-echo "== zoo (TensorFlow-written models, cached)"
-python3 "$here/tests/zoo/generate.py" --out "$build/zoo" --tier all --jobs "$(nproc)"
+echo "== zoo (TensorFlow-written models, cached in $TESSERA_ZOO_DIR)"
+python3 "$here/tests/zoo/generate.py" --out "$TESSERA_ZOO_DIR" --tier all --jobs "$(nproc)"
 
 echo "== Python tests (TensorFlow as the oracle)"
 rm -rf "$build/op_coverage"
-python3 -m pytest -q -n "$(nproc)" "$here/tests/py"
+TESSERA_SKIP_ZOO_GENERATION=1 python3 -m pytest -q -n "$(nproc)" "$here/tests/py"
 python3 "$here/tests/py/check_op_coverage.py"
 
 echo "== fuzzing (bounded)"

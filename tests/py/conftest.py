@@ -2,6 +2,7 @@
 generated once (cached by content hash) before collection, so tests can be parametrized by it."""
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -10,7 +11,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from tessera_testlib import BUILD, REPO, TESSERA  # noqa: E402
 
-ZOO_DIR = BUILD / "zoo"
+# The zoo is a cache keyed by the generator's content hash (tests/zoo/generate.py), so it may
+# live outside the build tree and be reused by later runs on the same machine.
+ZOO_DIR = pathlib.Path(os.environ.get("TESSERA_ZOO_DIR", BUILD / "zoo"))
 
 
 def pytest_configure(config):
