@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: build, C++ unit tests, Python tests against TensorFlow (the zoo is
-# generated once per run and cached under build/zoo), and bounded fuzzing runs.
+# generated once and cached by content hash, see TESSERA_ZOO_DIR), and bounded fuzzing runs.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${TESSERA_BUILD_DIR:-$here/build}"
