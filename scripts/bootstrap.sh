@@ -6,7 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 apt_packages=(
   build-essential cmake ninja-build pkg-config
-  protobuf-compiler libprotobuf-dev zlib1g-dev
+  protobuf-compiler libprotobuf-dev zlib1g-dev libsnappy-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   libdnnl-dev rapidjson-dev

@@ -1,5 +1,7 @@
 #include "io/sstable.h"
 
+#include <snappy.h>
+
 #include <algorithm>
 
 #include "io/crc32c.h"
@@ -62,10 +64,18 @@ std::string_view SSTable::block(const BlockHandle& h, const char* what) const {
   switch (static_cast<uint8_t>(trailer[0])) {
     case 0:
       return std::string_view(data, h.size);
-    case 1:
-      fail_code(ErrorCode::kUnimplemented, "'", name_, "': ", what,
-                " is Snappy-compressed, which Tessera does not support (TensorFlow writes "
-                "uncompressed checkpoint indexes; re-save the checkpoint)");
+    case 1: {  // Snappy: older TensorFlow versions (1.x) compressed index blocks
+      std::lock_guard lock(decompressed_mu_);
+      auto it = decompressed_.find(h.offset);
+      if (it != decompressed_.end()) return it->second;
+      size_t length = 0;
+      if (!snappy::GetUncompressedLength(data, h.size, &length) || length > (size_t{1} << 30))
+        fail_code(ErrorCode::kDataLoss, "'", name_, "': corrupted Snappy ", what, " at offset ", h.offset);
+      std::string out(length, '\0');
+      if (!snappy::RawUncompress(data, h.size, out.data()))
+        fail_code(ErrorCode::kDataLoss, "'", name_, "': corrupted Snappy ", what, " at offset ", h.offset);
+      return decompressed_.emplace(h.offset, std::move(out)).first->second;
+    }
     default:
       fail_code(ErrorCode::kDataLoss, "'", name_, "': ", what, " has unknown compression type ",
                 static_cast<int>(static_cast<uint8_t>(trailer[0])));

@@ -18,6 +18,8 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,7 +53,8 @@ class SSTable {
   size_t num_data_blocks() const { return index_.size(); }
 
  private:
-  // Returns the verified contents of the block at `h` (a view into contents_).
+  // Returns the verified contents of the block at `h` (a view into contents_, or into the
+  // decompressed copy of a Snappy block, kept for the table's lifetime).
   std::string_view block(const BlockHandle& h, const char* what) const;
   // Decodes the entries of one block, checking they are in increasing key order.
   void parse_block(std::string_view block, const char* what,
@@ -60,6 +63,8 @@ class SSTable {
   std::string contents_;
   std::string name_;
   std::vector<std::pair<std::string, BlockHandle>> index_;  // separator key -> data block
+  mutable std::mutex decompressed_mu_;
+  mutable std::map<uint64_t, std::string> decompressed_;  // block offset -> uncompressed bytes
 };
 
 }  // namespace tessera::io

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <snappy.h>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,7 +22,7 @@ namespace tessera::testing {
 struct TableWriter {
   size_t block_size = 256;
   int restart_interval = 4;
-  uint8_t compression = 0;  // written into every trailer (only 0 is valid for readers)
+  uint8_t compression = 0;  // written into every trailer: 0 none, 1 Snappy, else invalid
 
   std::string build(const std::vector<std::pair<std::string, std::string>>& entries) const {
     std::string file;
@@ -83,7 +85,9 @@ struct TableWriter {
     return out;
   }
 
-  io::BlockHandle write_block(std::string& file, const std::string& contents) const {
+  io::BlockHandle write_block(std::string& file, const std::string& raw) const {
+    std::string contents = raw;
+    if (compression == 1) snappy::Compress(raw.data(), raw.size(), &contents);
     io::BlockHandle h{file.size(), contents.size()};
     file += contents;
     file.push_back(static_cast<char>(compression));
