@@ -43,6 +43,9 @@ struct Module {
   std::map<std::string, Signature> signatures;
   std::optional<RestoreSpec> restore;
   std::vector<Node*> init_targets;  // run once after restore (TF main/init ops)
+  // Graph tensors fed with the absolute path of an asset file while restoring and initialising
+  // (TF's AssetFileDef): e.g. a vocabulary a lookup table reads at init.
+  std::vector<std::pair<Value, std::string>> asset_paths;
   std::string source;               // the path it came from, for messages
   std::string format;               // "saved_model (TF2)", "graphdef", ...
   std::string tf_version;           // from MetaInfoDef, when recorded

@@ -66,6 +66,10 @@ std::vector<int64_t> linear_offsets(int64_t n, int64_t start, int64_t step, int6
 // A copy of `src` with axes permuted (output dim k = input dim perm[k]).
 Tensor transpose(const Tensor& src, const std::vector<int64_t>& perm);
 
+// GatherV2's semantics (also for ResourceGather): params[..., indices, ...] along `axis`, the
+// first `batch_dims` dims shared; out-of-range indices are errors naming the index.
+Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis, int64_t batch_dims);
+
 // Elements [start, start+len) along `axis`, as a new tensor.
 Tensor slice_axis(const Tensor& src, int64_t axis, int64_t start, int64_t len);
 

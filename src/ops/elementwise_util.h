@@ -64,10 +64,11 @@ template <typename T> inline T* elems(Tensor& t) {
 }
 
 // The value a float (or double) becomes as integer type D, the way TF's CPU Cast does it on
-// x86: truncation toward zero; int32 and narrower go through a 32-bit conversion whose
-// NaN/out-of-range result is INT32_MIN (then wrap), 64-bit through INT64_MIN; the unsigned
-// 32/64-bit conversions are exact on their own range, wrap small negatives, and give 2^31/2^63
-// otherwise.
+// x86 in its vectorised loop (what all but the last few elements of a tensor go through):
+// truncation toward zero; NaN and out-of-range values become INT32_MIN / INT64_MIN for the
+// 32/64-bit signed types, 8/16-bit types saturate (after that int32 step), uint32/uint64 are
+// exact on their range, wrap small negatives, and give 2^31 / 2^63 otherwise. (TF's scalar
+// tail loop wraps 8/16-bit results instead; out-of-range casts are unspecified in TF.)
 template <typename D>
 D float_to_int(double v) {
   constexpr double k2_31 = 2147483648.0, k2_32 = 4294967296.0;
@@ -86,6 +87,10 @@ D float_to_int(double v) {
   } else {
     int32_t i = (v >= -k2_31 && v < k2_31) ? static_cast<int32_t>(v)
                                            : std::numeric_limits<int32_t>::min();
+    if constexpr (sizeof(D) < 4) {
+      constexpr int32_t lo = std::numeric_limits<D>::min(), hi = std::numeric_limits<D>::max();
+      i = i < lo ? lo : (i > hi ? hi : i);
+    }
     return static_cast<D>(i);
   }
 }

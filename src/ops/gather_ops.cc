@@ -1,5 +1,5 @@
 // Index-driven ops: Gather, GatherV2, GatherNd, ScatterNd, TensorScatter{Update,Add,Sub,Max,Min},
-// OneHot, Where, Unique, UniqueWithCounts.
+// OneHot, Where, Unique, UniqueWithCounts, DynamicPartition, DynamicStitch.
 #include <algorithm>
 #include <cmath>
 #include <complex>
@@ -78,44 +78,9 @@ void infer_gather(InferContext& c) {
 }
 
 void gather_kernel(KernelContext& c) {
-  const Tensor &params = c.input(0), &indices = c.input(1);
   const bool v2 = c.node.op == "GatherV2";
-  const int64_t axis_value = v2 ? scalar_operand(c.input(2), "axis") : 0;
-  if (params.rank() == 0) fail("params must be at least 1 dimensional");
-  GatherDims g = gather_dims(axis_value, v2 ? c.attr_or<int64_t>("batch_dims", 0) : 0, params.rank(),
-                             indices.rank());
-  for (int64_t i = 0; i < g.batch_dims; ++i)
-    if (params.dim(i) != indices.dim(i))
-      fail("params.shape[", i, "]: ", params.dim(i), " should be equal to indices.shape[", i, "]: ", indices.dim(i));
-  const Shape& ps = params.shape();
-  const int64_t batch = product(ps, 0, g.batch_dims), outer = product(ps, g.batch_dims, g.axis);
-  const int64_t n = ps[g.axis], inner = product(ps, g.axis + 1, ps.size());
-  const int64_t count = product(indices.shape(), g.batch_dims, indices.shape().size());
-  Shape out_shape = prefix(ps, g.axis);
-  for (int64_t d = g.batch_dims; d < indices.rank(); ++d) out_shape.push_back(indices.dim(d));
-  for (size_t d = g.axis + 1; d < ps.size(); ++d) out_shape.push_back(ps[d]);
-  std::vector<int64_t> idx = read_ints(indices);
-  for (size_t i = 0; i < idx.size(); ++i)
-    if (idx[i] < 0 || idx[i] >= n)
-      fail("indices", position(static_cast<int64_t>(i), indices.shape()), " = ", idx[i], " is not in [0, ", n, ")");
-  Tensor out(params.dtype(), out_shape);
-  if (out.num_elements() == 0) {
-    c.set_output(0, out);
-    return;
-  }
-  with_elem_type(params.dtype(), [&]<typename E>() {
-    const E* src = elems<E>(params);
-    E* dst = elems<E>(out);
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t o = 0; o < outer; ++o) {
-        const E* base = src + (b * outer + o) * n * inner;
-        for (int64_t i = 0; i < count; ++i, dst += inner) {
-          const E* row = base + idx[b * count + i] * inner;
-          std::copy(row, row + inner, dst);
-        }
-      }
-  });
-  c.set_output(0, out);
+  const int64_t axis = v2 ? scalar_operand(c.input(2), "axis") : 0;
+  c.set_output(0, gather(c.input(0), c.input(1), axis, v2 ? c.attr_or<int64_t>("batch_dims", 0) : 0));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -436,7 +401,141 @@ void infer_unique(InferContext& c) {
   if (c.node.op == "UniqueWithCounts") c.set_output(2, idx_type, PartialShape({-1}));
 }
 
+// ---------------------------------------------------------------------------------------------
+// DynamicPartition, DynamicStitch, ParallelDynamicStitch.
+
+void infer_dynamic_partition(InferContext& c) {
+  const ValueInfo &data = c.input(0), &parts = c.input(1);
+  const int64_t num = c.attr<int64_t>("num_partitions");
+  PartialShape out = PartialShape::unknown();
+  if (data.shape.known_rank && parts.shape.known_rank) {
+    if (parts.shape.rank() > data.shape.rank())
+      fail("partitions rank ", parts.shape.rank(), " exceeds data rank ", data.shape.rank());
+    std::vector<int64_t> dims{-1};
+    dims.insert(dims.end(), data.shape.dims.begin() + parts.shape.rank(), data.shape.dims.end());
+    out = PartialShape(dims);
+  }
+  for (int64_t i = 0; i < num; ++i) c.set_output(i, data.dtype, out);
+}
+
+void dynamic_partition_kernel(KernelContext& c) {
+  const Tensor &data = c.input(0), &parts = c.input(1);
+  const int64_t num = c.attr<int64_t>("num_partitions");
+  const Shape& ds = data.shape();
+  bool prefix_ok = parts.rank() <= data.rank();
+  for (int64_t d = 0; prefix_ok && d < parts.rank(); ++d) prefix_ok = parts.dim(d) == ds[d];
+  if (!prefix_ok)
+    fail("data.shape must start with partitions.shape, got data.shape = ", shape_str(ds),
+         ", partitions.shape = ", shape_str(parts.shape()));
+  std::vector<int64_t> p = read_ints(parts);
+  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(num));
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] < 0 || p[i] >= num)
+      fail("partitions", position(static_cast<int64_t>(i), parts.shape()), " = ", p[i], " is not in [0, ", num, ")");
+    rows[p[i]].push_back(static_cast<int64_t>(i));
+  }
+  const int64_t slice = product(ds, parts.rank(), ds.size());
+  for (int64_t k = 0; k < num; ++k) {
+    Shape shape{static_cast<int64_t>(rows[k].size())};
+    shape.insert(shape.end(), ds.begin() + parts.rank(), ds.end());
+    Tensor out(data.dtype(), shape);
+    if (out.num_elements() > 0) {
+      with_elem_type(data.dtype(), [&]<typename E>() {
+        const E* src = elems<E>(data);
+        E* dst = elems<E>(out);
+        for (int64_t r : rows[k]) dst = std::copy(src + r * slice, src + (r + 1) * slice, dst);
+      });
+    }
+    c.set_output(k, out);
+  }
+}
+
+void infer_dynamic_stitch(InferContext& c) {
+  const size_t n = c.num_inputs() / 2;
+  const ValueInfo &idx0 = c.input(0), &data0 = c.input(n);
+  PartialShape out = PartialShape::unknown();
+  if (idx0.shape.known_rank && data0.shape.known_rank && data0.shape.rank() >= idx0.shape.rank()) {
+    std::vector<int64_t> dims{-1};
+    dims.insert(dims.end(), data0.shape.dims.begin() + idx0.shape.rank(), data0.shape.dims.end());
+    out = PartialShape(dims);
+  }
+  c.set_output(0, data0.dtype, out);
+}
+
+// merged[indices[m][i]] = data[m][i]; later (m, i) win, as TF's CPU kernel does.
+void dynamic_stitch_kernel(KernelContext& c) {
+  const size_t n = c.num_inputs() / 2;
+  if (n == 0 || c.num_inputs() != 2 * n) fail("DynamicStitch needs N indices and N data tensors");
+  const Tensor &idx0 = c.input(0), &data0 = c.input(n);
+  if (data0.rank() < idx0.rank()) fail("data[0] rank is smaller than indices[0] rank");
+  const Shape rest(data0.shape().begin() + idx0.rank(), data0.shape().end());
+  const int64_t slice = num_elements(rest);
+  std::vector<std::vector<int64_t>> idx(n);
+  int64_t rows = 0;
+  for (size_t m = 0; m < n; ++m) {
+    const Tensor &im = c.input(m), &dm = c.input(n + m);
+    Shape want = im.shape();
+    want.insert(want.end(), rest.begin(), rest.end());
+    if (dm.shape() != want)
+      fail("data[", m, "].shape = ", shape_str(dm.shape()), " does not start with indices[", m,
+           "].shape = ", shape_str(im.shape()), " followed by ", shape_str(rest));
+    idx[m] = read_ints(im);
+    for (int64_t v : idx[m]) {
+      if (v < 0) fail("indices[", m, "] contains the negative index ", v);
+      rows = std::max(rows, v + 1);
+    }
+  }
+  Shape shape{rows};
+  shape.insert(shape.end(), rest.begin(), rest.end());
+  Tensor out(data0.dtype(), shape);
+  if (out.num_elements() > 0) {
+    with_elem_type(data0.dtype(), [&]<typename E>() {
+      E* dst = elems<E>(out);
+      for (size_t m = 0; m < n; ++m) {
+        const E* src = elems<E>(c.input(n + m));
+        for (size_t i = 0; i < idx[m].size(); ++i)
+          std::copy(src + i * slice, src + (i + 1) * slice, dst + idx[m][i] * slice);
+      }
+    });
+  }
+  c.set_output(0, out);
+}
+
 }  // namespace
+
+Tensor ops::array::gather(const Tensor& params, const Tensor& indices, int64_t axis_value, int64_t batch_dims) {
+  if (params.rank() == 0) fail("params must be at least 1 dimensional");
+  GatherDims g = gather_dims(axis_value, batch_dims, params.rank(), indices.rank());
+  for (int64_t i = 0; i < g.batch_dims; ++i)
+    if (params.dim(i) != indices.dim(i))
+      fail("params.shape[", i, "]: ", params.dim(i), " should be equal to indices.shape[", i, "]: ", indices.dim(i));
+  const Shape& ps = params.shape();
+  const int64_t batch = product(ps, 0, g.batch_dims), outer = product(ps, g.batch_dims, g.axis);
+  const int64_t n = ps[g.axis], inner = product(ps, g.axis + 1, ps.size());
+  const int64_t count = product(indices.shape(), g.batch_dims, indices.shape().size());
+  Shape out_shape = prefix(ps, g.axis);
+  for (int64_t d = g.batch_dims; d < indices.rank(); ++d) out_shape.push_back(indices.dim(d));
+  for (size_t d = g.axis + 1; d < ps.size(); ++d) out_shape.push_back(ps[d]);
+  std::vector<int64_t> idx = read_ints(indices);
+  for (size_t i = 0; i < idx.size(); ++i)
+    if (idx[i] < 0 || idx[i] >= n)
+      fail("indices", position(static_cast<int64_t>(i), indices.shape()), " = ", idx[i], " is not in [0, ", n, ")");
+  Tensor out(params.dtype(), out_shape);
+  if (out.num_elements() == 0) return out;
+  with_elem_type(params.dtype(), [&]<typename E>() {
+    const E* src = elems<E>(params);
+    E* dst = elems<E>(out);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t o = 0; o < outer; ++o) {
+        const E* base = src + (b * outer + o) * n * inner;
+        for (int64_t i = 0; i < count; ++i, dst += inner) {
+          const E* row = base + idx[b * count + i] * inner;
+          std::copy(row, row + inner, dst);
+        }
+      }
+  });
+  return out;
+}
 
 void register_gather_ops(OpRegistry& r) {
   r.add({.name = "Gather", .attr_defaults = {{"validate_indices", true}}, .infer = infer_gather,
@@ -466,6 +565,10 @@ void register_gather_ops(OpRegistry& r) {
   r.add({.name = "UniqueWithCounts", .attr_defaults = {{"out_idx", DType::kInt32}},
          .output_args = {{"y", "", ""}, {"idx", "", ""}, {"count", "", ""}}, .infer = infer_unique,
          .compute = unique_kernel});
+  r.add({.name = "DynamicPartition", .output_args = {{"outputs", "num_partitions", ""}},
+         .infer = infer_dynamic_partition, .compute = dynamic_partition_kernel});
+  for (const char* name : {"DynamicStitch", "ParallelDynamicStitch"})
+    r.add({.name = name, .infer = infer_dynamic_stitch, .compute = dynamic_stitch_kernel});
 }
 
 }  // namespace tessera

@@ -1,7 +1,7 @@
 // Ops where each output element is one input element (or a fill value), all built on
 // gather_offsets: StridedSlice, Slice, Transpose, ConjugateTranspose, Tile, Pad, PadV2,
 // MirrorPad, BroadcastTo, ReverseV2, Reverse, SpaceToBatchND, BatchToSpaceND, SpaceToDepth,
-// DepthToSpace.
+// DepthToSpace, Roll, ReverseSequence.
 #include <algorithm>
 #include <complex>
 
@@ -570,6 +570,61 @@ void depth_kernel(KernelContext& c) {
   c.set_output(0, gather_offsets(x, out_shape, off));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Roll, ReverseSequence.
+
+void roll_kernel(KernelContext& c) {
+  const Tensor& x = c.input(0);
+  std::vector<int64_t> shift = read_ints(c.input(1)), axis = read_ints(c.input(2));
+  if (c.input(1).rank() > 1) fail("shift must be a scalar or a 1-D vector, got ", shape_str(c.input(1).shape()));
+  if (c.input(2).rank() > 1) fail("axis must be a scalar or a 1-D vector, got ", shape_str(c.input(2).shape()));
+  if (shift.size() != axis.size())
+    fail("shift and axis must have the same size, got ", shift.size(), " and ", axis.size());
+  std::vector<int64_t> total(x.rank(), 0);  // repeated axes add up
+  for (size_t i = 0; i < axis.size(); ++i) {
+    int64_t a = axis[i] < 0 ? axis[i] + x.rank() : axis[i];
+    if (a < 0 || a >= x.rank()) fail("axis ", axis[i], " is out of range for a tensor of rank ", x.rank());
+    total[a] += shift[i];
+  }
+  std::vector<int64_t> strides = ops::strides_of(x.shape());
+  Offsets off = identity_offsets(x.shape());
+  for (int64_t d = 0; d < x.rank(); ++d) {
+    const int64_t n = x.dim(d);
+    if (n == 0) continue;
+    const int64_t s = ((total[d] % n) + n) % n;
+    for (int64_t j = 0; j < n; ++j) off[d][j] = ((j - s + n) % n) * strides[d];
+  }
+  c.set_output(0, gather_offsets(x, x.shape(), off));
+}
+
+void reverse_sequence_kernel(KernelContext& c) {
+  const Tensor& x = c.input(0);
+  const int64_t seq_dim = c.attr<int64_t>("seq_dim"), batch_dim = c.attr_or<int64_t>("batch_dim", 0);
+  const int64_t rank = x.rank();
+  if (seq_dim < 0 || seq_dim >= rank) fail("seq_dim ", seq_dim, " is out of range for rank ", rank);
+  if (batch_dim < 0 || batch_dim >= rank) fail("batch_dim ", batch_dim, " is out of range for rank ", rank);
+  if (seq_dim == batch_dim) fail("seq_dim == batch_dim == ", seq_dim);
+  std::vector<int64_t> lens = vector_input(c.input(1), "seq_lengths");
+  if (static_cast<int64_t>(lens.size()) != x.dim(batch_dim))
+    fail("Length of seq_lengths != input.dims(", batch_dim, "), (", lens.size(), " vs. ", x.dim(batch_dim), ")");
+  for (size_t b = 0; b < lens.size(); ++b) {
+    if (lens[b] < 0) fail("seq_lengths(", b, ") < 0");
+    if (lens[b] > x.dim(seq_dim)) fail("seq_lens(", b, ") > input.dims(", seq_dim, ")");
+  }
+  std::vector<int64_t> strides = ops::strides_of(x.shape());
+  const int64_t sb = strides[batch_dim], ss = strides[seq_dim], nb = x.dim(batch_dim), ns = x.dim(seq_dim);
+  Tensor out = x.clone();
+  with_elem_type(x.dtype(), [&]<typename E>() {
+    const E* src = elems<E>(x);
+    E* dst = elems<E>(out);
+    for (int64_t i = 0; i < x.num_elements(); ++i) {
+      const int64_t b = (i / sb) % nb, s = (i / ss) % ns;
+      if (s < lens[b]) dst[i] = src[i + (lens[b] - 1 - 2 * s) * ss];
+    }
+  });
+  c.set_output(0, out);
+}
+
 }  // namespace
 
 void register_slice_ops(OpRegistry& r) {
@@ -600,6 +655,9 @@ void register_slice_ops(OpRegistry& r) {
   r.add({.name = "BatchToSpaceND",
          .attr_defaults = {{"Tblock_shape", DType::kInt32}, {"Tcrops", DType::kInt32}},
          .infer = infer_block_op, .compute = batch_to_space_kernel});
+  r.add({.name = "Roll", .infer = [](InferContext& c) { ops::infer_same_as_input(c); }, .compute = roll_kernel});
+  r.add({.name = "ReverseSequence", .attr_defaults = {{"batch_dim", int64_t{0}}, {"Tlen", DType::kInt64}},
+         .infer = [](InferContext& c) { ops::infer_same_as_input(c); }, .compute = reverse_sequence_kernel});
   for (const char* name : {"SpaceToDepth", "DepthToSpace"})
     r.add({.name = name, .attr_defaults = {{"data_format", std::string("NHWC")}}, .infer = infer_depth_op,
            .compute = depth_kernel});

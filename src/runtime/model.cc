@@ -16,12 +16,15 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   if (!model->unsupported_.empty() || options.skip_variables) return model;
 
   ResourceStore store;
+  std::vector<Feed> assets;
+  for (const auto& [value, file] : m.asset_paths) assets.push_back({value, Tensor::string_scalar(file)});
   with_context("restoring variables of '" + path + "'", [&] {
     if (m.restore) {
-      interpret(*m.graph, {{m.restore->filename, Tensor::string_scalar(m.restore->prefix)}}, {},
-                {m.restore->target}, &store);
+      std::vector<Feed> feeds = assets;
+      feeds.push_back({m.restore->filename, Tensor::string_scalar(m.restore->prefix)});
+      interpret(*m.graph, feeds, {}, {m.restore->target}, &store);
     }
-    if (!m.init_targets.empty()) interpret(*m.graph, {}, {}, m.init_targets, &store);
+    if (!m.init_targets.empty()) interpret(*m.graph, assets, {}, m.init_targets, &store);
   });
   model->variables_ = store.snapshot();
   return model;

@@ -126,7 +126,8 @@ std::string attr_json(const AttrValue& v) {
           for (size_t i = 0; i < x.dims.size(); ++i) out += (i ? "," : "") + std::to_string(x.dims[i]);
           return out + "]";
         } else if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<float>> ||
-                             std::is_same_v<T, std::vector<std::string>> || std::is_same_v<T, std::vector<DType>>) {
+                             std::is_same_v<T, std::vector<std::string>> || std::is_same_v<T, std::vector<DType>> ||
+                             std::is_same_v<T, std::vector<PartialShape>>) {
           std::string out = "[";
           for (size_t i = 0; i < x.size(); ++i) out += (i ? "," : "") + attr_json(AttrValue(x[i]));
           return out + "]";

@@ -76,6 +76,12 @@ class Importer {
     for (const auto& n : def_.node()) {
       if (!needed.count(n.name())) continue;
       RawNode r = with_context("node '" + n.name() + "' (" + n.op() + ")", [&] { return convert_node(n, {}); });
+      if (def_.versions().producer() <= 21 && (r.op == "Placeholder" || r.op == "PlaceholderV2")) {
+        auto it = r.attrs.find("shape");
+        if (it != r.attrs.end() && std::holds_alternative<PartialShape>(it->second) &&
+            std::get<PartialShape>(it->second).rank() == 0)
+          it->second = PartialShape::unknown();  // before GraphDef version 22 this meant "any shape"
+      }
       for (const auto& in : n.input()) {
         TensorRef ref = parse_tensor_ref(in);
         if (ref.control) r.control_inputs.push_back(ref.node);

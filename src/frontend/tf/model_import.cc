@@ -54,7 +54,8 @@ TensorSpec make_spec(const Graph& graph, const std::string& key, const tensorflo
   spec.tensor = info.name();
   spec.value = resolve_tensor(graph, info.name(), what + " '" + key + "'");
   spec.dtype = convert_dtype(info.dtype());
-  spec.shape = convert_shape(info.tensor_shape());
+  // An absent shape (older exporters) means unknown, not scalar.
+  spec.shape = info.has_tensor_shape() ? convert_shape(info.tensor_shape()) : PartialShape::unknown();
   return spec;
 }
 
@@ -121,6 +122,16 @@ ModelImport import_saved_model(const std::string& dir, const ModelImportOptions&
     if (!init_ops.empty()) break;
     init_ops = collection_nodes(mg, key);
   }
+  // Assets: TF2 lists them in asset_file_def, TF1 in the "saved_model_assets" collection.
+  std::vector<std::pair<std::string, std::string>> assets;  // tensor name -> file name
+  for (const auto& a : mg.asset_file_def()) assets.push_back({a.tensor_info().name(), a.filename()});
+  if (auto it = mg.collection_def().find("saved_model_assets"); assets.empty() && it != mg.collection_def().end()) {
+    for (const auto& any : it->second.any_list().value()) {
+      tensorflow::AssetFileDef a;
+      if (any.UnpackTo(&a)) assets.push_back({a.tensor_info().name(), a.filename()});
+    }
+  }
+  for (const auto& [tensor, file] : assets) roots.push_back(tensor);
   const auto& saver = mg.saver_def();
   bool has_saver = !saver.restore_op_name().empty() && !saver.filename_tensor_name().empty();
   if (has_saver) {
@@ -152,6 +163,12 @@ ModelImport import_saved_model(const std::string& dir, const ModelImportOptions&
       for (const auto& [k, info] : sig_def.outputs())
         sig.outputs.push_back(make_spec(g, k, info, "signature '" + key + "' output"));
       m.signatures[key] = std::move(sig);
+    }
+    for (const auto& [tensor, file] : assets) {
+      TS_CHECK(file.find("..") == std::string::npos && (file.empty() || file[0] != '/'),
+               "asset file name '", file, "' escapes the assets folder");
+      m.asset_paths.push_back({resolve_tensor(g, tensor, "asset '" + file + "'"),
+                               join_path(join_path(dir, "assets"), file)});
     }
     for (const std::string& name : init_ops) {
       Node* n = g.find(parse_tensor_ref(name).node);
