@@ -33,7 +33,8 @@ void verify_one(const Graph& g, const std::string& where, std::vector<std::strin
         if (n->outputs[i].dtype == DType::kInvalid)
           problems.push_back(where + n->label() + ": output " + std::to_string(i) + " has no dtype");
     }
-    for (const auto& [key, value] : n->attrs) {
+    for (const auto& [attr_key, value] : n->attrs) {
+      const std::string& key = attr_key;  // clang cannot capture structured bindings
       auto check_func = [&](const FuncRef& f) {
         if (!g.library || !g.library->find(f.name))
           problems.push_back(where + n->label() + ": attribute '" + key + "' names missing function '" + f.name + "'");

@@ -508,7 +508,7 @@ void register_shape_ops(OpRegistry& r) {
          .infer = infer_squeeze, .compute = squeeze_kernel});
   r.add({.name = "Fill", .attr_defaults = {{"index_type", DType::kInt32}}, .infer = infer_fill,
          .compute = fill_kernel});
-  r.add({.name = "Empty", .attr_defaults = {{"init", false}},
+  r.add({.name = "Empty", .attr_defaults = {{"init", false}}, .stateful = true,  // as in TF: never folded
          .infer = [](InferContext& c) {
            c.set_output(0, c.attr<DType>("dtype"), shape_from_partial(partial_input(c, 0)));
          },

@@ -106,7 +106,8 @@ class Importer {
           fail("attribute '", key, "' refers to function attribute '", value.placeholder(), "' which the call does not set");
         r.attrs[key] = it->second;
       } else {
-        r.attrs[key] = with_context("attribute '" + key + "'", [&] { return convert_attr(value); });
+        const tensorflow::AttrValue& proto = value;  // structured bindings cannot be captured (C++20 clang)
+        r.attrs[key] = with_context("attribute '" + key + "'", [&] { return convert_attr(proto); });
       }
     }
     return r;
