@@ -34,12 +34,21 @@ void infer_broadcast(InferContext& c) {
                broadcast_partial(c.input(0).shape, c.input(1).shape));
 }
 
-// out = f(x, y) over the broadcast shape. `f` takes Calc values; `fs` handles string operands
-// for the few ops that accept them (nullptr_t otherwise).
+// The typed loop, separate from the dtype list so ops sharing a functor (Div/RealDiv,
+// Mod/TruncateMod, Less/Greater) share instantiations.
+template <Out R, typename T, typename F>
+void binary_typed(const Broadcast& p, const Tensor& x, const Tensor& y, Tensor& out, F& f) {
+  using O = std::conditional_t<R == Out::kBool, bool, T>;
+  apply2(p, x.data<T>(), y.data<T>(), out.data<O>(),
+         [&](T a, T b) { return static_cast<O>(f(up(a), up(b))); });
+}
+
+// out = f(x, y) over the broadcast shape (f(y, x) with `swap`). `f` takes Calc values; `fs`
+// handles string operands for the few ops that accept them (nullptr_t otherwise).
 template <Out R, typename... Ts, typename F, typename FS = std::nullptr_t>
-void binary_compute(KernelContext& c, const char* name, F& f, FS fs = nullptr) {
-  const Tensor& x = c.input(0);
-  const Tensor& y = c.input(1);
+void binary_compute(KernelContext& c, const char* name, F& f, FS fs = nullptr, bool swap = false) {
+  const Tensor& x = c.input(swap ? 1 : 0);
+  const Tensor& y = c.input(swap ? 0 : 1);
   check_same_dtype(x, y);
   Broadcast p = make_broadcast({&x.shape(), &y.shape()});
   Tensor out(R == Out::kBool ? DType::kBool : x.dtype(), p.out_shape);
@@ -52,18 +61,16 @@ void binary_compute(KernelContext& c, const char* name, F& f, FS fs = nullptr) {
       return;
     }
   }
-  dispatch(Types<Ts...>{}, x.dtype(), name, [&]<typename T>() -> void {
-    using O = std::conditional_t<R == Out::kBool, bool, T>;
-    apply2(p, x.data<T>(), y.data<T>(), out.data<O>(),
-           [&](T a, T b) { return static_cast<O>(f(up(a), up(b))); });
-  });
+  dispatch(Types<Ts...>{}, x.dtype(), name,
+           [&]<typename T>() -> void { binary_typed<R, T>(p, x, y, out, f); });
   c.set_output(0, std::move(out));
 }
 
 template <Out R, typename... Ts, typename F>
-void add_binary(OpRegistry& r, const char* name, Types<Ts...>, F f) {
-  r.add({.name = name, .infer = infer_broadcast<R>, .compute = [name, f](KernelContext& c) mutable {
-           binary_compute<R, Ts...>(c, name, f);
+void add_binary(OpRegistry& r, const char* name, Types<Ts...>, F f, bool swap = false) {
+  r.add({.name = name, .infer = infer_broadcast<R>,
+         .compute = [name, f, swap](KernelContext& c) mutable {
+           binary_compute<R, Ts...>(c, name, f, nullptr, swap);
          }});
 }
 
@@ -418,13 +425,13 @@ void register_binary_ops(OpRegistry& r) {
   constexpr Out B = Out::kBool;
 
   // Add also concatenates strings.
-  r.add({.name = "Add", .infer = infer_broadcast<S>, .compute = [](KernelContext& c) {
-           auto f = [](auto a, auto b) { return wadd(a, b); };
+  auto add = [](auto a, auto b) { return wadd(a, b); };
+  r.add({.name = "Add", .infer = infer_broadcast<S>, .compute = [add](KernelContext& c) mutable {
            auto fs = [](const std::string& a, const std::string& b) { return a + b; };
            binary_compute<S, float, double, float16, bfloat16, uint8_t, int8_t, int16_t, int32_t,
-                          int64_t>(c, "Add", f, fs);
+                          int64_t>(c, "Add", add, fs);
          }});
-  add_binary<S>(r, "AddV2", RealTypes{}, [](auto a, auto b) { return wadd(a, b); });
+  add_binary<S>(r, "AddV2", RealTypes{}, add);
   add_binary<S>(r, "Sub", RealTypes{}, [](auto a, auto b) { return wsub(a, b); });
   add_binary<S>(r, "Mul", RealTypes{}, [](auto a, auto b) { return wmul(a, b); });
   auto div = [](auto a, auto b) {
@@ -462,10 +469,13 @@ void register_binary_ops(OpRegistry& r) {
   add_binary<S>(r, "Xlogy", FloatTypes{}, [](auto a, auto b) { return a == 0 ? decltype(a)(0) : a * std::log(b); });
   add_binary<S>(r, "Xlog1py", FloatTypes{}, [](auto a, auto b) { return a == 0 ? decltype(a)(0) : a * std::log1p(b); });
 
-  add_binary<B>(r, "Less", RealTypes{}, [](auto a, auto b) { return a < b; });
-  add_binary<B>(r, "LessEqual", RealTypes{}, [](auto a, auto b) { return a <= b; });
-  add_binary<B>(r, "Greater", RealTypes{}, [](auto a, auto b) { return a > b; });
-  add_binary<B>(r, "GreaterEqual", RealTypes{}, [](auto a, auto b) { return a >= b; });
+  // x > y is y < x (also for NaN), so Greater/GreaterEqual reuse Less/LessEqual's loops.
+  auto less = [](auto a, auto b) { return a < b; };
+  auto less_equal = [](auto a, auto b) { return a <= b; };
+  add_binary<B>(r, "Less", RealTypes{}, less);
+  add_binary<B>(r, "LessEqual", RealTypes{}, less_equal);
+  add_binary<B>(r, "Greater", RealTypes{}, less, /*swap=*/true);
+  add_binary<B>(r, "GreaterEqual", RealTypes{}, less_equal, /*swap=*/true);
   add_equality<true>(r, "Equal");
   add_equality<false>(r, "NotEqual");
   add_binary<S>(r, "LogicalAnd", Types<bool>{}, [](bool a, bool b) { return a && b; });

@@ -69,8 +69,9 @@ template <typename T> inline T* elems(Tensor& t) {
 // 32/64-bit signed types, 8/16-bit types saturate (after that int32 step), uint32/uint64 are
 // exact on their range, wrap small negatives, and give 2^31 / 2^63 otherwise. (TF's scalar
 // tail loop wraps 8/16-bit results instead; out-of-range casts are unspecified in TF.)
+// `saturate_narrow = false` gives that scalar rule (used where TF converts one value).
 template <typename D>
-D float_to_int(double v) {
+D float_to_int(double v, bool saturate_narrow = true) {
   constexpr double k2_31 = 2147483648.0, k2_32 = 4294967296.0;
   constexpr double k2_63 = 9223372036854775808.0, k2_64 = 18446744073709551616.0;
   if constexpr (std::is_same_v<D, int64_t>) {
@@ -89,7 +90,7 @@ D float_to_int(double v) {
                                            : std::numeric_limits<int32_t>::min();
     if constexpr (sizeof(D) < 4) {
       constexpr int32_t lo = std::numeric_limits<D>::min(), hi = std::numeric_limits<D>::max();
-      i = i < lo ? lo : (i > hi ? hi : i);
+      if (saturate_narrow) i = i < lo ? lo : (i > hi ? hi : i);
     }
     return static_cast<D>(i);
   }

@@ -7,6 +7,7 @@
 // and products accumulate in double and round once; integers wrap like TF's.
 #include <algorithm>
 #include <numeric>
+#include <optional>
 
 #include "ops/elementwise_util.h"
 #include "ops/op_helpers.h"
@@ -196,7 +197,7 @@ void register_axis_reductions(OpRegistry& r) {
       }
     }, [](A a) {
       if constexpr (is_floating<T>) return store<T>(std::sqrt(a));
-      else return float_to_int<T>(std::sqrt(static_cast<double>(static_cast<T>(a))));
+      else return float_to_int<T>(std::sqrt(static_cast<double>(static_cast<T>(a))), false);
     });
   });
   add_reduction(r, "All", Types<bool>{}, []<typename T>(const Tensor& x, const ReducePlan& p, Tensor& out) {
@@ -329,16 +330,20 @@ void softmax_kernel(KernelContext& c) {
       C m = up(in[0]);
       for (int64_t i = 1; i < n; ++i) m = std::max(m, up(in[i]));
       double sum = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        e[i] = up(in[i]) - m;
-        sum += std::exp(e[i]);
-      }
-      if constexpr (kLog) {
+      if constexpr (kLog) {  // e = x - max
+        for (int64_t i = 0; i < n; ++i) {
+          e[i] = up(in[i]) - m;
+          sum += std::exp(e[i]);
+        }
         const C ls = static_cast<C>(std::log(sum));
         for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(e[i] - ls);
-      } else {
+      } else {  // e = exp(x - max)
+        for (int64_t i = 0; i < n; ++i) {
+          e[i] = std::exp(up(in[i]) - m);
+          sum += e[i];
+        }
         const double inv = 1.0 / sum;
-        for (int64_t i = 0; i < n; ++i) o[i] = store<T>(std::exp(e[i]) * inv);
+        for (int64_t i = 0; i < n; ++i) o[i] = store<T>(e[i] * inv);
       }
     }
   });

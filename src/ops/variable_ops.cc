@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "io/tensor_bundle.h"
+#include "ops/array_util.h"
 #include "ops/op_helpers.h"
 
 namespace tessera {
@@ -119,6 +120,27 @@ void register_variable_ops(OpRegistry& r) {
   r.add({.name = "DestroyResourceOp", .attr_defaults = {{"ignore_lookup_error", true}}, .stateful = true,
          .infer = [](InferContext&) {},
          .compute = [](KernelContext&) {}});
+  // Embedding lookups read rows of a variable directly (Keras Embedding layers).
+  r.add({.name = "ResourceGather", .attr_defaults = {{"batch_dims", int64_t{0}}, {"validate_indices", true}},
+         .stateful = true,
+         .infer = [](InferContext& c) {
+           PartialShape params = handle_shape(c.node.inputs.at(0));
+           const PartialShape& idx = c.input(1).shape;
+           int64_t batch_dims = c.attr<int64_t>("batch_dims");
+           if (!params.known_rank || !idx.known_rank) {
+             c.set_output(0, c.attr<DType>("dtype"), PartialShape::unknown());
+             return;
+           }
+           std::vector<int64_t> dims(params.dims.begin(), params.dims.begin() + batch_dims);
+           dims.insert(dims.end(), idx.dims.begin() + batch_dims, idx.dims.end());
+           dims.insert(dims.end(), params.dims.begin() + batch_dims + 1, params.dims.end());
+           c.set_output(0, c.attr<DType>("dtype"), PartialShape(dims));
+         },
+         .compute = [](KernelContext& c) {
+           Tensor params = store(c).read(key_of(c, 0));
+           int64_t batch_dims = c.attr<int64_t>("batch_dims");
+           c.set_output(0, ops::array::gather(params, c.input(1), batch_dims, batch_dims));
+         }});
   r.add({.name = "RestoreV2", .output_args = {{"tensors", "", "dtypes"}}, .stateful = true,
          .infer = [](InferContext& c) {
            const auto& dtypes = c.attr<std::vector<DType>>("dtypes");
