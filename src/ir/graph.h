@@ -73,6 +73,11 @@ struct Node {
 struct FunctionLibrary {
   std::map<std::string, std::shared_ptr<Graph>> functions;
   const Graph* find(const std::string& name) const;
+  // The pointer a function graph keeps to the library holding it: non-owning, so the library
+  // and its functions do not keep each other alive (the main graph owns the library).
+  static std::shared_ptr<FunctionLibrary> borrow(const std::shared_ptr<FunctionLibrary>& lib) {
+    return std::shared_ptr<FunctionLibrary>(std::shared_ptr<FunctionLibrary>(), lib.get());
+  }
 };
 
 class Graph {

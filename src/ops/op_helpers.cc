@@ -24,7 +24,7 @@ PartialShape broadcast(const Node& node, const PartialShape& a, const PartialSha
     else if (db == 1) out[i] = da;
     else if (da < 0) out[i] = db;
     else if (db < 0 || da == db) out[i] = da;
-    else fail(node.label(), ": shapes ", a.str(), " and ", b.str(), " are not broadcast-compatible");
+    else fail("shapes ", a.str(), " and ", b.str(), " are not broadcast-compatible");
   }
   return PartialShape(out);
 }
@@ -37,7 +37,7 @@ Shape broadcast(const Node& node, const Shape& a, const Shape& b) {
     int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
     if (da == db || db == 1) out[i] = da;
     else if (da == 1) out[i] = db;
-    else fail(node.label(), ": shapes ", shape_str(a), " and ", shape_str(b),
+    else fail("shapes ", shape_str(a), " and ", shape_str(b),
               " are not broadcast-compatible");
   }
   return out;

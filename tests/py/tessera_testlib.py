@@ -111,3 +111,24 @@ def assert_numeric_match(ref, got, name="output", rtol=1e-4, atol=1e-6):
 
 SHARED = pathlib.Path(os.environ.get("TESSERA_SHARED_DIR", REPO.parent / "shared"))
 SERVING_TESTDATA = SHARED / "testdata/tf/serving/tensorflow_serving"
+
+
+def compare_graph_with_tf(graph, fetches, feed_cases=({},), rtol=1e-4, atol=1e-6):
+    """Runs `fetches` (tf.Tensors of the tf.Graph `graph`) for each feed dict
+    ({placeholder: value}) in a TF session and through `tessera run`, and asserts a numeric
+    match (strings compared exactly)."""
+    import tensorflow as tf
+    gd = graph.as_graph_def()
+    names = [t.name for t in fetches]
+    for feeds in feed_cases:
+        feeds = {p: np.asarray(v, dtype=bytes if p.dtype == tf.string else p.dtype.as_numpy_dtype)
+                 for p, v in feeds.items()}
+        with tf.compat.v1.Session(graph=graph) as sess:
+            ref = sess.run(fetches, feed_dict=feeds)
+        got = run_graph(gd, {p.name: v for p, v in feeds.items()}, names)
+        for name, r in zip(names, ref):
+            r = np.asarray(r)
+            if r.dtype == object:
+                assert [bytes(x) for x in r.ravel()] == [bytes(x) for x in got[name].ravel()], name
+            else:
+                assert_numeric_match(r, got[name], name, rtol=rtol, atol=atol)

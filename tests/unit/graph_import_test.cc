@@ -89,6 +89,27 @@ TEST(GraphImport, InlinesNestedCallsAndResolvesArgReferences) {
   EXPECT_EQ(g.find("y")->outputs[0].shape, PartialShape({2}));
 }
 
+TEST(GraphImport, LibraryIsFreedWithItsGraph) {
+  // Regression (found by graphdef_fuzzer): function graphs used to own their library, a cycle.
+  auto gd = parse(std::string(kConst) + R"(
+    node { name: "if" op: "StatelessIf" input: "c" input: "c"
+           attr { key: "Tcond" value { type: DT_FLOAT } } attr { key: "Tin" value { list { type: DT_FLOAT } } }
+           attr { key: "Tout" value { list { type: DT_FLOAT } } }
+           attr { key: "then_branch" value { func { name: "id" } } }
+           attr { key: "else_branch" value { func { name: "id" } } } }
+    library { function {
+      signature { name: "id" input_arg { name: "x" type: DT_FLOAT } output_arg { name: "r" type: DT_FLOAT } }
+      ret { key: "r" value: "x" }
+    } })");
+  std::weak_ptr<FunctionLibrary> library;
+  {
+    auto result = import_graph(gd, {"if"});
+    library = result.graph->library;
+    ASSERT_NE(result.graph->library->find("id"), nullptr);
+  }
+  EXPECT_TRUE(library.expired());
+}
+
 TEST(GraphImport, RecursiveFunctionIsAnError) {
   auto gd = parse(std::string(kConst) + R"(
     node { name: "call" op: "PartitionedCall" input: "c" attr { key: "f" value { func { name: "loop" } } } }

@@ -358,7 +358,7 @@ class Importer {
     if (library_->functions.count(name)) return;
     const tensorflow::FunctionDef& fn = function(name);
     const auto& sig = fn.signature();
-    auto graph = std::make_shared<Graph>(library_);
+    auto graph = std::make_shared<Graph>(FunctionLibrary::borrow(library_));
     graph->name = name;
     library_->functions[name] = graph;  // registered first: guards against recursion
     with_context("function '" + name + "'", [&] {
