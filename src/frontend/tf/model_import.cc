@@ -15,8 +15,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Protobuf's own log lines (e.g. about invalid UTF-8) would duplicate the error we report.
+void silence_protobuf_logging() {
+  static const bool once = [] {
+    google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int, const std::string&) {});
+    return true;
+  }();
+  (void)once;
+}
+
 template <typename Proto>
 void parse_proto(const std::string& path, Proto& proto, bool text) {
+  silence_protobuf_logging();
   std::string bytes = read_file(path);
   bool ok = text ? google::protobuf::TextFormat::ParseFromString(bytes, &proto)
                  : proto.ParseFromString(bytes);
