@@ -64,9 +64,7 @@ def _record_op_coverage(serialized_graph_def):
     from tensorflow.core.framework import graph_pb2
     gd = graph_pb2.GraphDef()
     gd.ParseFromString(serialized_graph_def)
-    ops = {n.op for n in gd.node}
-    for f in gd.library.function:
-        ops.update(n.op for n in f.node_def)
+    ops = _op_types(gd)
     COVERAGE_DIR.mkdir(parents=True, exist_ok=True)
     with open(COVERAGE_DIR / f"{os.getpid()}.txt", "a") as out:
         out.write("\n".join(sorted(ops)) + "\n")
@@ -113,6 +111,32 @@ SHARED = pathlib.Path(os.environ.get("TESSERA_SHARED_DIR", REPO.parent / "shared
 SERVING_TESTDATA = SHARED / "testdata/tf/serving/tensorflow_serving"
 
 
+def assert_output_match(ref, got, name="output", rtol=1e-4, atol=1e-6):
+    """assert_numeric_match, plus strings: TF returns them as bytes objects, Tessera as an
+    "S" array; shapes and every byte must be equal."""
+    ref = np.asarray(ref)
+    if ref.dtype == object:
+        got = np.asarray(got)
+        assert got.shape == ref.shape, f"{name}: shape {got.shape} != reference {ref.shape}"
+        assert got.dtype.kind == "S", f"{name}: dtype {got.dtype} is not bytes"
+        assert [bytes(x) for x in ref.ravel()] == [bytes(x) for x in got.ravel()], \
+            f"{name}: strings differ\nref={ref}\ngot={got}"
+        return
+    assert_numeric_match(ref, got, name, rtol=rtol, atol=atol)
+
+
+def graph_op_types(graph):
+    """Op types in a tf.Graph and in its function library."""
+    return _op_types(graph.as_graph_def())
+
+
+def _op_types(gd):
+    ops = {n.op for n in gd.node}
+    for f in gd.library.function:
+        ops.update(n.op for n in f.node_def)
+    return ops
+
+
 def compare_graph_with_tf(graph, fetches, feed_cases=({},), rtol=1e-4, atol=1e-6):
     """Runs `fetches` (tf.Tensors of the tf.Graph `graph`) for each feed dict
     ({placeholder: value}) in a TF session and through `tessera run`, and asserts a numeric
@@ -127,8 +151,94 @@ def compare_graph_with_tf(graph, fetches, feed_cases=({},), rtol=1e-4, atol=1e-6
             ref = sess.run(fetches, feed_dict=feeds)
         got = run_graph(gd, {p.name: v for p, v in feeds.items()}, names)
         for name, r in zip(names, ref):
-            r = np.asarray(r)
-            if r.dtype == object:
-                assert [bytes(x) for x in r.ravel()] == [bytes(x) for x in got[name].ravel()], name
-            else:
-                assert_numeric_match(r, got[name], name, rtol=rtol, atol=atol)
+            assert_output_match(r, got[name],
+                                f"{name} (feeds {[np.asarray(v).tolist() for v in feeds.values()]})",
+                                rtol=rtol, atol=atol)
+
+
+# ---------------------------------------------------------------------------------------------
+# Op tests: build a small tf.Graph of raw ops on placeholders named after numpy feeds, run it in
+# a TF session and through `tessera run`, compare.
+
+# Tolerance (rtol, atol) per output dtype name; float32 and anything else: (1e-4, 1e-6).
+# float16 1e-2 and bfloat16 2e-2 because TF's 16-bit kernels round intermediates (and
+# accumulate sums) in 16-bit precision where Tessera keeps float; float64 1e-9.
+DTYPE_TOL = {"float16": (1e-2, 1e-3), "bfloat16": (2e-2, 1e-2), "float64": (1e-9, 1e-12)}
+
+
+def dtype_tolerance(dtype):
+    """(rtol, atol) for an output of tf.DType `dtype` (see DTYPE_TOL)."""
+    return DTYPE_TOL.get(dtype.name, (1e-4, 1e-6))
+
+
+def feed_dtype(dtype):
+    """The numpy dtype to feed a test dtype as ("bfloat16" is fed as float32)."""
+    return np.float32 if dtype == "bfloat16" else dtype
+
+
+def typed(x, dtype):
+    """The placeholder as the test dtype (bfloat16 placeholders are float32, cast here)."""
+    import tensorflow as tf
+    return tf.cast(x, tf.bfloat16) if dtype == "bfloat16" else x
+
+
+def rand_float(rng, shape, dtype, lo=-4, hi=4):
+    return rng.uniform(lo, hi, size=shape).astype(feed_dtype(dtype))
+
+
+def rand_int(rng, shape, dtype, lo=-50, hi=50):
+    info = np.iinfo(dtype)
+    return rng.integers(max(info.min, lo), min(info.max, hi) + 1, size=shape).astype(dtype)
+
+
+def _placeholder_dtype(arr):
+    import tensorflow as tf
+    return tf.string if arr.dtype.kind == "S" else tf.as_dtype(arr.dtype)
+
+
+def check_ops_with_tf(build, feeds, unknown_shape=(), tol=dtype_tolerance):
+    """Builds `build(**placeholders)` -> tensors, runs TF and Tessera and compares them.
+
+    Placeholders named in `unknown_shape` get an unknown first dim ("*": unknown rank).
+    `tol` is (rtol, atol), or a function of each output's tf.DType giving it (taken before
+    bfloat16 outputs are cast to float32 for the comparison)."""
+    import tensorflow as tf
+    g = tf.Graph()
+    with g.as_default():
+        phs = {}
+        for name, arr in feeds.items():
+            shape = list(arr.shape)
+            if name in unknown_shape and shape:
+                shape[0] = None
+            if unknown_shape == "*":
+                shape = None
+            phs[name] = tf.compat.v1.placeholder(_placeholder_dtype(arr), shape, name=name)
+        outs = build(**phs)
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        tols = [tol(o.dtype) if callable(tol) else tol for o in outs]
+        outs = [tf.cast(o, tf.float32) if o.dtype == tf.bfloat16 else o for o in outs]
+    with tf.compat.v1.Session(graph=g) as sess:
+        ref = sess.run(list(outs), {phs[k]: v for k, v in feeds.items()})
+    fetches = [o.name for o in outs]
+    got = run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, fetches)
+    for name, r, (rtol, atol) in zip(fetches, ref, tols):
+        assert_output_match(r, got[name], name, rtol=rtol, atol=atol)
+
+
+def check_op_error(build, feeds, node_name, message=None):
+    """Tessera must fail with an error naming `node_name` (and containing `message`) on the
+    graph `build(**placeholders)` (placeholders of unknown dims)."""
+    import pytest
+    import tensorflow as tf
+    g = tf.Graph()
+    with g.as_default():
+        phs = {n: tf.compat.v1.placeholder(_placeholder_dtype(a), [None] * a.ndim, name=n)
+               for n, a in feeds.items()}
+        out = build(**phs)
+    with pytest.raises(AssertionError) as err:
+        run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, [out.name])
+    text = str(err.value)
+    assert node_name in text, text
+    if message:
+        assert message in text, text

@@ -3,46 +3,13 @@
 // differential tests against TensorFlow are in tests/py/ops/test_array_ops.py.
 #include <gtest/gtest.h>
 
-#include "ir/interpreter.h"
-#include "ir/op_registry.h"
+#include "op_test_util.h"
 
 namespace tessera {
 namespace {
 
-struct TestGraph {
-  Graph g;
-  std::vector<Feed> feeds;
-  int counter = 0;
-
-  // A placeholder of static shape `declared`, fed `t` at run time.
-  Value input(const Tensor& t, PartialShape declared) {
-    Node* n = g.add("in" + std::to_string(counter++), "Placeholder", {},
-                    {{"dtype", t.dtype()}, {"shape", declared}});
-    infer_node(*n);
-    feeds.push_back({n->out(), t});
-    return n->out();
-  }
-  Value input(const Tensor& t) { return input(t, PartialShape(t.shape())); }
-  // A placeholder that is never fed (inference-only tests).
-  Value symbolic(DType dtype, PartialShape shape) {
-    Node* n = g.add("sym" + std::to_string(counter++), "Placeholder", {}, {{"dtype", dtype}, {"shape", shape}});
-    infer_node(*n);
-    return n->out();
-  }
-  Value constant(const Tensor& t) {
-    Node* n = g.add("c" + std::to_string(counter++), "Const", {}, {{"value", t}, {"dtype", t.dtype()}});
-    infer_node(*n);
-    return n->out();
-  }
-  Value ints(std::vector<int32_t> v) { return constant(Tensor::from_vector<int32_t>(v, {static_cast<int64_t>(v.size())})); }
-  Value scalar(int32_t v) { return constant(Tensor::scalar<int32_t>(v)); }
-  Node* op(const std::string& op, std::vector<Value> in, AttrMap attrs = {}) {
-    Node* n = g.add(op + std::to_string(counter++), op, std::move(in), std::move(attrs));
-    infer_node(*n);
-    return n;
-  }
-  Tensor run1(Value v) { return interpret(g, feeds, {v}, {}, nullptr).at(0); }
-};
+using testing::error_of;
+using testing::TestGraph;
 
 Tensor iota(Shape shape) {
   Tensor t(DType::kFloat32, std::move(shape));
@@ -57,15 +24,6 @@ std::vector<float> floats(const Tensor& t) {
 std::vector<int64_t> ints_of(const Tensor& t) { return t.to_int_vector(); }
 
 const PartialShape& shape_of(Node* n, int i = 0) { return n->outputs.at(i).shape; }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // ---------------------------------------------------------------------------------------------
 // Shape inference that Keras graphs rely on.

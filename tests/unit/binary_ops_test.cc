@@ -7,47 +7,17 @@
 #include <limits>
 #include <random>
 
-#include "ir/interpreter.h"
-#include "ir/op_registry.h"
+#include "op_test_util.h"
 #include "ops/elementwise_util.h"
 
 namespace tessera {
 namespace {
 
-struct TestGraph {
-  Graph g;
-  std::vector<Feed> feeds;
-  int counter = 0;
-
-  Value input(const Tensor& t, PartialShape shape) {
-    Node* n = g.add("in" + std::to_string(counter++), "Placeholder", {},
-                    {{"dtype", t.dtype()}, {"shape", std::move(shape)}});
-    infer_node(*n);
-    feeds.push_back({n->out(), t});
-    return n->out();
-  }
-  Value input(const Tensor& t) { return input(t, PartialShape(t.shape())); }
-  Node* op(const std::string& op, std::vector<Value> in, AttrMap attrs = {}) {
-    Node* n = g.add("n" + std::to_string(counter++), op, std::move(in), std::move(attrs));
-    infer_node(*n);
-    return n;
-  }
-  Tensor run1(Value v) { return interpret(g, feeds, {v}, {}, nullptr).at(0); }
-};
-
-template <typename T>
-std::vector<T> vals(const Tensor& t) {
-  return std::vector<T>(t.data<T>(), t.data<T>() + t.num_elements());
-}
-
-template <typename T>
-Tensor tensor(std::vector<T> v, Shape s) { return Tensor::from_vector(v, s); }
-
-Tensor strings(std::vector<std::string> v, Shape s) {
-  Tensor t(DType::kString, s);
-  t.strings() = std::move(v);
-  return t;
-}
+using testing::error_of;
+using testing::strings;
+using testing::tensor;
+using testing::TestGraph;
+using testing::vals;
 
 // Runs a binary op on two tensors.
 Tensor binary(const std::string& op, const Tensor& a, const Tensor& b, AttrMap attrs = {}) {
@@ -55,15 +25,6 @@ Tensor binary(const std::string& op, const Tensor& a, const Tensor& b, AttrMap a
   Value x = t.input(a), y = t.input(b);
   if (!attrs.count("T") && op.rfind("Logical", 0) != 0) attrs["T"] = a.dtype();
   return t.run1(t.op(op, {x, y}, attrs)->out());
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();

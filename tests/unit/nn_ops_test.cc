@@ -5,39 +5,12 @@
 #include <cmath>
 #include <random>
 
-#include "ir/interpreter.h"
-#include "ir/op_registry.h"
+#include "op_test_util.h"
 
 namespace tessera {
 namespace {
 
-struct TestGraph {
-  Graph g;
-  std::vector<Feed> feeds;
-  int counter = 0;
-
-  Value input(const Tensor& t) {
-    Node* n = g.add("in" + std::to_string(counter++), "Placeholder", {},
-                    {{"dtype", t.dtype()}, {"shape", PartialShape(t.shape())}});
-    infer_node(*n);
-    feeds.push_back({n->out(), t});
-    return n->out();
-  }
-  Value constant(const Tensor& t) {
-    Node* n = g.add("c" + std::to_string(counter++), "Const", {}, {{"value", t}, {"dtype", t.dtype()}});
-    infer_node(*n);
-    return n->out();
-  }
-  Node* op(const std::string& name, const std::string& op, std::vector<Value> in, AttrMap attrs = {}) {
-    Node* n = g.add(name, op, std::move(in), std::move(attrs));
-    infer_node(*n);
-    return n;
-  }
-  std::vector<Tensor> run(std::vector<Value> fetches) {
-    return interpret(g, feeds, fetches, {}, nullptr);
-  }
-  Tensor run1(Value v) { return run({v}).at(0); }
-};
+using testing::TestGraph;
 
 Tensor random_tensor(Shape shape, uint32_t seed) {
   std::mt19937 rng(seed);

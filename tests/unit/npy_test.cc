@@ -5,6 +5,7 @@
 #include <complex>
 #include <cstring>
 
+#include "error_test_util.h"
 #include "support/error.h"
 
 namespace tessera {
@@ -14,19 +15,7 @@ using npy::parse_npy;
 using npy::parse_npz;
 using npy::serialize_npy;
 using npy::serialize_npz;
-
-template <typename F>
-void expect_error(F&& f, ErrorCode code, std::initializer_list<std::string> fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& frag : fragments)
-      EXPECT_NE(std::string(e.what()).find(frag), std::string::npos)
-          << "'" << frag << "' not in: " << e.what();
-  }
-}
+using testing::expect_error;
 
 // A .npy file with the given header dict text (version `major`) followed by `data`.
 std::string make_npy(const std::string& dict, const std::string& data, int major = 1) {

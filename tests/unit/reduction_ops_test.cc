@@ -6,54 +6,15 @@
 #include <cmath>
 #include <limits>
 
-#include "ir/interpreter.h"
-#include "ir/op_registry.h"
+#include "op_test_util.h"
 
 namespace tessera {
 namespace {
 
-struct TestGraph {
-  Graph g;
-  std::vector<Feed> feeds;
-  int counter = 0;
-
-  Value input(const Tensor& t, PartialShape shape) {
-    Node* n = g.add("in" + std::to_string(counter++), "Placeholder", {},
-                    {{"dtype", t.dtype()}, {"shape", std::move(shape)}});
-    infer_node(*n);
-    feeds.push_back({n->out(), t});
-    return n->out();
-  }
-  Value input(const Tensor& t) { return input(t, PartialShape(t.shape())); }
-  Value constant(const Tensor& t) {
-    Node* n = g.add("c" + std::to_string(counter++), "Const", {}, {{"value", t}, {"dtype", t.dtype()}});
-    infer_node(*n);
-    return n->out();
-  }
-  Node* op(const std::string& op, std::vector<Value> in, AttrMap attrs = {}) {
-    Node* n = g.add("n" + std::to_string(counter++), op, std::move(in), std::move(attrs));
-    infer_node(*n);
-    return n;
-  }
-  Tensor run1(Value v) { return interpret(g, feeds, {v}, {}, nullptr).at(0); }
-};
-
-template <typename T>
-std::vector<T> vals(const Tensor& t) {
-  return std::vector<T>(t.data<T>(), t.data<T>() + t.num_elements());
-}
-
-template <typename T>
-Tensor tensor(std::vector<T> v, Shape s) { return Tensor::from_vector(v, s); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
+using testing::tensor;
+using testing::TestGraph;
+using testing::vals;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "error_test_util.h"
 #include "io_test_util.h"
 #include "support/error.h"
 
@@ -11,6 +12,7 @@ namespace tessera {
 namespace {
 
 using io::SSTable;
+using testing::expect_error;
 using testing::TableWriter;
 using KVs = std::vector<std::pair<std::string, std::string>>;
 
@@ -28,19 +30,6 @@ std::vector<std::pair<std::string, std::string>> all(const SSTable& t) {
   KVs out;
   t.for_each([&](std::string_view k, std::string_view v) { out.emplace_back(k, v); });
   return out;
-}
-
-// Expects a tessera::Error with `code` whose message contains every fragment.
-template <typename F>
-void expect_error(F&& f, ErrorCode code, std::initializer_list<const char*> fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const char* frag : fragments) EXPECT_NE(std::string(e.what()).find(frag), std::string::npos)
-        << "'" << frag << "' not in: " << e.what();
-  }
 }
 
 TEST(SSTable, RoundTripAcrossManyBlocks) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "error_test_util.h"
 #include "io_test_util.h"
 #include "support/error.h"
 
@@ -12,6 +13,7 @@ namespace tessera {
 namespace {
 
 using testing::BundleWriter;
+using testing::expect_error;
 using testing::write_test_file;
 
 class TensorBundleTest : public ::testing::Test {
@@ -28,19 +30,6 @@ class TensorBundleTest : public ::testing::Test {
   std::filesystem::path dir_;
   std::string prefix_;
 };
-
-template <typename F>
-void expect_error(F&& f, ErrorCode code, std::initializer_list<std::string> fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& frag : fragments)
-      EXPECT_NE(std::string(e.what()).find(frag), std::string::npos)
-          << "'" << frag << "' not in: " << e.what();
-  }
-}
 
 TEST_F(TensorBundleTest, ReadsNumericTensorsOfEveryWidth) {
   BundleWriter w;

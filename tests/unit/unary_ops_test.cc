@@ -5,37 +5,13 @@
 #include <cmath>
 #include <limits>
 
-#include "ir/interpreter.h"
-#include "ir/op_registry.h"
+#include "op_test_util.h"
 
 namespace tessera {
 namespace {
 
-struct TestGraph {
-  Graph g;
-  std::vector<Feed> feeds;
-  int counter = 0;
-
-  Value input(const Tensor& t, PartialShape shape) {
-    Node* n = g.add("in" + std::to_string(counter++), "Placeholder", {},
-                    {{"dtype", t.dtype()}, {"shape", std::move(shape)}});
-    infer_node(*n);
-    feeds.push_back({n->out(), t});
-    return n->out();
-  }
-  Value input(const Tensor& t) { return input(t, PartialShape(t.shape())); }
-  Node* op(const std::string& op, std::vector<Value> in, AttrMap attrs = {}) {
-    Node* n = g.add("n" + std::to_string(counter++), op, std::move(in), std::move(attrs));
-    infer_node(*n);
-    return n;
-  }
-  Tensor run1(Value v) { return interpret(g, feeds, {v}, {}, nullptr).at(0); }
-};
-
-template <typename T>
-std::vector<T> vals(const Tensor& t) {
-  return std::vector<T>(t.data<T>(), t.data<T>() + t.num_elements());
-}
+using testing::TestGraph;
+using testing::vals;
 
 // Runs `op` on a 1-D tensor of `in` and returns the output tensor.
 template <typename T>

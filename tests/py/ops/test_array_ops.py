@@ -9,13 +9,11 @@ float16/bfloat16 included (no looser tolerance anywhere). Strings are compared a
 bfloat16 is fed as float32 and cast inside the graph, since .npy has no bfloat16.
 """
 import pathlib
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from tessera_testlib import assert_numeric_match, run_graph  # noqa: E402
+from tessera_testlib import check_op_error as check_error, check_ops_with_tf, feed_dtype, typed
 
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
@@ -24,6 +22,11 @@ raw = tf.raw_ops
 ALL_DTYPES = [np.float32, np.float64, np.float16, np.int8, np.int16, np.int32, np.int64, np.uint8,
               np.uint16, np.uint32, np.uint64, np.bool_, np.complex64, "bfloat16", "string"]
 MAIN_DTYPES = [np.float32, np.int32, np.int64, np.float16, np.bool_, "bfloat16", "string"]
+
+
+def check(build, feeds, unknown_shape=()):
+    """check_ops_with_tf, exactly: these ops only move data."""
+    check_ops_with_tf(build, feeds, unknown_shape, tol=(0, 0))
 
 
 def _rand(rng, shape, dtype=np.float32):
@@ -43,69 +46,6 @@ def _rand(rng, shape, dtype=np.float32):
     if dtype.kind == "c":
         return (rng.uniform(-2, 2, size=shape) + 1j * rng.uniform(-2, 2, size=shape)).astype(dtype)
     return rng.uniform(-4, 4, size=shape).astype(dtype)
-
-
-def _compare(ref, got, name):
-    ref = np.asarray(ref)
-    if ref.dtype == object:  # TF returns strings as bytes objects
-        assert got.shape == ref.shape, f"{name}: shape {got.shape} != reference {ref.shape}"
-        assert got.dtype.kind == "S", f"{name}: dtype {got.dtype} is not bytes"
-        assert [bytes(x) for x in ref.ravel()] == [bytes(x) for x in got.ravel()], \
-            f"{name}: strings differ\nref={ref}\ngot={got}"
-        return
-    assert_numeric_match(ref, got, name, rtol=0, atol=0)
-
-
-def check(build, feeds, unknown_shape=()):
-    """Builds `build(**placeholders)` -> tensors, runs TF and Tessera, compares exactly.
-
-    Placeholders named in `unknown_shape` get an unknown first dim ("*" for all: unknown rank).
-    """
-    g = tf.Graph()
-    with g.as_default():
-        phs = {}
-        for name, arr in feeds.items():
-            shape = list(arr.shape)
-            if name in unknown_shape and shape:
-                shape[0] = None
-            if unknown_shape == "*":
-                shape = None
-            dtype = tf.string if arr.dtype.kind == "S" else tf.as_dtype(arr.dtype)
-            phs[name] = tf1.placeholder(dtype, shape, name=name)
-        outs = build(**phs)
-        if not isinstance(outs, (list, tuple)):
-            outs = [outs]
-        outs = [tf.cast(o, tf.float32) if o.dtype == tf.bfloat16 else o for o in outs]
-    with tf1.Session(graph=g) as sess:
-        ref = sess.run(list(outs), {phs[k]: v for k, v in feeds.items()})
-    fetches = [o.name for o in outs]
-    got = run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, fetches)
-    for name, r in zip(fetches, ref):
-        _compare(r, got[name], name)
-
-
-def check_error(build, feeds, node_name, message=None):
-    """Tessera must fail with an error naming `node_name` (and containing `message`)."""
-    g = tf.Graph()
-    with g.as_default():
-        phs = {n: tf1.placeholder(tf.string if a.dtype.kind == "S" else tf.as_dtype(a.dtype),
-                                  [None] * a.ndim, name=n) for n, a in feeds.items()}
-        out = build(**phs)
-    with pytest.raises(AssertionError) as err:
-        run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, [out.name])
-    text = str(err.value)
-    assert node_name in text, text
-    if message:
-        assert message in text, text
-
-
-def typed(x, dtype):
-    """The placeholder as the test dtype (bfloat16 placeholders are float32, cast here)."""
-    return tf.cast(x, tf.bfloat16) if dtype == "bfloat16" else x
-
-
-def feed_dtype(dtype):
-    return np.float32 if dtype == "bfloat16" else dtype
 
 
 # ---------------------------------------------------------------------------------------------

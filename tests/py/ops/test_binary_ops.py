@@ -8,21 +8,17 @@ float16 rtol 1e-2 and bfloat16 rtol 2e-2, because TF's 16-bit kernels sometimes 
 intermediates that Tessera keeps in float. Integer and bool results must match exactly.
 bfloat16 is fed as float32 and cast inside the graph, since .npy has no bfloat16.
 """
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from tessera_testlib import assert_numeric_match, run_graph  # noqa: E402
+from tessera_testlib import (
+    check_op_error as check_error, check_ops_with_tf as check, feed_dtype, rand_float, rand_int, typed)
 
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 raw = tf.raw_ops
 
 FLOATS = [np.float32, np.float64, np.float16, "bfloat16"]
-TOL = {tf.float16: (1e-2, 1e-3), tf.bfloat16: (2e-2, 1e-2), tf.float64: (1e-9, 1e-12)}
 # (x shape, y shape) pairs: same, scalar either side, bias-style, both broadcast, middle
 # broadcast, rank-0, and empty dims.
 SHAPES = [((3, 4), (3, 4)), ((), (2, 3)), ((2, 3), ()), ((2, 3, 4), (4,)), ((3, 1), (1, 4)),
@@ -31,75 +27,6 @@ SHAPES = [((3, 4), (3, 4)), ((), (2, 3)), ((2, 3), ()), ((2, 3, 4), (4,)), ((3, 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-def feed_dtype(dtype):
-    return np.float32 if dtype == "bfloat16" else dtype
-
-
-def typed(x, dtype):
-    return tf.cast(x, tf.bfloat16) if dtype == "bfloat16" else x
-
-
-def _compare(ref, got, name, rtol, atol):
-    ref = np.asarray(ref)
-    if ref.dtype == object:
-        assert got.shape == ref.shape, f"{name}: shape {got.shape} != reference {ref.shape}"
-        assert [bytes(x) for x in ref.ravel()] == [bytes(x) for x in got.ravel()], name
-        return
-    assert_numeric_match(ref, got, name, rtol=rtol, atol=atol)
-
-
-def check(build, feeds, unknown_shape=()):
-    """Builds `build(**placeholders)` -> tensors, runs TF and Tessera and compares them.
-
-    Placeholders named in `unknown_shape` get an unknown first dim ("*": unknown rank)."""
-    g = tf.Graph()
-    with g.as_default():
-        phs = {}
-        for name, arr in feeds.items():
-            shape = list(arr.shape)
-            if name in unknown_shape and shape:
-                shape[0] = None
-            if unknown_shape == "*":
-                shape = None
-            dtype = tf.string if arr.dtype.kind == "S" else tf.as_dtype(arr.dtype)
-            phs[name] = tf1.placeholder(dtype, shape, name=name)
-        outs = build(**phs)
-        if not isinstance(outs, (list, tuple)):
-            outs = [outs]
-        tols = [TOL.get(o.dtype, (1e-4, 1e-6)) for o in outs]
-        outs = [tf.cast(o, tf.float32) if o.dtype == tf.bfloat16 else o for o in outs]
-    with tf1.Session(graph=g) as sess:
-        ref = sess.run(list(outs), {phs[k]: v for k, v in feeds.items()})
-    fetches = [o.name for o in outs]
-    got = run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, fetches)
-    for name, r, (rtol, atol) in zip(fetches, ref, tols):
-        _compare(r, got[name], name, rtol, atol)
-
-
-def check_error(build, feeds, node_name, message=None):
-    """Tessera must fail with an error naming `node_name` (and containing `message`)."""
-    g = tf.Graph()
-    with g.as_default():
-        phs = {n: tf1.placeholder(tf.string if a.dtype.kind == "S" else tf.as_dtype(a.dtype),
-                                  [None] * a.ndim, name=n) for n, a in feeds.items()}
-        out = build(**phs)
-    with pytest.raises(AssertionError) as err:
-        run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, [out.name])
-    text = str(err.value)
-    assert node_name in text, text
-    if message:
-        assert message in text, text
-
-
-def rand_float(rng, shape, dtype, lo=-4, hi=4):
-    return rng.uniform(lo, hi, size=shape).astype(feed_dtype(dtype))
-
-
-def rand_int(rng, shape, dtype, lo=-50, hi=50):
-    info = np.iinfo(dtype)
-    return rng.integers(max(info.min, lo), min(info.max, hi) + 1, size=shape).astype(dtype)
-
 
 def shape_feeds(make):
     """Feeds x{i}, y{i} for every shape pair in SHAPES, made by make(shape)."""

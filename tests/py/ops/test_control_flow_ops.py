@@ -7,52 +7,15 @@ library. Each test runs the graph in a TF session and through `tessera run`, com
 project's numeric-match rule (exact for integers, bools and strings; the default float
 tolerance for float32 arithmetic inside loops).
 """
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from tessera_testlib import assert_numeric_match, run_graph  # noqa: E402
+from tessera_testlib import compare_graph_with_tf as check, graph_op_types as _ops, run_graph
 
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 raw = tf.raw_ops
 tf1.enable_control_flow_v2()
-
-
-def _compare(ref, got, name):
-    ref = np.asarray(ref)
-    if ref.dtype == object:  # TF returns strings as bytes objects
-        assert got.shape == ref.shape, f"{name}: shape {got.shape} != reference {ref.shape}"
-        assert [bytes(x) for x in ref.ravel()] == [bytes(x) for x in got.ravel()], \
-            f"{name}: strings differ\nref={ref}\ngot={got}"
-        return
-    assert_numeric_match(ref, got, name)
-
-
-def _ops(graph):
-    """Op types in the graph and in its function library."""
-    gd = graph.as_graph_def()
-    ops = {n.op for n in gd.node}
-    for f in gd.library.function:
-        ops |= {n.op for n in f.node_def}
-    return ops
-
-
-def check(graph, fetches, feed_cases):
-    """Runs `fetches` of `graph` for each feed dict ({placeholder: value}) in TF and Tessera."""
-    gd = graph.as_graph_def()
-    names = [t.name for t in fetches]
-    for feeds in feed_cases:
-        feeds = {p: np.asarray(v, dtype=bytes if p.dtype == tf.string else p.dtype.as_numpy_dtype)
-                 for p, v in feeds.items()}
-        with tf1.Session(graph=graph) as sess:
-            ref = sess.run(fetches, feed_dict=feeds)
-        got = run_graph(gd, {p.name: v for p, v in feeds.items()}, names)
-        for name, r in zip(names, ref):
-            _compare(r, got[name], f"{name} (feeds {[np.asarray(v).tolist() for v in feeds.values()]})")
 
 
 # ---------------------------------------------------------------- control flow

@@ -5,20 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tessera_testlib import compare_graph_with_tf, run_cli, run_saved_model, assert_numeric_match
+from tessera_testlib import (assert_numeric_match, compare_graph_with_tf, graph_op_types as _ops,
+                             run_cli, run_saved_model)
 
 tf1 = tf.compat.v1
 raw = tf.raw_ops
 tf1.enable_control_flow_v2()
 RNG = np.random.default_rng(0)
-
-
-def _ops(graph):
-    gd = graph.as_graph_def()
-    ops = {n.op for n in gd.node}
-    for f in gd.library.function:
-        ops |= {n.op for n in f.node_def}
-    return ops
 
 
 def test_identity_family_and_checks():

@@ -7,14 +7,10 @@ results get a looser tolerance (rtol 1e-2): TF's CPU kernels round intermediate 
 16-bit type in places where Tessera accumulates in float32. bfloat16 is fed as float32 and
 cast inside the graph, since .npy has no bfloat16.
 """
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from tessera_testlib import assert_numeric_match, run_graph  # noqa: E402
+from tessera_testlib import check_op_error as check_error, check_ops_with_tf
 
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
@@ -30,38 +26,8 @@ def _rand(rng, shape, dtype=np.float32, lo=-1.0, hi=1.0):
 
 
 def check(build, feeds, rtol=1e-4, atol=1e-6, unknown_batch=False):
-    """Builds `build(**placeholders)` -> list of tensors, runs TF and Tessera, compares."""
-    g = tf.Graph()
-    with g.as_default():
-        phs = {}
-        for name, arr in feeds.items():
-            shape = list(arr.shape)
-            if unknown_batch and shape:
-                shape[0] = None
-            phs[name] = tf1.placeholder(tf.as_dtype(arr.dtype), shape, name=name)
-        outs = build(**phs)
-        if not isinstance(outs, (list, tuple)):
-            outs = [outs]
-    with tf1.Session(graph=g) as sess:
-        ref = sess.run(list(outs), {phs[k]: v for k, v in feeds.items()})
-    fetches = [o.name for o in outs]
-    got = run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, fetches)
-    for name, r in zip(fetches, ref):
-        assert_numeric_match(r, got[name], name, rtol=rtol, atol=atol)
-
-
-def check_error(build, feeds, node_name, message=None):
-    """Tessera must fail at run time with an error naming `node_name`."""
-    g = tf.Graph()
-    with g.as_default():
-        phs = {n: tf1.placeholder(tf.as_dtype(a.dtype), [None] * a.ndim, name=n) for n, a in feeds.items()}
-        out = build(**phs)
-    with pytest.raises(AssertionError) as err:
-        run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, [out.name])
-    text = str(err.value)
-    assert node_name in text, text
-    if message:
-        assert message in text, text
+    """check_ops_with_tf at one tolerance; `unknown_batch`: every first dim unknown."""
+    check_ops_with_tf(build, feeds, tuple(feeds) if unknown_batch else (), tol=(rtol, atol))
 
 
 def via_bf16(fn):

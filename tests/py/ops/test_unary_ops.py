@@ -8,14 +8,11 @@ float16 rtol 1e-2 and bfloat16 rtol 2e-2, because TF's 16-bit kernels sometimes 
 intermediates that Tessera keeps in float (one ulp of a 16-bit float is ~1e-3 / ~8e-3).
 bfloat16 is fed as float32 and cast inside the graph, since .npy has no bfloat16.
 """
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from tessera_testlib import assert_numeric_match, run_graph  # noqa: E402
+from tessera_testlib import (
+    check_op_error as check_error, check_ops_with_tf as check, feed_dtype, run_graph, typed)
 
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
@@ -24,76 +21,14 @@ raw = tf.raw_ops
 FLOATS = [np.float32, np.float64, np.float16, "bfloat16"]
 SIGNED_INTS = [np.int8, np.int16, np.int32, np.int64]
 ALL_INTS = SIGNED_INTS + [np.uint8, np.uint16, np.uint32, np.uint64]
-TOL = {tf.float16: (1e-2, 1e-3), tf.bfloat16: (2e-2, 1e-2), tf.float64: (1e-9, 1e-12)}
 SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 1e-3, 30.0, -30.0]
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 
-def feed_dtype(dtype):
-    return np.float32 if dtype == "bfloat16" else dtype
-
-
 def tf_dtype(dtype):
     return tf.bfloat16 if dtype == "bfloat16" else tf.as_dtype(dtype)
-
-
-def typed(x, dtype):
-    """The placeholder as the test dtype (bfloat16 placeholders are float32, cast here)."""
-    return tf.cast(x, tf.bfloat16) if dtype == "bfloat16" else x
-
-
-def _compare(ref, got, name, rtol, atol):
-    ref = np.asarray(ref)
-    if ref.dtype == object:  # TF returns strings as bytes objects
-        assert got.shape == ref.shape, f"{name}: shape {got.shape} != reference {ref.shape}"
-        assert [bytes(x) for x in ref.ravel()] == [bytes(x) for x in got.ravel()], name
-        return
-    assert_numeric_match(ref, got, name, rtol=rtol, atol=atol)
-
-
-def check(build, feeds, unknown_shape=()):
-    """Builds `build(**placeholders)` -> tensors, runs TF and Tessera and compares them.
-
-    Placeholders named in `unknown_shape` get an unknown first dim ("*": unknown rank)."""
-    g = tf.Graph()
-    with g.as_default():
-        phs = {}
-        for name, arr in feeds.items():
-            shape = list(arr.shape)
-            if name in unknown_shape and shape:
-                shape[0] = None
-            if unknown_shape == "*":
-                shape = None
-            dtype = tf.string if arr.dtype.kind == "S" else tf.as_dtype(arr.dtype)
-            phs[name] = tf1.placeholder(dtype, shape, name=name)
-        outs = build(**phs)
-        if not isinstance(outs, (list, tuple)):
-            outs = [outs]
-        tols = [TOL.get(o.dtype, (1e-4, 1e-6)) for o in outs]
-        outs = [tf.cast(o, tf.float32) if o.dtype == tf.bfloat16 else o for o in outs]
-    with tf1.Session(graph=g) as sess:
-        ref = sess.run(list(outs), {phs[k]: v for k, v in feeds.items()})
-    fetches = [o.name for o in outs]
-    got = run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, fetches)
-    for name, r, (rtol, atol) in zip(fetches, ref, tols):
-        _compare(r, got[name], name, rtol, atol)
-
-
-def check_error(build, feeds, node_name, message=None):
-    """Tessera must fail with an error naming `node_name` (and containing `message`)."""
-    g = tf.Graph()
-    with g.as_default():
-        phs = {n: tf1.placeholder(tf.string if a.dtype.kind == "S" else tf.as_dtype(a.dtype),
-                                  [None] * a.ndim, name=n) for n, a in feeds.items()}
-        out = build(**phs)
-    with pytest.raises(AssertionError) as err:
-        run_graph(g.as_graph_def(), {f"{k}:0": v for k, v in feeds.items()}, [out.name])
-    text = str(err.value)
-    assert node_name in text, text
-    if message:
-        assert message in text, text
 
 
 def special(dtype):
