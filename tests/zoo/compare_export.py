@@ -50,7 +50,8 @@ def build(kind, cls_name, folder, full):
     seed = generate.model_seed(models_keras.app_model_name(cls_name))
     generate.seed_everything(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    if kind == 'fast':
+    if kind == 'fast':  # as generate.run_worker does
+        generate.tune_gc()
         info = models_keras.build_application(cls_name, folder, seed)
         size = info['input_size']
     else:

@@ -140,21 +140,21 @@ def app_model_name(cls_name):
     return 'app_' + cls_name.lower()
 
 
-# Rough CPU seconds per import-tier model on one core (measured with
-# TF 2.21 / Keras 3.15; see the manifest's cpu_s). Only orders the work
-# queue, slowest first, so that parallel jobs finish together; a model
-# missing here just goes last.
+# CPU seconds per import-tier model (cpu_s in the manifest: TF 2.21, Keras
+# 3.15, one core of a loaded 2-core machine). Only orders the work queue,
+# slowest first, so that parallel jobs finish together, when the zoo folder
+# holds no earlier entry to take the cost from; a model missing here goes last.
 APP_COST = {
-    'EfficientNetV2L': 30, 'NASNetLarge': 28, 'EfficientNetB7': 26, 'EfficientNetV2M': 22,
-    'InceptionResNetV2': 20, 'EfficientNetB6': 19, 'NASNetMobile': 18, 'ConvNeXtXLarge': 17,
-    'EfficientNetV2S': 16, 'EfficientNetB5': 16, 'ResNet152': 14, 'ResNet152V2': 14,
-    'DenseNet201': 14, 'ConvNeXtLarge': 13, 'EfficientNetB4': 13, 'DenseNet169': 12,
-    'ConvNeXtBase': 11, 'ConvNeXtSmall': 11, 'EfficientNetV2B3': 11, 'ResNet101': 11,
-    'ResNet101V2': 11, 'EfficientNetB3': 10, 'DenseNet121': 10, 'EfficientNetV2B2': 10,
-    'EfficientNetV2B1': 9, 'InceptionV3': 9, 'EfficientNetB2': 9, 'EfficientNetV2B0': 9,
-    'EfficientNetB1': 9, 'ConvNeXtTiny': 8, 'ResNet50': 8, 'ResNet50V2': 8,
-    'MobileNetV3Large': 8, 'Xception': 8, 'EfficientNetB0': 7, 'MobileNetV3Small': 7,
-    'MobileNetV2': 7, 'MobileNet': 6, 'VGG19': 6, 'VGG16': 6,
+    'EfficientNetV2L': 26, 'EfficientNetB7': 20, 'NASNetLarge': 20, 'EfficientNetV2M': 18,
+    'EfficientNetB6': 16, 'InceptionResNetV2': 14, 'NASNetMobile': 14, 'DenseNet169': 13,
+    'DenseNet201': 13, 'EfficientNetB5': 13, 'EfficientNetB4': 12, 'EfficientNetV2S': 12,
+    'ResNet152': 12, 'ResNet152V2': 12, 'EfficientNetV2B3': 10, 'ResNet101': 10,
+    'DenseNet121': 9, 'EfficientNetB1': 9, 'EfficientNetB2': 9, 'EfficientNetB3': 9,
+    'EfficientNetV2B2': 9, 'ResNet101V2': 9, 'EfficientNetV2B0': 8, 'EfficientNetV2B1': 8,
+    'ConvNeXtXLarge': 7, 'EfficientNetB0': 7, 'ConvNeXtBase': 6, 'ConvNeXtLarge': 6,
+    'ConvNeXtSmall': 6, 'InceptionV3': 5, 'MobileNetV2': 4, 'MobileNetV3Large': 4,
+    'ResNet50': 4, 'ResNet50V2': 4, 'ConvNeXtTiny': 3, 'MobileNetV3Small': 3, 'Xception': 3,
+    'MobileNet': 2, 'VGG16': 1, 'VGG19': 1,
 }
 
 
@@ -191,8 +191,8 @@ def export_graph_only(model, path):
 
     The steps of keras.src.export.saved_model.export_saved_model (ExportArchive,
     track_and_add_endpoint('serve'), write_out), so the signatures, functions,
-    saver and object graph in saved_model.pb are model.export's; only work
-    whose result is discarded, or that is quadratic in TF, is left out:
+    saver and object graph in saved_model.pb are model.export's. Left out is
+    only work whose result is discarded, and one needlessly slow step:
       * the checkpoint: TF's own experimental_skip_checkpoint of
         save_and_return_nodes (SaveOptions does not expose it in TF 2.21);
       * the walk of the model's objects looking for lookup tables to track:
