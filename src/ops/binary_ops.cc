@@ -31,7 +31,7 @@ void check_same_dtype(const Tensor& x, const Tensor& y) {
 template <Out R>
 void infer_broadcast(InferContext& c) {
   c.set_output(0, R == Out::kBool ? DType::kBool : c.input(0).dtype,
-               broadcast_partial(c.input(0).shape, c.input(1).shape));
+               ops::broadcast(c.input(0).shape, c.input(1).shape));
 }
 
 // The typed loop, separate from the dtype list so ops sharing a functor (Div/RealDiv,
@@ -172,7 +172,7 @@ void infer_equality(InferContext& c) {
   const PartialShape& a = c.input(0).shape;
   const PartialShape& b = c.input(1).shape;
   if (c.attr_or<bool>("incompatible_shape_error", true)) {
-    c.set_output(0, DType::kBool, broadcast_partial(a, b));
+    c.set_output(0, DType::kBool, ops::broadcast(a, b));
     return;
   }
   if (!a.known_rank || !b.known_rank) {
@@ -187,7 +187,7 @@ void infer_equality(InferContext& c) {
     else certain = false;
   }
   if (incompatible) c.set_output(0, DType::kBool, PartialShape(std::vector<int64_t>{}));
-  else if (certain) c.set_output(0, DType::kBool, broadcast_partial(a, b));
+  else if (certain) c.set_output(0, DType::kBool, ops::broadcast(a, b));
   else c.set_output(0, DType::kBool, PartialShape::unknown());
 }
 
@@ -371,8 +371,8 @@ void select_kernel(KernelContext& c) {
 }
 
 void infer_select_v2(InferContext& c) {
-  PartialShape s = broadcast_partial(c.input(0).shape, c.input(1).shape);
-  c.set_output(0, c.input(1).dtype, broadcast_partial(s, c.input(2).shape));
+  PartialShape s = ops::broadcast(c.input(0).shape, c.input(1).shape);
+  c.set_output(0, c.input(1).dtype, ops::broadcast(s, c.input(2).shape));
 }
 
 void select_v2_kernel(KernelContext& c) {

@@ -4,26 +4,12 @@
 
 namespace tessera::ew {
 
-Shape broadcast_shapes(const Shape& a, const Shape& b) {
-  if (a == b) return a;
-  const size_t rank = std::max(a.size(), b.size());
-  Shape out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da == db || db == 1) out[i] = da;
-    else if (da == 1) out[i] = db;
-    else fail("Incompatible shapes: ", shape_str(a), " vs. ", shape_str(b));
-  }
-  return out;
-}
-
 Broadcast make_broadcast(const std::vector<const Shape*>& shapes) {
   TS_CHECK(!shapes.empty() && shapes.size() <= Broadcast::kMax, "make_broadcast: bad operand count");
   Broadcast p;
   p.num = static_cast<int>(shapes.size());
   p.out_shape = *shapes[0];
-  for (size_t k = 1; k < shapes.size(); ++k) p.out_shape = broadcast_shapes(p.out_shape, *shapes[k]);
+  for (size_t k = 1; k < shapes.size(); ++k) p.out_shape = ops::broadcast(p.out_shape, *shapes[k]);
   p.out_count = num_elements(p.out_shape);
   const size_t rank = p.out_shape.size();
 
@@ -58,22 +44,6 @@ Broadcast make_broadcast(const std::vector<const Shape*>& shapes) {
   }
   if (!p.strides.empty()) p.inner = p.strides.back();
   return p;
-}
-
-PartialShape broadcast_partial(const PartialShape& a, const PartialShape& b) {
-  if (!a.known_rank || !b.known_rank) return PartialShape::unknown();
-  const size_t rank = std::max(a.dims.size(), b.dims.size());
-  std::vector<int64_t> out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.dims.size() ? 1 : a.dims[i - (rank - a.dims.size())];
-    int64_t db = i < rank - b.dims.size() ? 1 : b.dims[i - (rank - b.dims.size())];
-    if (da == 1) out[i] = db;
-    else if (db == 1) out[i] = da;
-    else if (da < 0) out[i] = db;
-    else if (db < 0 || da == db) out[i] = da;
-    else fail("Incompatible shapes: ", a.str(), " vs. ", b.str());
-  }
-  return PartialShape(out);
 }
 
 PartialShape merge_partial(const PartialShape& a, const PartialShape& b) {

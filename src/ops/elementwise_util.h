@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ir/op_registry.h"
+#include "ops/op_helpers.h"
 
 namespace tessera::ew {
 
@@ -153,14 +154,9 @@ struct Broadcast {
   }
 };
 
-// Numpy/TF broadcasting of concrete shapes; "Incompatible shapes: [2] vs. [3]" otherwise (the
-// interpreter adds the node).
-Shape broadcast_shapes(const Shape& a, const Shape& b);
 // Broadcast plan for operands with `shapes` (1 to 3 of them).
 Broadcast make_broadcast(const std::vector<const Shape*>& shapes);
 
-// Static broadcasting for inference; unknown in, unknown out.
-PartialShape broadcast_partial(const PartialShape& a, const PartialShape& b);
 // Merges two descriptions of the same shape (AddN inputs, Select branches).
 PartialShape merge_partial(const PartialShape& a, const PartialShape& b);
 

@@ -289,7 +289,7 @@ PartialShape infer_batch_matmul_shape(const Node& node, const PartialShape& x,
   PartialShape by(std::vector<int64_t>(y.dims.begin(), y.dims.end() - 2));
   PartialShape out;
   if (broadcast) {
-    out = ops::broadcast(node, bx, by);
+    out = ops::broadcast(bx, by);
   } else {
     TS_CHECK(rx == ry, "In[0] and In[1] has different ndims: ", x.str(), " vs. ", y.str());
     out = bx;
@@ -316,7 +316,7 @@ std::vector<A> batch_matmul(const Node& node, const std::vector<A>& x, const Sha
   if (k != ky)
     fail("Matrix size-incompatible: In[0]: ", shape_str(xs), ", In[1]: ", shape_str(ys));
   Shape bx(xs.begin(), xs.end() - 2), by(ys.begin(), ys.end() - 2);
-  Shape bo = ops::broadcast(node, bx, by);
+  Shape bo = ops::broadcast(bx, by);
   int64_t batches = num_elements(bo);
   *out_shape = bo;
   out_shape->push_back(m);

@@ -13,7 +13,7 @@ void infer_same_as_input(InferContext& c, size_t i) {
   c.set_output(0, in.dtype, in.shape);
 }
 
-PartialShape broadcast(const Node& node, const PartialShape& a, const PartialShape& b) {
+PartialShape broadcast(const PartialShape& a, const PartialShape& b) {
   if (!a.known_rank || !b.known_rank) return PartialShape::unknown();
   size_t rank = std::max(a.dims.size(), b.dims.size());
   std::vector<int64_t> out(rank);
@@ -24,12 +24,13 @@ PartialShape broadcast(const Node& node, const PartialShape& a, const PartialSha
     else if (db == 1) out[i] = da;
     else if (da < 0) out[i] = db;
     else if (db < 0 || da == db) out[i] = da;
-    else fail("shapes ", a.str(), " and ", b.str(), " are not broadcast-compatible");
+    else fail("Incompatible shapes: ", a.str(), " vs. ", b.str());
   }
   return PartialShape(out);
 }
 
-Shape broadcast(const Node& node, const Shape& a, const Shape& b) {
+Shape broadcast(const Shape& a, const Shape& b) {
+  if (a == b) return a;
   size_t rank = std::max(a.size(), b.size());
   Shape out(rank);
   for (size_t i = 0; i < rank; ++i) {
@@ -37,8 +38,7 @@ Shape broadcast(const Node& node, const Shape& a, const Shape& b) {
     int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
     if (da == db || db == 1) out[i] = da;
     else if (da == 1) out[i] = db;
-    else fail("shapes ", shape_str(a), " and ", shape_str(b),
-              " are not broadcast-compatible");
+    else fail("Incompatible shapes: ", shape_str(a), " vs. ", shape_str(b));
   }
   return out;
 }

@@ -19,9 +19,10 @@ int64_t normalize_axis(const Node& node, int64_t axis, int64_t rank);
 // Output 0 has input i's dtype and shape.
 void infer_same_as_input(InferContext& c, size_t i = 0);
 
-// Numpy/TF broadcasting of two shapes; errors name the node.
-PartialShape broadcast(const Node& node, const PartialShape& a, const PartialShape& b);
-Shape broadcast(const Node& node, const Shape& a, const Shape& b);
+// Numpy/TF broadcasting of two shapes; "Incompatible shapes: [2] vs. [3]" otherwise (TF's
+// wording; callers run inside the node's error context). Unknown (-1) dims defer to the other.
+PartialShape broadcast(const PartialShape& a, const PartialShape& b);
+Shape broadcast(const Shape& a, const Shape& b);
 
 // Row-major strides of a shape (in elements).
 std::vector<int64_t> strides_of(const Shape& shape);

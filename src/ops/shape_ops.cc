@@ -385,16 +385,7 @@ std::vector<int64_t> vector_operand(const Tensor& t, const char* what) {
 
 void broadcast_args_kernel(KernelContext& c) {
   Shape a = vector_operand(c.input(0), "s0"), b = vector_operand(c.input(1), "s1");
-  size_t rank = std::max(a.size(), b.size());
-  Shape out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da == db || db == 1) out[i] = da;
-    else if (da == 1) out[i] = db;
-    else fail("Incompatible shapes: ", shape_str(a), " vs. ", shape_str(b));
-  }
-  c.set_output(0, make_ints(c.input(0).dtype(), out));
+  c.set_output(0, make_ints(c.input(0).dtype(), ops::broadcast(a, b)));
 }
 
 void infer_broadcast_args(InferContext& c) {
