@@ -146,21 +146,36 @@ void check_band_in_matrix(const DiagBand& band, int64_t rows, int64_t cols) {
     fail("diagonal indices [", band.lower, ", ", band.upper, "] out of bound for a ", rows, "x", cols, " matrix");
 }
 
+// The diagonals of matrix batch `x` selected by `band`: batch dims, then the diagonal count
+// (only when more than one), then the longest diagonal's length. Shared by DiagPart/SetDiag.
+struct DiagLayout {
+  Shape shape;
+  int64_t rows, cols, n, max_len, batch;
+};
+DiagLayout diag_layout(const Tensor& x, const DiagBand& band) {
+  if (x.rank() < 2) fail("input must be at least 2-dim, received shape: ", shape_str(x.shape()));
+  DiagLayout l;
+  l.rows = x.dim(x.rank() - 2);
+  l.cols = x.dim(x.rank() - 1);
+  check_band_in_matrix(band, l.rows, l.cols);
+  l.n = band.count();
+  l.max_len = std::max<int64_t>(
+      0, std::min(l.rows + std::min<int64_t>(band.upper, 0), l.cols - std::max<int64_t>(band.lower, 0)));
+  l.shape.assign(x.shape().begin(), x.shape().end() - 2);
+  l.batch = num_elements(l.shape);
+  if (l.n > 1) l.shape.push_back(l.n);
+  l.shape.push_back(l.max_len);
+  return l;
+}
+
 void matrix_diag_part_kernel(KernelContext& c) {
   const Tensor& x = c.input(0);
   const bool k_given = has_k(c.node);
   const DiagBand band = diag_band(c.node, k_given ? &c.input(1) : nullptr);
   const Tensor* pad = padding_operand(c, 2);
-  if (x.rank() < 2) fail("input must be at least 2-dim, received shape: ", shape_str(x.shape()));
-  const int64_t rows = x.dim(x.rank() - 2), cols = x.dim(x.rank() - 1);
-  check_band_in_matrix(band, rows, cols);
-  const int64_t n = band.count();
-  const int64_t max_len = std::max<int64_t>(
-      0, std::min(rows + std::min<int64_t>(band.upper, 0), cols - std::max<int64_t>(band.lower, 0)));
-  Shape out_shape(x.shape().begin(), x.shape().end() - 2);
-  const int64_t batch = num_elements(out_shape);
-  if (n > 1) out_shape.push_back(n);
-  out_shape.push_back(max_len);
+  const DiagLayout l = diag_layout(x, band);
+  const int64_t rows = l.rows, cols = l.cols, n = l.n, max_len = l.max_len, batch = l.batch;
+  const Shape& out_shape = l.shape;
   Tensor out(x.dtype(), out_shape);
   with_elem_type(x.dtype(), [&]<typename E>() {
     const E* src = elems<E>(x);
@@ -188,16 +203,9 @@ void matrix_set_diag_kernel(KernelContext& c) {
   const Tensor &x = c.input(0), &diag = c.input(1);
   const bool k_given = has_k(c.node);
   const DiagBand band = diag_band(c.node, k_given ? &c.input(2) : nullptr);
-  if (x.rank() < 2) fail("input must be at least 2-dim, received shape: ", shape_str(x.shape()));
-  const int64_t rows = x.dim(x.rank() - 2), cols = x.dim(x.rank() - 1);
-  check_band_in_matrix(band, rows, cols);
-  const int64_t n = band.count();
-  const int64_t max_len = std::max<int64_t>(
-      0, std::min(rows + std::min<int64_t>(band.upper, 0), cols - std::max<int64_t>(band.lower, 0)));
-  Shape want(x.shape().begin(), x.shape().end() - 2);
-  const int64_t batch = num_elements(want);
-  if (n > 1) want.push_back(n);
-  want.push_back(max_len);
+  const DiagLayout l = diag_layout(x, band);
+  const int64_t rows = l.rows, cols = l.cols, n = l.n, max_len = l.max_len, batch = l.batch;
+  const Shape& want = l.shape;
   if (diag.shape() != want)
     fail("diagonal must have shape ", shape_str(want), " for input of shape ", shape_str(x.shape()), ", got ",
          shape_str(diag.shape()));
