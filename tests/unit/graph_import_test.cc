@@ -144,6 +144,23 @@ TEST(GraphImport, Tf1VariablesBecomeResourceVariables) {
   EXPECT_EQ(interpret(g, {}, {g.find("read")->out(0)}, {}, &store)[0].data<float>()[0], 3.0f);
 }
 
+TEST(GraphImport, Tf1VariableWithMissingAttributesIsAnError) {
+  // Found by the graphdef fuzzer: a VariableV2 without "shape" or an Assign without "T" or a
+  // value input used to escape as std::out_of_range.
+  auto no_shape = parse(R"(node { name: "v" op: "VariableV2" attr { key: "dtype" value { type: DT_FLOAT } } })");
+  EXPECT_NE(error_of(no_shape).find("node 'v' (VariableV2) has no attribute 'shape'"), std::string::npos)
+      << error_of(no_shape);
+  auto wrong_kind = parse(R"(node { name: "v" op: "VariableV2" attr { key: "dtype" value { i: 3 } }
+                                    attr { key: "shape" value { shape { } } } })");
+  EXPECT_NE(error_of(wrong_kind).find("'dtype' of the wrong kind"), std::string::npos) << error_of(wrong_kind);
+  auto lonely_assign = parse(R"(
+    node { name: "v" op: "VariableV2" attr { key: "dtype" value { type: DT_FLOAT } }
+           attr { key: "shape" value { shape { } } } }
+    node { name: "a" op: "Assign" input: "v" attr { key: "T" value { type: DT_FLOAT } } })");
+  EXPECT_NE(error_of(lonely_assign).find("node 'a' (Assign) needs a value input"), std::string::npos)
+      << error_of(lonely_assign);
+}
+
 TEST(GraphImport, BrokenGraphsGiveErrorsNamingTheNode) {
   EXPECT_NE(error_of(parse(R"(node { name: "a" op: "Identity" input: "missing" })")).find("'missing'"),
             std::string::npos);

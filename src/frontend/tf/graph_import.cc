@@ -29,6 +29,16 @@ struct RawNode {
   int depth = 0;  // inlining depth, to stop runaway recursion
 };
 
+// Attribute `key` of a node not yet in the IR (so the op registry has not checked it).
+template <typename T>
+const T& raw_attr(const RawNode& n, const std::string& key) {
+  auto it = n.attrs.find(key);
+  TS_CHECK(it != n.attrs.end(), "node '", n.name, "' (", n.op, ") has no attribute '", key, "'");
+  const T* value = std::get_if<T>(&it->second);
+  TS_CHECK(value, "node '", n.name, "' (", n.op, ") has attribute '", key, "' of the wrong kind");
+  return *value;
+}
+
 bool is_call_op(const std::string& op) {
   return op == "PartitionedCall" || op == "StatefulPartitionedCall";
 }
@@ -228,7 +238,7 @@ class Importer {
         fail("function calls nested deeper than ", kMaxInlineDepth, " at node '", call.name, "' (recursive function?)");
       AttrMap call_attrs = call.attrs;
       if (is_call_op(call.op)) {
-        const FuncRef& f = std::get<FuncRef>(call.attrs.at("f"));
+        const FuncRef& f = raw_attr<FuncRef>(call, "f");
         if (f.attrs) call_attrs = *f.attrs;
       }
       Expanded body = with_context("inlining '" + fn + "' at node '" + call.name + "'", [&] {
@@ -267,21 +277,23 @@ class Importer {
     std::vector<RawNode> added;
     for (RawNode& n : nodes) {
       if (variables.count(n.name)) {
-        std::string shared = std::holds_alternative<std::string>(n.attrs["shared_name"]) ? std::get<std::string>(n.attrs["shared_name"]) : "";
+        auto shared_it = n.attrs.find("shared_name");
+        const std::string* shared = shared_it == n.attrs.end() ? nullptr : std::get_if<std::string>(&shared_it->second);
+        DType dtype = raw_attr<DType>(n, "dtype");
         RawNode handle{n.name + "/_handle", "VarHandleOp", n.device, {}, n.control_inputs, {}, n.depth};
-        handle.attrs["dtype"] = n.attrs.at("dtype");
-        handle.attrs["shape"] = n.attrs.at("shape");
-        handle.attrs["shared_name"] = shared.empty() ? n.name : shared;
+        handle.attrs["dtype"] = dtype;
+        handle.attrs["shape"] = raw_attr<PartialShape>(n, "shape");
+        handle.attrs["shared_name"] = shared && !shared->empty() ? *shared : n.name;
         handle.attrs["container"] = n.attrs.count("container") ? n.attrs.at("container") : AttrValue(std::string());
-        DType dtype = std::get<DType>(n.attrs.at("dtype"));
         n = RawNode{n.name, "ReadVariableOp", n.device, {{handle.name, 0}}, {}, {{"dtype", dtype}}, n.depth};
         added.push_back(std::move(handle));
       } else if (n.op == "Assign" || n.op == "AssignAdd" || n.op == "AssignSub") {
         static const std::map<std::string, std::string> kResourceOp = {
             {"Assign", "AssignVariableOp"}, {"AssignAdd", "AssignAddVariableOp"}, {"AssignSub", "AssignSubVariableOp"}};
         std::string handle = handle_of(n);
-        DType dtype = std::get<DType>(n.attrs.at("T"));
-        RawNode update{n.name + "/_update", kResourceOp.at(n.op), n.device, {{handle, 0}, n.inputs.at(1)},
+        DType dtype = raw_attr<DType>(n, "T");
+        TS_CHECK(n.inputs.size() >= 2, "node '", n.name, "' (", n.op, ") needs a value input");
+        RawNode update{n.name + "/_update", kResourceOp.at(n.op), n.device, {{handle, 0}, n.inputs[1]},
                        n.control_inputs, {{"dtype", dtype}}, n.depth};
         n = RawNode{n.name, "ReadVariableOp", n.device, {{handle, 0}}, {update.name}, {{"dtype", dtype}}, n.depth};
         added.push_back(std::move(update));

@@ -1,0 +1,39 @@
+// The cpu target: turns an optimised function-form Graph (args, results) into an executable
+// plan (kernel per node, static memory plan in one arena, packed weights, thread pool) and runs
+// it. Ops without a fast kernel run their reference kernel from the op registry.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/op_registry.h"
+
+namespace tessera::cpu {
+
+struct CpuOptions {
+  int threads = 0;   // intra-op threads; 0 = every core
+  std::string isa;   // "" = best available, or "avx512", "avx2", "scalar" (also TESSERA_ISA)
+};
+
+// A weight rearranged for a kernel at compile time. `layout` names the packing and the ISA it
+// was made for; a loader with a different one repacks from the original constant.
+struct PackedWeight {
+  std::string key;     // the Const node it came from
+  std::string layout;  // e.g. "onednn:OIhw16i16o:avx512"
+  Tensor data;
+};
+
+class CpuExecutable {
+ public:
+  virtual ~CpuExecutable() = default;
+  // `prepacked` (from an artifact) is used where its layout matches what this machine wants.
+  static std::unique_ptr<CpuExecutable> compile(std::shared_ptr<const Graph> graph, const CpuOptions& options,
+                                                const std::vector<PackedWeight>& prepacked = {});
+  // Runs with one tensor per graph arg (any batch size the graph allows); returns the results.
+  virtual std::vector<Tensor> run(const std::vector<Tensor>& args, ResourceStore* variables) = 0;
+  virtual std::vector<PackedWeight> packed_weights() const = 0;
+  virtual std::string isa() const = 0;
+};
+
+}  // namespace tessera::cpu
