@@ -5,6 +5,9 @@
 // the plan built from that record (one arena, offsets by liveness) serves every later run
 // with the same shapes.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -55,6 +58,19 @@ bool buffers_overlap(const Tensor& a, const Tensor& b) {
   return pa < pb + b.nbytes() && pb < pa + a.nbytes();
 }
 
+// Runs body; errors get the node's label in front. (Not with_context: that would build the
+// label string for every node of every run.)
+template <typename F>
+void in_node_context(const Node& node, F&& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    throw e.with_context(node.label());
+  } catch (const dnnl::error& e) {
+    fail_code(ErrorCode::kInternal, node.label(), ": oneDNN: ", e.what());
+  }
+}
+
 bool plain_numeric(DType t) { return t != DType::kString && t != DType::kVariant && t != DType::kResource; }
 
 class Executable final : public CpuExecutable {
@@ -65,6 +81,7 @@ class Executable final : public CpuExecutable {
     isa_ = resolve_isa(options.isa);
     threads_ = options.threads > 0 ? options.threads : default_threads();
     onednn::init(isa_);
+    profile_ = std::getenv("TESSERA_CPU_PROFILE") != nullptr;
     const Graph& g = *graph_;
     std::vector<const Node*> fed(g.args.begin(), g.args.end());
     std::vector<Node*> order = g.schedule(g.results, g.control_results, fed);
@@ -145,6 +162,18 @@ class Executable final : public CpuExecutable {
     return out;
   }
 
+  ~Executable() override {
+    if (!profile_) return;
+    // TESSERA_CPU_PROFILE=1: where planned runs spent their time, by op (fast or reference).
+    std::vector<std::pair<double, std::string>> rows;
+    double total = 0;
+    for (const auto& [op, secs] : profile_secs_) rows.push_back({secs, op}), total += secs;
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "cpu profile (%s, %d threads): %.1f ms total\n", isa_name(isa_).c_str(), threads_, total * 1e3);
+    for (const auto& [secs, op] : rows)
+      std::fprintf(stderr, "  %-40s %9.2f ms %5.1f%%\n", op.c_str(), secs * 1e3, 100 * secs / total);
+  }
+
   std::vector<PackedWeight> packed_weights() const override {
     std::vector<PackedWeight> all;
     for (const Step& s : steps_)
@@ -199,15 +228,16 @@ class Executable final : public CpuExecutable {
           fail_code(ErrorCode::kInternal, node.label(), ": input slot ", slot, " was not computed");
         inputs.push_back(values[slot]);
       }
+      const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       if (s.kernel) {
         Run r(inputs, values, s, plan, rec, threads_);
-        with_context(node.label(), [&] { s.kernel->run(r); });
+        in_node_context(node, [&] { s.kernel->run(r); });
       } else {
         if (s.retains_inputs && plan)  // it may keep an input: never hand it arena memory
           for (Tensor& t : inputs)
             if (plain_numeric(t.dtype()) && t.nbytes() > 0 && plan->contains(t.raw())) t = t.clone();
         KernelContext ctx{node, inputs, {}, variables, call};
-        with_context(node.label(), [&] { node.def->compute(ctx); });
+        in_node_context(node, [&] { node.def->compute(ctx); });
         if (static_cast<int>(ctx.outputs.size()) != node.num_outputs())
           fail_code(ErrorCode::kInternal, node.label(), ": kernel produced ", ctx.outputs.size(),
                     " outputs, expected ", node.num_outputs());
@@ -227,6 +257,9 @@ class Executable final : public CpuExecutable {
           values[slot] = std::move(t);
         }
       }
+      if (profile_ && plan)
+        profile_secs_[node.op + (s.kernel ? "" : " (reference)")] +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       for (int o = 0; o < node.num_outputs(); ++o) {
         const Tensor& t = values[s.out_base + o];
         if (!t.valid()) fail_code(ErrorCode::kInternal, node.label(), ": kernel left output ", o, " unset");
@@ -278,6 +311,8 @@ class Executable final : public CpuExecutable {
   int num_slots_ = 0;
   std::vector<int> last_use_;  // per slot: last step reading it (steps_.size() for results)
   std::vector<int> arg_slots_, result_slots_;
+  bool profile_ = false;
+  std::map<std::string, double> profile_secs_;
   std::mutex mu_;
   std::map<std::vector<Shape>, std::unique_ptr<ShapePlan>> plans_;
 };

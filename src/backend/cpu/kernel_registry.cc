@@ -22,6 +22,7 @@ void ensure_registered() {
     register_softmax_kernels();
     register_reduce_kernels();
     register_norm_kernels();
+    register_pool_kernels();
   });
 }
 
