@@ -8,7 +8,14 @@
 #include <random>
 #include <string>
 
-#include "ir/tensor.h"
+#include <algorithm>
+#include <sstream>
+#include <vector>
+
+#include "ir/interpreter.h"
+#include "ir/parser.h"
+#include "ir/printer.h"
+#include "passes/pass.h"
 
 namespace tessera::testing {
 
@@ -41,6 +48,52 @@ inline std::string numeric_mismatch(const Tensor& ref, const Tensor& got) {
   if (diff <= 1e-4 * scale + 1e-6) return "";
   return "max|diff| " + std::to_string(diff) + " > tolerance (max|ref| " + std::to_string(scale) + ")";
 }
+
+// The printed graph with its body lines sorted, so graphs compare regardless of node order.
+inline std::string canonical_ir(const Graph& g) {
+  std::istringstream in(print_graph(g, PrintOptions{.with_library = false, .max_inline_elements = 64}));
+  std::string header, line;
+  std::getline(in, header);
+  std::vector<std::string> body;
+  while (std::getline(in, line))
+    if (line != "}") body.push_back(line);
+  std::sort(body.begin(), body.end());
+  std::string out = header + "\n";
+  for (const auto& l : body) out += l + "\n";
+  return out;
+}
+
+// Parses `text`, runs `passes` on it and returns the graph.
+inline std::shared_ptr<Graph> run_on(const std::string& text, const std::vector<std::string>& passes,
+                                     const passes::PassContext& ctx = {}) {
+  auto g = parse_graph(text);
+  passes::run_passes(*g, passes, ctx);
+  return g;
+}
+
+inline std::vector<Tensor> call(const Graph& g, const std::vector<Tensor>& args, ResourceStore* vars = nullptr) {
+  std::vector<Feed> feeds;
+  for (size_t i = 0; i < args.size(); ++i) feeds.push_back({g.args.at(i)->out(), args[i]});
+  return interpret(g, feeds, g.results, g.control_results, vars);
+}
+
+// Empty if `after` computes what `before_text` does on `args` (numeric match per result).
+inline std::string results_mismatch(const std::string& before_text, const Graph& after,
+                                    const std::vector<Tensor>& args, ResourceStore* vars = nullptr) {
+  auto before = parse_graph(before_text);
+  std::vector<Tensor> ref = call(*before, args, vars), got = call(after, args, vars);
+  if (ref.size() != got.size()) return "result count differs";
+  for (size_t i = 0; i < ref.size(); ++i) {
+    std::string m = numeric_mismatch(ref[i], got[i]);
+    if (!m.empty()) return "result " + std::to_string(i) + ": " + m;
+  }
+  return "";
+}
+
+#define EXPECT_IR(graph, text) \
+  EXPECT_EQ(::tessera::testing::canonical_ir(graph), ::tessera::testing::canonical_ir(*::tessera::parse_graph(text)))
+#define EXPECT_SAME_RESULTS(before_text, after, ...) \
+  EXPECT_EQ(::tessera::testing::results_mismatch(before_text, after, __VA_ARGS__), "")
 
 #define EXPECT_NUMERIC_MATCH(ref, got) EXPECT_EQ(::tessera::testing::numeric_mismatch(ref, got), "")
 
