@@ -32,10 +32,14 @@ void make_const(Node& node, const Tensor& value) {
 }
 
 Uses::Uses(const Graph& g) {
-  for (const auto& n : g.nodes()) {
+  // Dead nodes (left behind by rewrites until the pass removes them) do not count as uses.
+  std::vector<Node*> targets = g.control_results;
+  targets.insert(targets.end(), g.args.begin(), g.args.end());
+  for (Node* live : g.schedule(g.results, targets)) {
+    const Node* n = live;
     for (size_t i = 0; i < n->inputs.size(); ++i) {
       ++counts_[key(n->inputs[i])];
-      users_[n->inputs[i].node].push_back({n.get(), static_cast<int>(i)});
+      users_[n->inputs[i].node].push_back({live, static_cast<int>(i)});
     }
     for (const Node* c : n->control_inputs) control_sources_.insert(c);
   }

@@ -22,7 +22,8 @@ Node* add_const(Graph& g, const std::string& base, const Tensor& value);
 // Turns `node` into a Const holding `value` in place (keeps its name; inputs dropped).
 void make_const(Node& node, const Tensor& value);
 
-// Data uses of every value, results included (a result counts as one use).
+// Data uses of every value by live nodes (those the results, control results and args
+// need), results included (a result counts as one use).
 class Uses {
  public:
   explicit Uses(const Graph& g);
