@@ -6,6 +6,7 @@
 #include "backend/cpu/isa.h"
 #include "runtime/compile_cache.h"
 #include "runtime/version.h"
+#include "support/file.h"
 
 #include <chrono>
 #include <cstdio>
@@ -72,6 +73,9 @@ std::shared_ptr<Model> Model::from_artifact(Artifact artifact, const std::string
 
 std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& options) {
   if (is_artifact_file(path)) return from_artifact(read_artifact(path), path, options);
+  // A file named .tsr without the magic gets the artifact loader's "not a .tsr" error.
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".tsr") == 0 && !is_directory(path) && file_exists(path))
+    read_artifact(path);
 
   std::string target = options.target.empty() ? "reference" : options.target;
   if (target != "cpu" && target != "reference")
