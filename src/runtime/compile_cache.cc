@@ -90,4 +90,29 @@ std::string compile_cache_path(const std::string& key) {
   return (dir / (key + ".tsr")).string();
 }
 
+void touch_compile_cache_entry(const std::string& path) {
+  std::error_code ec;
+  fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // best effort
+}
+
+void prune_compile_cache(const std::string& keep) {
+  uint64_t limit = 4ull << 30;
+  if (const char* env = std::getenv("TESSERA_CACHE_MAX_BYTES"); env && *env) limit = std::strtoull(env, nullptr, 10);
+  std::error_code ec;
+  std::vector<std::pair<fs::file_time_type, fs::path>> entries;
+  uint64_t total = 0;
+  for (const auto& e : fs::directory_iterator(compile_cache_dir(), ec)) {
+    if (!e.is_regular_file(ec) || e.path().extension() != ".tsr") continue;
+    total += e.file_size(ec);
+    entries.push_back({e.last_write_time(ec), e.path()});
+  }
+  std::sort(entries.begin(), entries.end());
+  for (const auto& [time, path] : entries) {
+    if (total <= limit) break;
+    if (fs::equivalent(path, keep, ec)) continue;
+    uint64_t size = fs::file_size(path, ec);
+    if (fs::remove(path, ec)) total -= size;
+  }
+}
+
 }  // namespace tessera

@@ -16,4 +16,11 @@ std::string compile_cache_key(const std::string& model_path, const std::string& 
 // Where the cached .tsr for `key` lives (the directory is created).
 std::string compile_cache_path(const std::string& key);
 
+// Marks an entry as used (its mtime orders eviction).
+void touch_compile_cache_entry(const std::string& path);
+
+// Evicts the least recently used .tsr files until the cache holds at most
+// $TESSERA_CACHE_MAX_BYTES (default 4 GiB); `keep` (the entry just written) stays.
+void prune_compile_cache(const std::string& keep);
+
 }  // namespace tessera

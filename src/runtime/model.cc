@@ -9,6 +9,7 @@
 #include "support/file.h"
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 
 namespace tessera {
@@ -83,7 +84,9 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   bool compiled = target == "cpu" || options.passes.has_value();
   bool inspect_only = options.allow_unsupported || options.skip_variables;
   std::string cache_file;
-  if (compiled && target == "cpu" && options.use_cache && !inspect_only && !options.after_pass) {
+  std::error_code exists_ec;
+  bool path_exists = std::filesystem::exists(path, exists_ec);  // else import reports it
+  if (compiled && target == "cpu" && options.use_cache && !inspect_only && !options.after_pass && path_exists) {
     CompileOptions c = compile_options_from(options, target);
     std::string options_text = str_cat("target=", target, ";passes=", join(c.pass_list()),
                                        ";isa=", cpu::isa_name(cpu::resolve_isa(options.isa)),
@@ -93,6 +96,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
       try {
         auto model = from_artifact(read_artifact(cache_file), path, options);
         model->cache_hit_ = true;
+        touch_compile_cache_entry(cache_file);
         return model;
       } catch (const Error& e) {  // a damaged cache entry is rebuilt, not fatal
         std::fprintf(stderr, "tessera: ignoring compile cache entry '%s': %s\n", cache_file.c_str(), e.what());
@@ -136,6 +140,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
       info.source = path;
       info.passes = model->compile_options_.pass_list();
       write_artifact(cache_file, info, all, model->variables_);
+      prune_compile_cache(cache_file);
     } catch (const Error& e) {
       std::fprintf(stderr, "tessera: not caching the compiled '%s': %s\n", path.c_str(), e.what());
     }
