@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "runtime/artifact.h"
 #include "runtime/model.h"
@@ -177,6 +178,38 @@ TEST(Artifact, CompileCacheHitSkipsCompilation) {
   EXPECT_FALSE(Model::load(kHalfPlusTwo, o)->cache_hit());
   unsetenv("TESSERA_CACHE_DIR");
   std::filesystem::remove_all(dir);
+}
+
+TEST(CompiledModel, ConcurrentFirstRunsCompileOnce) {
+  LoadOptions o;
+  o.target = "cpu";
+  o.use_cache = false;
+  auto model = Model::load(kHalfPlusTwo, o);
+  EXPECT_TRUE(model->compiled());
+  std::vector<std::thread> threads;
+  std::vector<float> got(8);
+  std::vector<const CompiledSignature*> seen(8);
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&, i] {
+      Session s(model);
+      seen[i] = &model->compiled_signature("serving_default");
+      got[i] = s.run("serving_default", {{"x", Tensor::from_vector<float>({2.0f * i}, {1, 1})}}).at("y").data<float>()[0];
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_FLOAT_EQ(got[i], i + 2.0f);
+    EXPECT_EQ(seen[i], seen[0]);  // one compiled signature shared by every session
+  }
+  EXPECT_THROW(model->compiled_signature("no_such_signature"), Error);
+}
+
+TEST(CompiledModel, ReferenceTargetWithoutPassesInterpretsTheImportedGraph) {
+  auto model = Model::load(kHalfPlusTwo);  // the C++ API default: reference, no compilation
+  EXPECT_FALSE(model->compiled());
+  EXPECT_EQ(model->target(), "reference");
+  Session s(model);
+  EXPECT_FLOAT_EQ(s.run("serving_default", {{"x", Tensor::from_vector<float>({1.0f}, {1, 1})}}).at("y").data<float>()[0],
+                  2.5f);
 }
 
 }  // namespace
