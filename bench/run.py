@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import pathlib
-import platform
 import shlex
 import subprocess
 import sys
@@ -185,10 +184,10 @@ def main():
         parser.error(f'unknown models {sorted(unknown)}')
 
     started = time.time()
-    env_info = environment.describe(args.threads)
+    env_info = environment.describe(args.threads, CACHE)
     env_info['command'] = 'python3 bench/' + ' '.join(shlex.quote(a) for a in
                                                      [pathlib.Path(sys.argv[0]).name] + sys.argv[1:])
-    rts = runtimes.make(args.runtimes.split(','), args.tessera, env_info, args.smoke)
+    rts = runtimes.make(args.runtimes.split(','), args.tessera, env_info, args.threads)
     cache_dir = model_cache_dir()
     infos = ensure_models(args.models, cache_dir)
     run_dir = CACHE / 'runs' / time.strftime('%Y%m%d-%H%M%S')
@@ -199,6 +198,11 @@ def main():
     for name in args.models:
         entries.append(run_model(infos[name], args, run_dir, rts, env_info))
     env_info['load_average_after'] = os.getloadavg()
+    # Peak again at the end: other jobs on the machine only lower it, so keep the higher one.
+    after = environment.measured_peak(args.threads, CACHE)
+    env_info['peak_measurements'] = [env_info['peak'], after]
+    if (after.get('gflops') or 0) > (env_info['peak'].get('gflops') or 0):
+        env_info['peak'] = after
     results = dict(schema=1, smoke=args.smoke, started_utc=time.strftime(
         '%Y-%m-%d %H:%M:%S', time.gmtime(started)), wall_seconds=round(time.time() - started, 1),
         environment=env_info, batches=args.batches, trials=args.trials, threads=args.threads,

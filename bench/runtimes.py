@@ -171,7 +171,7 @@ class Tessera:
         return res
 
 
-def make(names, tessera_bin, env_info, smoke):
+def make(names, tessera_bin, env_info, threads):
     build = pathlib.Path(os.environ.get('TESSERA_BUILD_DIR', REPO / 'build'))
     tessera_bin = tessera_bin or pathlib.Path(os.environ.get('TESSERA_BIN', build / 'tessera'))
     peers = peers_python()
@@ -188,18 +188,18 @@ def make(names, tessera_bin, env_info, smoke):
             onednn = '0' if name == 'tf_eigen' else '1'
             rt = PythonPeer(name, 'tf_xla' if name == 'tf_xla' else 'tf', sys.executable,
                             dict(TF_ENABLE_ONEDNN_OPTS=onednn), 'tensorflow',
-                            dict(TF_ENABLE_ONEDNN_OPTS=onednn, intra_op=2, inter_op=1,
+                            dict(TF_ENABLE_ONEDNN_OPTS=onednn, intra_op=threads, inter_op=1,
                                  jit_compile=name == 'tf_xla',
                                  call='tf.function wrapping the serving_default signature'))
         elif name == 'ort':
             rt = PythonPeer(name, 'ort', peers, {}, 'onnxruntime', dict(
                 conversion=f'tf2onnx --saved-model, opset {ONNX_OPSET}',
-                graph_optimization_level='ORT_ENABLE_ALL', intra_op=2, inter_op=1,
+                graph_optimization_level='ORT_ENABLE_ALL', intra_op=threads, inter_op=1,
                 allow_spinning='1 (ORT default, set explicitly)'))
         elif name == 'openvino':
             rt = PythonPeer(name, 'openvino', peers, {}, 'openvino', dict(
                 reads='SavedModel directly (Core.read_model)', hint='LATENCY b1 / THROUGHPUT b>1',
-                inference_num_threads=2, inference_precision='f32',
+                inference_num_threads=threads, inference_precision='f32',
                 throughput_calls='batch split across NUM_STREAMS async requests per call'))
         else:
             raise SystemExit(f'unknown runtime {name}; known: {", ".join(NAMES)}')
