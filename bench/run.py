@@ -174,7 +174,15 @@ def main():
                         help='results folder (default bench/results; with --smoke a cache folder)')
     parser.add_argument('--tessera', type=pathlib.Path, default=None,
                         help='tessera binary (default $TESSERA_BIN or $TESSERA_BUILD_DIR/tessera)')
+    parser.add_argument('--rerender', type=pathlib.Path, default=None, metavar='DIR',
+                        help='only rewrite DIR/results.md (and the summary) from DIR/results.json')
     args = parser.parse_args()
+    if args.rerender:
+        results = json.loads((args.rerender / 'results.json').read_text())
+        results['summary'] = report.summarize(results)
+        (args.rerender / 'results.json').write_text(json.dumps(results, indent=1) + '\n')
+        (args.rerender / 'results.md').write_text(report.markdown(results))
+        return
     args.models = (args.models or ('mlp' if args.smoke else ','.join(ALL_MODELS))).split(',')
     args.batches = [int(b) for b in args.batches.split(',')]
     args.trials = args.trials or (1 if args.smoke else 3)
