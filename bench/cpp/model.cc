@@ -1,7 +1,8 @@
 // Whole-model latency: a zoo SavedModel (TESSERA_ZOO_DIR or ~/.cache/tessera/zoo; model names
-// in TESSERA_BENCH_MODELS, default resnet50_tfk) at batch 1 and 32, on the reference
-// interpreter and on CpuExecutable (threads from TESSERA_BENCH_THREADS, default 2). Inputs
-// are random with the signature's shape; warm-up (plan, packing) is excluded.
+// in TESSERA_BENCH_MODELS, default resnet50_tfk) after the default pass pipeline
+// (TESSERA_BENCH_NO_PASSES=1: as imported) at batch 1 and 32, on the reference interpreter and
+// on CpuExecutable (threads from TESSERA_BENCH_THREADS, default 2). Inputs are random with the
+// signature's shape; warm-up (plan, packing) is excluded.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -11,7 +12,8 @@
 
 #include "backend/cpu/cpu_executable.h"
 #include "ir/interpreter.h"
-#include "model_graph.h"
+#include "passes/pass.h"
+#include "passes/signature_graph.h"
 #include "runtime/model.h"
 
 namespace {
@@ -29,9 +31,14 @@ Loaded load(const std::string& name) {
   std::filesystem::path dir = zoo ? zoo : std::filesystem::path(std::getenv("HOME")) / ".cache/tessera/zoo";
   Loaded l;
   l.model = Model::load((dir / name / "saved_model").string());
-  l.graph = bench::model_graph(l.model->module(), l.model->signature("serving_default"));
+  l.graph = signature_graph(l.model->module(), l.model->signature("serving_default"));
   l.vars = std::make_unique<ResourceStore>();
   l.vars->restore(l.model->variables());
+  if (!std::getenv("TESSERA_BENCH_NO_PASSES")) {  // the default pipeline, as `tessera compile` runs it
+    passes::PassContext ctx;
+    ctx.variables = l.vars.get();
+    passes::run_passes(*l.graph, passes::default_pipeline(), ctx);
+  }
   return l;
 }
 
