@@ -61,5 +61,6 @@ void register_softmax_kernels();
 void register_reduce_kernels();
 void register_norm_kernels();
 void register_pool_kernels();
+void register_attention_kernels();
 
 }  // namespace tessera::cpu

@@ -23,6 +23,7 @@ void ensure_registered() {
     register_reduce_kernels();
     register_norm_kernels();
     register_pool_kernels();
+    register_attention_kernels();
   });
 }
 

@@ -44,3 +44,42 @@ TEST(CpuNorm, FusedBatchNormInference) {
 
 }  // namespace
 }  // namespace tessera::cpu::testing
+
+namespace tessera::cpu::testing {
+namespace {
+
+TEST(CpuAttention, TsAttentionWithAndWithoutMask) {
+  if (!has_op("TsAttention")) GTEST_SKIP() << "TsAttention not registered";
+  struct Case {
+    int64_t sq, sk, h, d, dv;
+    Shape mask;  // empty: no mask
+  };
+  const std::vector<Case> cases = {{5, 5, 2, 8, 8, {}},        {7, 9, 3, 4, 6, {}},
+                                   {6, 6, 2, 8, 8, {1, 1, 6, 6}}, {4, 10, 2, 4, 4, {10}},
+                                   {5, 5, 3, 4, 4, {-1, 3, 5, 5}}, {3, 8, 1, 16, 16, {-1, 1, 1, 8}}};
+  for (const Case& c : cases) {
+    const bool masked = !c.mask.empty();
+    FnGraph fn;
+    Value q = fn.arg(DType::kFloat32, PartialShape({-1, c.sq, c.h, c.d}));
+    Value k = fn.arg(DType::kFloat32, PartialShape({-1, c.sk, c.h, c.d}));
+    Value v = fn.arg(DType::kFloat32, PartialShape({-1, c.sk, c.h, c.dv}));
+    std::vector<Value> in = {q, k, v};
+    if (masked) in.push_back(fn.arg(DType::kFloat32, PartialShape::unknown()));
+    fn.result(fn.op("TsAttention", in, {{"T", DType::kFloat32}, {"scale", 0.35f}, {"has_mask", masked}})->out());
+    std::vector<std::vector<Tensor>> runs;
+    for (int64_t b : {1, 3}) {
+      std::vector<Tensor> args = {random_tensor({b, c.sq, c.h, c.d}, 1), random_tensor({b, c.sk, c.h, c.d}, 2),
+                                  random_tensor({b, c.sk, c.h, c.dv}, 3)};
+      if (masked) {
+        Shape ms = c.mask;
+        for (int64_t& d : ms) d = d < 0 ? b : d;
+        args.push_back(random_tensor(ms, 4, -3, 0));
+      }
+      runs.push_back(args);
+    }
+    check_graph(fn, runs, "TsAttention sq=" + std::to_string(c.sq) + " mask=" + shape_str(c.mask));
+  }
+}
+
+}  // namespace
+}  // namespace tessera::cpu::testing
