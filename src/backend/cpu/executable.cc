@@ -80,7 +80,7 @@ class Executable final : public CpuExecutable {
       : graph_(std::move(graph)) {
     isa_ = resolve_isa(options.isa);
     threads_ = options.threads > 0 ? options.threads : default_threads();
-    onednn::init(isa_);
+    onednn::init(resolve_isa(""));  // process-wide: TESSERA_ISA or the processor's (see onednn.h)
     profile_ = std::getenv("TESSERA_CPU_PROFILE") != nullptr;
     const Graph& g = *graph_;
     std::vector<const Node*> fed(g.args.begin(), g.args.end());
