@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
                                      [=](benchmark::State& s) { run_model(s, name, batch, ref); })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime()
+            ->MeasureProcessCPUTime()  // CPU column: all threads, robust to other load
             ->MinTime(ref ? 0.5 : 2.0);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
