@@ -241,22 +241,9 @@ class Executable final : public CpuExecutable {
         if (static_cast<int>(ctx.outputs.size()) != node.num_outputs())
           fail_code(ErrorCode::kInternal, node.label(), ": kernel produced ", ctx.outputs.size(),
                     " outputs, expected ", node.num_outputs());
-        for (int o = 0; o < node.num_outputs(); ++o) {
-          Tensor& t = ctx.outputs[o];
-          const int slot = s.out_base + o;
-          if (rec) {
-            for (size_t k = 0; k < inputs.size(); ++k)
-              if (buffers_overlap(t, inputs[k])) {
-                const int root = rec->alias_root[s.inputs[k]];
-                rec->alias_root[slot] = root >= 0 ? root : s.inputs[k];
-              }
-          } else if (plan && plan->alias_root[slot] < 0 && plain_numeric(t.dtype()) && t.nbytes() > 0 &&
-                     plan->contains(t.raw())) {
-            t = t.clone();  // an alias the recording did not see: keep it out of the arena
-          }
-          values[slot] = std::move(t);
-        }
+        for (int o = 0; o < node.num_outputs(); ++o) values[s.out_base + o] = std::move(ctx.outputs[o]);
       }
+      track_aliases(s, inputs, values, plan, rec);
       if (profile_ && plan)
         profile_secs_[node.op + (s.kernel ? "" : " (reference)")] +=
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -270,6 +257,27 @@ class Executable final : public CpuExecutable {
       }
       for (int slot : s.inputs)
         if (last_use_[slot] == static_cast<int>(i)) values[slot] = Tensor();
+    }
+  }
+
+  // Outputs that share storage with an input (Reshape, Identity, a pass-through kernel): the
+  // recording run notes them so the buffer lives as long as its last alias; a planned run
+  // copies any arena-backed output the plan did not foresee, so nothing outlives its slot.
+  void track_aliases(const Step& s, const std::vector<Tensor>& inputs, std::vector<Tensor>& values,
+                     const ShapePlan* plan, Recording* rec) const {
+    for (int o = 0; o < s.node->num_outputs(); ++o) {
+      const int slot = s.out_base + o;
+      Tensor& t = values[slot];
+      if (rec) {
+        for (size_t k = 0; k < inputs.size(); ++k)
+          if (buffers_overlap(t, inputs[k])) {
+            const int root = rec->alias_root[s.inputs[k]];
+            rec->alias_root[slot] = root >= 0 ? root : s.inputs[k];
+          }
+      } else if (plan && t.valid() && plain_numeric(t.dtype()) && t.nbytes() > 0 && plan->contains(t.raw())) {
+        const bool own = plan->offset[slot] >= 0 && t.raw() == plan->arena.get() + plan->offset[slot];
+        if (!own && plan->alias_root[slot] < 0) t = t.clone();
+      }
     }
   }
 
