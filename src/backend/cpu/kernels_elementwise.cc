@@ -255,7 +255,6 @@ void register_elementwise_kernels() {
   register_kernel("TsElementwise", [](const Node& n, const CompileEnv& env) {
     return make(n, env, n.attr<std::vector<std::string>>("program"));
   });
-
 }
 
 }  // namespace tessera::cpu
