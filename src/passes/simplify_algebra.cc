@@ -198,7 +198,8 @@ class Simplifier {
   }
 
   Node* bias_add(const std::string& base, Value x, const std::vector<float>& b) {
-    return add_node(g_, base, "BiasAdd", {x, add_const(g_, base + "/bias", vec(b))->out()},
+    std::string name = g_.unique_name(base);
+    return add_node(g_, name, "BiasAdd", {x, add_const(g_, name + "/bias", vec(b))->out()},
                     {{"T", DType::kFloat32}, {"data_format", std::string("NHWC")}});
   }
 

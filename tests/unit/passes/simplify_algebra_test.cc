@@ -1,0 +1,116 @@
+// simplify_algebra: batch norms and per-channel scales/shifts folded into weights and biases,
+// neutral arithmetic removed, reshape/transpose chains collapsed.
+#include <gtest/gtest.h>
+
+#include "passes/pass_test_util.h"
+
+namespace tessera {
+namespace {
+
+using testing::random_f32;
+using testing::run_on;
+
+const char* kConvBn = R"(
+graph (x: float32[1,3,3,2]) -> (y: y) {
+  w = Const() {dtype=float32, value=float32[1,1,2,2]{1, 2, 3, 4}}
+  c = Conv2D(x, w) {T=float32, padding="VALID", strides=[1, 1, 1, 1]}
+  scale = Const() {dtype=float32, value=float32[2]{2, 0.5}}
+  offset = Const() {dtype=float32, value=float32[2]{1, -1}}
+  mean = Const() {dtype=float32, value=float32[2]{0.5, 0.25}}
+  var = Const() {dtype=float32, value=float32[2]{3, 0}}
+  bn = FusedBatchNormV3(c, scale, offset, mean, var) {T=float32, U=float32, epsilon=1.0, is_training=false}
+  y = Relu(bn) {T=float32}
+}
+)";
+
+TEST(SimplifyAlgebra, FoldsFusedBatchNormIntoConv) {
+  auto g = run_on(kConvBn, {"simplify_algebra"});
+  // s = scale / sqrt(var + eps) = [1, 0.5]; t = offset - mean * s = [0.5, -1.125]
+  EXPECT_IR(*g, R"(
+graph (x: float32[1,3,3,2]) -> (y: y) {
+  c/scaled_weight = Const() {dtype=float32, value=float32[1,1,2,2]{1, 1, 3, 2}}
+  c = Conv2D(x, c/scaled_weight) {T=float32, padding="VALID", strides=[1, 1, 1, 1]}
+  bn/shift_1/bias = Const() {dtype=float32, value=float32[2]{0.5, -1.125}}
+  bn/shift_1 = BiasAdd(c, bn/shift_1/bias) {T=float32, data_format="NHWC"}
+  y = Relu(bn/shift_1) {T=float32}
+})");
+  EXPECT_SAME_RESULTS(kConvBn, *g, {random_f32({1, 3, 3, 2}, 1)});
+}
+
+// The Keras 3 shape of the same thing once variables are constants: a biased layer, then a
+// scale and a shift as separate broadcasting ops.
+const char* kDenseScale = R"(
+graph (x: float32[?,2]) -> (y: y) {
+  w = Const() {dtype=float32, value=float32[2,3]{1, 2, 3, 4, 5, 6}}
+  m = MatMul(x, w) {T=float32}
+  b = Const() {dtype=float32, value=float32[3]{1, 2, 3}}
+  ba = BiasAdd(m, b) {T=float32}
+  two = Const() {dtype=float32, value=float32[]{2}}
+  d = RealDiv(ba, two) {T=float32}
+  k = Const() {dtype=float32, value=float32[1,3]{1, 1, 1}}
+  y = Sub(d, k) {T=float32}
+}
+)";
+
+TEST(SimplifyAlgebra, FoldsScalesAndShiftsIntoMatMulAndBias) {
+  auto g = run_on(kDenseScale, {"simplify_algebra"});
+  EXPECT_IR(*g, R"(
+graph (x: float32[?,2]) -> (y: y_1) {
+  m/scaled_weight = Const() {dtype=float32, value=float32[2,3]{0.5, 1, 1.5, 2, 2.5, 3}}
+  m = MatMul(x, m/scaled_weight) {T=float32}
+  y_1/bias = Const() {dtype=float32, value=float32[3]{-0.5, 0, 0.5}}
+  y_1 = BiasAdd(m, y_1/bias) {T=float32, data_format="NHWC"}
+})");
+  EXPECT_SAME_RESULTS(kDenseScale, *g, {random_f32({4, 2}, 2)});
+}
+
+TEST(SimplifyAlgebra, LeavesSharedOrNonChannelConstantsAlone) {
+  // The conv output has a second use, and the other scale varies along a non-channel axis.
+  const char* text = R"(
+graph (x: float32[1,2,2,1]) -> (a: a, b: c, d: d) {
+  w = Const() {dtype=float32, value=float32[1,1,1,2]{1, 2}}
+  c = Conv2D(x, w) {T=float32, padding="VALID", strides=[1, 1, 1, 1]}
+  s = Const() {dtype=float32, value=float32[2]{3, 4}}
+  a = Mul(c, s) {T=float32}
+  w2 = Const() {dtype=float32, value=float32[1,1,1,2]{1, 2}}
+  c2 = Conv2D(x, w2) {T=float32, padding="VALID", strides=[1, 1, 1, 1]}
+  rows = Const() {dtype=float32, value=float32[2,1,1]{3, 4}}
+  d = Mul(c2, rows) {T=float32}
+})";
+  auto g = run_on(text, {"simplify_algebra"});
+  EXPECT_IR(*g, text);
+}
+
+const char* kNeutral = R"(
+graph (x: float32[2,3]) -> (a: a, b: b, c: c, d: d, e: e) {
+  one = Const() {dtype=float32, value=float32[3]{1}}
+  a = Mul(x, one) {T=float32}
+  big = Const() {dtype=float32, value=float32[2,2,3]{1}}
+  b = Mul(x, big) {T=float32}
+  s1 = Const() {dtype=int32, value=int32[2]{3, 2}}
+  r1 = Reshape(x, s1) {T=float32, Tshape=int32}
+  s2 = Const() {dtype=int32, value=int32[1]{6}}
+  c = Reshape(r1, s2) {T=float32, Tshape=int32}
+  p = Const() {dtype=int32, value=int32[2]{1, 0}}
+  t1 = Transpose(x, p) {T=float32, Tperm=int32}
+  d = Transpose(t1, p) {T=float32, Tperm=int32}
+  zero = Const() {dtype=float32, value=float32[]{0}}
+  e = Sub(x, zero) {T=float32}
+}
+)";
+
+TEST(SimplifyAlgebra, DropsNeutralOpsAndCollapsesChains) {
+  auto g = run_on(kNeutral, {"simplify_algebra"});
+  // x*1 and x-0 go; the broadcasting Mul stays; Reshape(Reshape) and Transpose(Transpose) collapse.
+  EXPECT_IR(*g, R"(
+graph (x: float32[2,3]) -> (a: x, b: b, c: c, d: x, e: x) {
+  big = Const() {dtype=float32, value=float32[2,2,3]{1}}
+  b = Mul(x, big) {T=float32}
+  s2 = Const() {dtype=int32, value=int32[1]{6}}
+  c = Reshape(x, s2) {T=float32, Tshape=int32}
+})");
+  EXPECT_SAME_RESULTS(kNeutral, *g, {random_f32({2, 3}, 3)});
+}
+
+}  // namespace
+}  // namespace tessera
