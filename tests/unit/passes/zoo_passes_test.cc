@@ -13,6 +13,7 @@
 #include "io/json_tensor.h"
 #include "io/npy.h"
 #include "ir/interpreter.h"
+#include "ir/printer.h"
 #include "passes/pass.h"
 #include "passes/pass_test_util.h"
 #include "passes/signature_graph.h"
@@ -109,8 +110,14 @@ TEST(ZooPasses, EveryPassAndThePipelineMatchTheReference) {
       std::string label = pipeline ? "pipeline" : names[0];
       SCOPED_TRACE(label);
       auto g = signature_graph(model->module(), sig);
-      std::map<std::string, int> delta;
       ctx.after_pass = nullptr;
+      // TESSERA_ZOO_DUMP_DIR=dir writes the pipeline's IR after every pass (for debugging).
+      if (const char* dump = std::getenv("TESSERA_ZOO_DUMP_DIR"); dump && pipeline) {
+        ctx.after_pass = [&, step = 0](const std::string& pass, const Graph& graph) mutable {
+          std::ofstream(fs::path(dump) / (z.name + "." + std::to_string(step++) + "." + pass + ".ir"))
+              << print_graph(graph, PrintOptions{.with_library = false, .max_inline_elements = 4});
+        };
+      }
       size_t before = g->nodes().size();
       auto t0 = std::chrono::steady_clock::now();
       try {
