@@ -383,6 +383,18 @@ class Parser {
             node_name();
             continue;
           }
+          if (peek() == '"') {  // a quoted label
+            std::string label = string_literal();
+            expect(':', "after the result label");
+            ws();
+            results.push_back({at, label, false, pos_});
+            node_name();
+            if (peek() == ':') {
+              ++pos_;
+              word();
+            }
+            continue;
+          }
           std::string first = node_name();
           std::string label;
           if (peek() == ':' && !(pos_ + 1 < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_ + 1])))) {

@@ -5,6 +5,18 @@
 #include "ir/op_registry.h"
 
 namespace tessera {
+namespace {
+
+// A node name from a signature key: keys may be tensor names ("x:0"), which IR text cannot use.
+std::string arg_name(const std::string& key) {
+  std::string out = key.empty() ? "arg" : key;
+  for (char& c : out)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '/' && c != '-') c = '_';
+  if (out[0] == '-') out[0] = '_';
+  return out;
+}
+
+}  // namespace
 
 std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& sig) {
   return with_context("signature '" + sig.key + "'", [&] {
@@ -51,9 +63,9 @@ std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& si
       out->result_names.push_back(spec.key);
     }
     for (Node* t : sig.targets) out->control_results.push_back(copy.at(t));
-    // Name the args after the input keys now that every copied name is taken.
+    // Name the args after the input keys (made valid names) now that every copied name is taken.
     for (size_t i = 0; i < sig.inputs.size(); ++i)
-      out->rename(out->args[i], out->unique_name(sig.inputs[i].key));
+      out->rename(out->args[i], out->unique_name(arg_name(sig.inputs[i].key)));
     return out;
   });
 }

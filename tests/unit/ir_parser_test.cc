@@ -44,6 +44,14 @@ TEST(IrParser, ParsesRunsAndRoundTrips) {
   EXPECT_NE(text.find("value=float32[2,3]{1, -2.5, 3, 0.125, 1e-05, -0}"), std::string::npos) << text;
 }
 
+TEST(IrParser, ResultLabelsThatAreNotNamesAreQuoted) {
+  auto g = parse_graph("graph (x: float32[]) -> (\"out:0\": n, plain: x) {\n  n = Neg(x) {T=float32}\n}");
+  EXPECT_EQ(g->result_names, (std::vector<std::string>{"out:0", "plain"}));
+  std::string text = print_graph(*g);
+  EXPECT_NE(text.find("-> (\"out:0\": n, plain: x)"), std::string::npos) << text;
+  EXPECT_EQ(print_graph(*parse_graph(text)), text);
+}
+
 TEST(IrParser, EveryAttrKindRoundTrips) {
   AttrMap attrs = {
       {"none", std::monostate{}},
