@@ -214,7 +214,8 @@ std::vector<Node*> sub_region(Node* out, const Value& x, const std::vector<Node*
 std::vector<float> probes() {
   std::vector<float> p;
   for (int i = -40; i <= 40; ++i) p.push_back(static_cast<float>(i) * 0.2f);
-  for (float v : {-30.0f, -12.5f, 0.01f, -0.003f, 15.0f, 40.0f}) p.push_back(v);
+  for (float v : {-1e4f, -1000.0f, -100.0f, -30.0f, -12.5f, 0.01f, -0.003f, 15.0f, 40.0f, 100.0f, 1000.0f, 1e4f})
+    p.push_back(v);
   return p;
 }
 
@@ -328,9 +329,14 @@ bool fuse_attention(Graph& g, Node* e2, const Uses& uses) {
     v = e2->inputs[0];
   }
   if (sm->op != "Softmax" || !f32_out(*sm) || !only_consumer(sm->out(), uses)) return false;
+  auto distinct = [](const std::string& letters) {
+    for (size_t i = 0; i < letters.size(); ++i)
+      if (letters.find(letters[i], i + 1) != std::string::npos) return false;
+    return true;
+  };
   const char b = P[0], n = P[1], t = P[2], s = P[3];
   const char d = V[3];
-  if (V != std::string{b, s, n, d} || O != std::string{b, t, n, d}) return false;
+  if (!distinct(P + d) || V != std::string{b, s, n, d} || O != std::string{b, t, n, d}) return false;
   // Softmax(Mul(scores, c)) or Softmax(scores).
   float scale = 1.0f;
   Node* e1 = sm->inputs[0].node;
@@ -346,6 +352,7 @@ bool fuse_attention(Graph& g, Node* e2, const Uses& uses) {
   if (!eq1 || !only_consumer(e1->out(), uses)) return false;
   // e1 = Einsum(q [B T N H], k [B S N H]) -> [B N T S], operands in either order.
   const std::string& Z = eq1->out;
+  if (!distinct(Z)) return false;
   const char B = Z[0], N = Z[1], T = Z[2], S = Z[3];
   Value q, k;
   for (int i = 0; i < 2; ++i) {
