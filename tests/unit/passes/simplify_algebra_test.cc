@@ -114,3 +114,39 @@ graph (x: float32[2,3]) -> (a: x, b: b, c: c, d: x, e: x) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// tf_keras EinsumDense projections ("abc,cde->abde", "abcd,cde->abe") with a [heads, depth]
+// bias: after simplify_algebra and fuse_ops they are two TsFusedMatMuls, the bias inside.
+std::string einsum_text() {
+  auto values = [](int n, float scale) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(((i * 7) % 11 - 5) * scale);
+    return s;
+  };
+  return "graph (x: float32[?,3,4]) -> (q: q, o: o) {\n"
+         "  w = Const() {dtype=float32, value=float32[4,2,3]{" + values(24, 0.1f) + "}}\n"
+         "  e = Einsum(x, w) {N=2, T=float32, equation=\"abc,cde->abde\"}\n"
+         "  b = Const() {dtype=float32, value=float32[2,3]{1, 2, 3, -4, 5, -6}}\n"
+         "  q = AddV2(e, b) {T=float32}\n"
+         "  wo = Const() {dtype=float32, value=float32[2,3,4]{" + values(24, 0.2f) + "}}\n"
+         "  o = Einsum(q, wo) {N=2, T=float32, equation=\"abcd,cde->abe\"}\n"
+         "}\n";
+}
+
+TEST(SimplifyAlgebra, EinsumDenseBecomesMatMulWithBias) {
+  std::string text = einsum_text();
+  auto g = testing::run_on(text, {"simplify_algebra", "fuse_ops", "prune"});
+  std::map<std::string, int> ops;
+  for (const auto& n : g->nodes()) ++ops[n->op];
+  EXPECT_EQ(ops["Einsum"], 0);
+  EXPECT_EQ(ops["AddV2"], 0);
+  EXPECT_EQ(ops["TsFusedMatMul"], 2);
+  EXPECT_NE(testing::canonical_ir(*g).find("has_bias=true"), std::string::npos) << testing::canonical_ir(*g);
+  EXPECT_SAME_RESULTS(text, *g, {testing::random_f32({2, 3, 4}, 7)});
+}
+
+}  // namespace
+}  // namespace tessera
