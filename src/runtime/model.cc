@@ -3,14 +3,114 @@
 #include "frontend/tf/model_import.h"
 #include "frontend/tf/proto_convert.h"
 #include "ir/interpreter.h"
+#include "backend/cpu/isa.h"
+#include "runtime/compile_cache.h"
+#include "runtime/version.h"
+#include "support/file.h"
+
+#include <chrono>
+#include <filesystem>
+#include <cstdio>
 
 namespace tessera {
 
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+CompileOptions compile_options_from(const LoadOptions& o, const std::string& target) {
+  CompileOptions c;
+  c.target = target;
+  c.passes = o.passes;
+  c.threads = o.threads;
+  c.isa = o.isa;
+  c.after_pass = o.after_pass;
+  return c;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<Model> Model::from_artifact(Artifact artifact, const std::string& path, const LoadOptions& options) {
+  auto model = std::shared_ptr<Model>(new Model());
+  const ArtifactInfo& info = artifact.info;
+  model->target_ = options.target.empty() ? info.target : options.target;
+  model->compiled_ = true;
+  model->compile_options_ = compile_options_from(options, model->target_);
+  model->compile_options_.passes = info.passes;
+  model->module_.source = path;
+  model->module_.format = "tsr (" + info.target + (info.isa.empty() ? "" : ", " + info.isa) + ")";
+  model->variables_ = std::move(artifact.variables);
+  cpu::CpuOptions cpu_options = model->compile_options_.cpu_options();
+  std::string isa = model->target_ == "cpu" ? cpu::isa_name(cpu::resolve_isa(options.isa)) : "";
+  if (info.target == "cpu" && info.isa != "avx512" && info.isa != "avx2" && info.isa != "scalar")
+    fail_code(ErrorCode::kFailedPrecondition, "'", path, "' was built for ISA '", info.isa,
+              "', which this Tessera does not know (expected avx512, avx2 or scalar)");
+  // Packed weights are reused only when made for this ISA and oneDNN; otherwise the backend
+  // repacks from the original constants, which the graph keeps.
+  bool reuse_packed = info.isa == isa && info.onednn_version == onednn_version_string();
+  for (auto& [key, cs] : artifact.signatures) {
+    std::vector<cpu::PackedWeight> prepacked;
+    if (reuse_packed) prepacked = artifact.packed[key];
+    cs.executable = with_context("'" + path + "': signature '" + key + "'", [&] {
+      return make_executable(model->target_, cs.graph, cpu_options, prepacked);
+    });
+    model->module_.signatures[key] = cs.signature;
+    auto slot = std::make_unique<Slot>();
+    slot->compiled = std::move(cs);
+    std::call_once(slot->once, [] {});
+    model->slots_[key] = std::move(slot);
+  }
+  model->artifact_info_ = info;
+  return model;
+}
+
 std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& options) {
+  if (is_artifact_file(path)) return from_artifact(read_artifact(path), path, options);
+  // A file named .tsr without the magic gets the artifact loader's "not a .tsr" error.
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".tsr") == 0 && !is_directory(path) && file_exists(path))
+    read_artifact(path);
+
+  std::string target = options.target.empty() ? "reference" : options.target;
+  if (target != "cpu" && target != "reference")
+    fail_code(ErrorCode::kInvalidArgument, "unknown target '", target, "' (expected cpu or reference)");
+  bool compiled = target == "cpu" || options.passes.has_value();
+  bool inspect_only = options.allow_unsupported || options.skip_variables;
+  std::string cache_file;
+  std::error_code exists_ec;
+  bool path_exists = std::filesystem::exists(path, exists_ec);  // else import reports it
+  if (compiled && target == "cpu" && options.use_cache && !inspect_only && !options.after_pass && path_exists) {
+    CompileOptions c = compile_options_from(options, target);
+    std::string options_text = str_cat("target=", target, ";passes=", join(c.pass_list()),
+                                       ";isa=", cpu::isa_name(cpu::resolve_isa(options.isa)),
+                                       ";tags=", join(options.tags), ";onednn=", onednn_version_string());
+    cache_file = compile_cache_path(compile_cache_key(path, options_text));
+    if (is_artifact_file(cache_file)) {
+      try {
+        auto model = from_artifact(read_artifact(cache_file), path, options);
+        model->cache_hit_ = true;
+        touch_compile_cache_entry(cache_file);
+        return model;
+      } catch (const Error& e) {  // a damaged cache entry is rebuilt, not fatal
+        std::fprintf(stderr, "tessera: ignoring compile cache entry '%s': %s\n", cache_file.c_str(), e.what());
+      }
+    }
+  }
+
   auto model = std::shared_ptr<Model>(new Model());
   tf::ModelImport imported = tf::import_model(path, {options.tags, options.allow_unsupported, options.skip_variables});
   model->module_ = std::move(imported.module);
   model->unsupported_ = std::move(imported.unsupported);
+  model->target_ = target;
+  model->compiled_ = compiled;
+  model->compile_options_ = compile_options_from(options, target);
   const Module& m = model->module_;
   // Inspection only: nothing will run, so nothing is restored.
   if (!model->unsupported_.empty() || options.skip_variables) return model;
@@ -27,7 +127,59 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
     if (!m.init_targets.empty()) interpret(*m.graph, assets, {}, m.init_targets, &store);
   });
   model->variables_ = store.snapshot();
+
+  if (!cache_file.empty()) {
+    // Fill the cache; a signature that fails to compile is reported when it is run instead.
+    try {
+      std::map<std::string, CompiledSignature> all = model->compile_all();
+      ArtifactInfo info;
+      info.target = target;
+      info.isa = cpu::isa_name(cpu::resolve_isa(options.isa));
+      info.onednn_version = onednn_version_string();
+      info.tessera_version = kTesseraVersion;
+      info.source = path;
+      info.passes = model->compile_options_.pass_list();
+      write_artifact(cache_file, info, all, model->variables_);
+      prune_compile_cache(cache_file);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "tessera: not caching the compiled '%s': %s\n", path.c_str(), e.what());
+    }
+  }
   return model;
+}
+
+const CompiledSignature& Model::compiled_signature(const std::string& key) const {
+  Slot* slot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = slots_.find(key);
+    if (it == slots_.end()) {
+      signature(key);  // unknown keys fail here, listing the known ones
+      it = slots_.emplace(key, std::make_unique<Slot>()).first;
+    }
+    slot = it->second.get();
+  }
+  // call_once: concurrent first runs compile once; a failed compile is retried next time.
+  std::call_once(slot->once, [&] {
+    auto t0 = std::chrono::steady_clock::now();
+    ResourceStore store;
+    store.restore(variables_);
+    slot->compiled = compile_signature(module_, key, &store, compile_options_);
+    std::lock_guard<std::mutex> lock(mu_);
+    compile_seconds_ += seconds_since(t0);
+  });
+  return slot->compiled;
+}
+
+std::map<std::string, CompiledSignature> Model::compile_all() const {
+  std::map<std::string, CompiledSignature> out;
+  for (const auto& [key, sig] : signatures()) out[key] = compiled_signature(key);
+  return out;
+}
+
+double Model::compile_seconds() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return compile_seconds_;
 }
 
 Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)) {
@@ -76,6 +228,19 @@ TensorMap Session::run(const std::string& signature, const TensorMap& inputs,
       wanted.push_back(spec);
     }
   }
+  if (model_->compiled()) {
+    const CompiledSignature& cs = model_->compiled_signature(signature);
+    std::vector<Tensor> args;
+    for (const TensorSpec& spec : cs.signature.inputs) args.push_back(inputs.at(spec.key));
+    std::vector<Tensor> results = cs.executable->run(args, &variables_);
+    TS_CHECK(results.size() == cs.signature.outputs.size(), "signature '", signature, "': executable returned ",
+             results.size(), " results, expected ", cs.signature.outputs.size());
+    TensorMap out;
+    for (const TensorSpec* spec : wanted)
+      for (size_t i = 0; i < cs.signature.outputs.size(); ++i)
+        if (cs.signature.outputs[i].key == spec->key) out[spec->key] = results[i];
+    return out;
+  }
   std::vector<Value> fetches;
   for (const TensorSpec* spec : wanted) fetches.push_back(spec->value);
   std::vector<Tensor> results = interpret(*model_->module().graph, feeds, fetches, sig.targets, &variables_);
@@ -87,6 +252,9 @@ TensorMap Session::run(const std::string& signature, const TensorMap& inputs,
 std::vector<Tensor> Session::run_tensors(const std::vector<std::pair<std::string, Tensor>>& feeds,
                                          const std::vector<std::string>& fetches,
                                          const std::vector<std::string>& targets) {
+  if (!model_->module().graph)
+    fail_code(ErrorCode::kFailedPrecondition, "'", model_->path(),
+              "' is a compiled artifact: graph tensors cannot be fetched by name; run a signature");
   const Graph& g = *model_->module().graph;
   auto value_of = [&](const std::string& name) -> Value {
     tf::TensorRef ref = tf::parse_tensor_ref(name);

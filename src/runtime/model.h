@@ -1,14 +1,25 @@
 // The C++ API: load a model once, run its signatures from any number of Sessions. A Model is
-// immutable after load (graph, signatures, restored variable values); a Session owns a copy of
-// the variables, so stateful signatures (counters, training) affect only that session.
+// immutable after load (graph, signatures, restored variable values, compiled executables); a
+// Session owns a copy of the variables, so stateful signatures (counters, training) affect
+// only that session.
+//
+// Targets: "reference" interprets the imported graph as is (or, with explicit passes, the
+// optimised graph); "cpu" compiles each signature (default pass pipeline) for the cpu backend,
+// once, lazily and thread-safely, reusing the on-disk compile cache. A `.tsr` artifact
+// (detected by its magic number) loads its compiled signatures without importing anything.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "ir/module.h"
 #include "ir/op_registry.h"
+#include "runtime/artifact.h"
+#include "runtime/compiler.h"
 
 namespace tessera {
 
@@ -16,12 +27,21 @@ struct LoadOptions {
   std::vector<std::string> tags = {"serve"};
   bool allow_unsupported = false;  // load for inspection even if some ops are unknown
   bool skip_variables = false;     // load the graph only (inspection of structure)
+  // "" = "reference" for a SavedModel/GraphDef, the artifact's own target for a .tsr.
+  std::string target;
+  std::optional<std::vector<std::string>> passes;  // nullopt = default pipeline (compiled targets)
+  int threads = 0;      // cpu: intra-op threads, 0 = every core
+  std::string isa;      // cpu: "" = TESSERA_ISA or the best available
+  bool use_cache = true;  // cpu target from a SavedModel/GraphDef: use the on-disk compile cache
+  std::function<void(const std::string&, const Graph&)> after_pass;  // IR dumps
 };
 
 class Model {
  public:
   static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& options = {});
 
+  // The imported module. For a model loaded from a .tsr its graph is null (signatures hold
+  // metadata only; each compiled signature has its own graph).
   const Module& module() const { return module_; }
   const std::string& path() const { return module_.source; }
   const std::map<std::string, Signature>& signatures() const { return module_.signatures; }
@@ -31,10 +51,38 @@ class Model {
   // op type -> node names for ops Tessera does not support (only with allow_unsupported).
   const std::map<std::string, std::vector<std::string>>& unsupported_ops() const { return unsupported_; }
 
+  const std::string& target() const { return target_; }
+  // True if signatures run through compiled executables (cpu target, explicit passes, .tsr).
+  bool compiled() const { return compiled_; }
+  // The compiled form of a signature; compiles it on first use (thread-safe).
+  const CompiledSignature& compiled_signature(const std::string& key) const;
+  // Compiles every signature (for `tessera compile` and the cache).
+  std::map<std::string, CompiledSignature> compile_all() const;
+  // Set when loaded from a .tsr (directly or from the compile cache).
+  const std::optional<ArtifactInfo>& artifact_info() const { return artifact_info_; }
+  bool cache_hit() const { return cache_hit_; }
+  double compile_seconds() const;  // time spent compiling so far (0 for a .tsr or cache hit)
+  const CompileOptions& compile_options() const { return compile_options_; }
+
  private:
+  static std::shared_ptr<Model> from_artifact(Artifact artifact, const std::string& path, const LoadOptions& options);
+
+  struct Slot {
+    std::once_flag once;
+    CompiledSignature compiled;
+  };
+
   Module module_;
   std::map<std::string, Tensor> variables_;
   std::map<std::string, std::vector<std::string>> unsupported_;
+  std::string target_ = "reference";
+  bool compiled_ = false;
+  bool cache_hit_ = false;
+  CompileOptions compile_options_;
+  std::optional<ArtifactInfo> artifact_info_;
+  mutable std::mutex mu_;
+  mutable std::map<std::string, std::unique_ptr<Slot>> slots_;
+  mutable double compile_seconds_ = 0;
 };
 
 using TensorMap = std::map<std::string, Tensor>;
@@ -49,7 +97,7 @@ class Session {
   TensorMap run(const std::string& signature, const TensorMap& inputs,
                 const std::vector<std::string>& outputs = {});
 
-  // Runs by graph tensor names ("x:0"), as a TF1 Session::Run does.
+  // Runs by graph tensor names ("x:0"), as a TF1 Session::Run does (imported graph only).
   std::vector<Tensor> run_tensors(const std::vector<std::pair<std::string, Tensor>>& feeds,
                                   const std::vector<std::string>& fetches,
                                   const std::vector<std::string>& targets = {});

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "backend/cpu/isa.h"
+#include "runtime/model.h"
 #include "support/error.h"
 
 namespace tessera::cli {
@@ -48,6 +50,41 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& value_fla
     else args.switches.push_back(flag);
   }
   return args;
+}
+
+const std::vector<std::string>& load_value_flags() {
+  static const std::vector<std::string> flags = {"--target", "--passes", "--threads", "--isa", "--tags"};
+  return flags;
+}
+
+void apply_load_flags(const Args& args, LoadOptions& options, const std::string& default_target) {
+  options.target = args.get("--target", default_target);
+  if (options.target != "cpu" && options.target != "reference")
+    fail("--target '", options.target, "': expected cpu or reference");
+  if (args.has("--passes")) options.passes = parse_pass_list(args.get("--passes"));
+  if (args.has("--threads")) {
+    std::string t = args.get("--threads");
+    try {
+      size_t used = 0;
+      options.threads = std::stoi(t, &used);
+      if (used != t.size() || options.threads < 0) throw std::invalid_argument(t);
+    } catch (const std::exception&) {
+      fail("--threads '", t, "': expected a non-negative integer");
+    }
+  }
+  options.isa = args.get("--isa");
+  if (!options.isa.empty()) cpu::resolve_isa(options.isa);  // unknown/unsupported ISAs fail here
+  if (args.has("--tags")) {
+    options.tags.clear();
+    std::string tags = args.get("--tags");
+    for (size_t pos = 0; pos <= tags.size();) {
+      size_t comma = tags.find(',', pos);
+      if (comma == std::string::npos) comma = tags.size();
+      if (comma > pos) options.tags.push_back(tags.substr(pos, comma - pos));
+      pos = comma + 1;
+    }
+  }
+  if (args.has("--no-cache")) options.use_cache = false;
 }
 
 }  // namespace tessera::cli

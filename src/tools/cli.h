@@ -4,6 +4,10 @@
 #include <string>
 #include <vector>
 
+namespace tessera {
+struct LoadOptions;
+}
+
 namespace tessera::cli {
 
 // Parsed "--flag value" / "--flag=value" options (repeatable) and positional arguments.
@@ -20,7 +24,16 @@ struct Args {
 // `value_flags` take a value; anything else starting with "--" is a switch.
 Args parse_args(int argc, char** argv, const std::vector<std::string>& value_flags);
 
+// --target, --passes, --threads, --isa, --tags, --no-cache: the options shared by run, bench
+// and compile; `default_target` applies when --target is absent.
+void apply_load_flags(const Args& args, LoadOptions& options, const std::string& default_target);
+// The value flags apply_load_flags reads, to pass to parse_args.
+const std::vector<std::string>& load_value_flags();
+
 int cmd_inspect(int argc, char** argv);
+int cmd_compile(int argc, char** argv);
+int cmd_passes(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_ops(int argc, char** argv);
 

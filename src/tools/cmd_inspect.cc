@@ -51,6 +51,33 @@ int cmd_inspect(int argc, char** argv) {
   }
   auto model = Model::load(args.positional[0], options);
   const Module& m = model->module();
+  if (!m.graph) {  // a compiled .tsr: each signature has its own optimised graph
+    const ArtifactInfo& info = *model->artifact_info();
+    if (args.has("--ir")) {
+      for (const auto& [key, sig] : m.signatures)
+        std::fputs(print_graph(*model->compiled_signature(key).graph).c_str(), stdout);
+      return 0;
+    }
+    std::printf("model:      %s\n", m.source.c_str());
+    std::printf("format:     .tsr v%u for target %s%s%s (Tessera %s, oneDNN %s)\n", info.format_version,
+                info.target.c_str(), info.isa.empty() ? "" : ", ISA ", info.isa.c_str(), info.tessera_version.c_str(),
+                info.onednn_version.c_str());
+    std::printf("compiled from: %s\n", info.source.c_str());
+    std::string passes, layouts;
+    for (const auto& p : info.passes) passes += " " + p;
+    for (const auto& l : info.packed_layouts) layouts += " " + l;
+    std::printf("passes:    %s\n", passes.empty() ? " (none)" : passes.c_str());
+    std::printf("packed layouts:%s\n", layouts.empty() ? " (none)" : layouts.c_str());
+    std::printf("signatures: %zu\n", m.signatures.size());
+    for (const auto& [key, sig] : m.signatures) {
+      std::printf("  %s (%s): %zu nodes\n", key.c_str(), sig.method_name.c_str(),
+                  model->compiled_signature(key).graph->nodes().size());
+      print_specs("inputs", sig.inputs);
+      print_specs("outputs", sig.outputs);
+    }
+    std::printf("variables:  %zu\n", model->variables().size());
+    return 0;
+  }
   if (args.has("--ir")) {
     std::fputs(print_graph(*m.graph).c_str(), stdout);
     return 0;

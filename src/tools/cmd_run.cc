@@ -14,13 +14,22 @@ namespace {
 
 const char* kUsage =
     "usage: tessera run MODEL [--signature NAME] --input SPEC... [--output OUT.npz]\n"
-    "                  [--fetch TENSOR]... [--target NODE]... [--tags serve]\n"
-    "  MODEL         a SavedModel directory, or a .pb/.pbtxt GraphDef\n"
+    "                  [--fetch TENSOR]... [--run-target NODE]... [--tags serve]\n"
+    "                  [--target cpu|reference] [--passes a,b|none] [--threads N] [--isa ISA]\n"
+    "                  [--no-cache]\n"
+    "  MODEL         a SavedModel directory, a .pb/.pbtxt GraphDef, or a compiled .tsr\n"
+    "  --target      cpu (default: compiled, cached in $TESSERA_CACHE_DIR) or reference (the\n"
+    "                reference interpreter on the imported graph, or on the optimised graph\n"
+    "                with --passes)\n"
+    "  --passes      passes to run (comma-separated), none, or default\n"
+    "  --threads N   cpu intra-op threads (default: every core)\n"
+    "  --isa ISA     avx512, avx2 or scalar (default: $TESSERA_ISA or the best available)\n"
     "  --signature   signature to run (default serving_default)\n"
     "  --input SPEC  KEY=FILE.npy | KEY=FILE.json | KEY=<JSON literal> | FILE.npz | FILE.json\n"
     "                (.npz members and JSON object keys name the inputs)\n"
     "  --fetch T     run graph tensors by name (e.g. y:0) instead of a signature; inputs are\n"
-    "                then keyed by tensor name too\n"
+    "                then keyed by tensor name too (reference interpreter, imported graph)\n"
+    "  --run-target N  run graph node N for its side effects (with --fetch)\n"
     "  --output OUT  write outputs to OUT.npz (keys = output names, or the fetched names)\n";
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -80,20 +89,26 @@ void report(const std::vector<std::pair<std::string, Tensor>>& outputs, const st
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args args = parse_args(argc, argv, {"--signature", "--input", "--output", "--fetch", "--target", "--tags"});
+  std::vector<std::string> flags = {"--signature", "--input", "--output", "--fetch", "--run-target"};
+  for (const auto& f : load_value_flags()) flags.push_back(f);
+  Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
     std::printf("%s", kUsage);
     return args.has("--help") ? 0 : 2;
   }
   LoadOptions options;
-  if (args.has("--tags")) options.tags = {args.get("--tags")};
+  std::vector<std::string> fetches = args.all("--fetch");
+  bool by_tensor_name = !fetches.empty() || args.has("--run-target");
+  // Graph tensors by name exist only in the imported graph, which the reference target runs.
+  apply_load_flags(args, options, by_tensor_name ? "reference" : "cpu");
+  if (by_tensor_name && (options.target != "reference" || options.passes))
+    fail("--fetch/--run-target run the imported graph: use --target reference without --passes");
   auto model = Model::load(args.positional[0], options);
   Session session(model);
   std::vector<PendingInput> inputs = parse_inputs(args.all("--input"));
   std::vector<std::pair<std::string, Tensor>> outputs;
 
-  std::vector<std::string> fetches = args.all("--fetch");
-  if (!fetches.empty() || args.has("--target")) {
+  if (by_tensor_name) {
     const Graph& g = *model->module().graph;
     std::vector<std::pair<std::string, Tensor>> feeds;
     for (const auto& in : inputs) {
@@ -102,7 +117,7 @@ int cmd_run(int argc, char** argv) {
       if (!n) fail_code(ErrorCode::kNotFound, "input '", in.key, "' names no node in the graph");
       feeds.push_back({name, resolve(in, n->outputs.at(0).dtype)});
     }
-    std::vector<Tensor> results = session.run_tensors(feeds, fetches, args.all("--target"));
+    std::vector<Tensor> results = session.run_tensors(feeds, fetches, args.all("--run-target"));
     for (size_t i = 0; i < fetches.size(); ++i) outputs.push_back({fetches[i], results[i]});
   } else {
     std::string sig_name = args.get("--signature", "serving_default");

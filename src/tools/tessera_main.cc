@@ -17,6 +17,9 @@ struct Command {
 const Command kCommands[] = {
     {"inspect", tessera::cli::cmd_inspect, "show a model's signatures, ops and variables"},
     {"run", tessera::cli::cmd_run, "run a model signature on inputs from .npy/.npz/JSON"},
+    {"compile", tessera::cli::cmd_compile, "compile a model to a .tsr artifact"},
+    {"bench", tessera::cli::cmd_bench, "measure latency and throughput of a signature"},
+    {"passes", tessera::cli::cmd_passes, "list the optimisation passes"},
     {"ops", tessera::cli::cmd_ops, "list the ops Tessera supports"},
 };
 

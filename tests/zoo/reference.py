@@ -1,7 +1,7 @@
 """Signature introspection and TensorFlow reference outputs for zoo models."""
 import numpy as np
 
-BATCHES = (1, 8)
+BATCHES = (1, 3, 8, 32)  # 3 and 32: the compiled .tsr runs any batch (tests/py/test_compile.py)
 MIN_STD = 1e-3
 
 

@@ -1,0 +1,31 @@
+// libFuzzer target for the .tsr artifact loader. Whatever parses must re-encode and parse
+// again to the same signatures and graph sizes. Anything but success or tessera::Error is a bug.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "runtime/artifact.h"
+#include "support/error.h"
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  setenv("TESSERA_MAX_TENSOR_BYTES", "67108864", 1);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // A private copy: the loader borrows blob bytes for the artifact's lifetime.
+  auto bytes = std::make_shared<std::string>(reinterpret_cast<const char*>(data), size);
+  try {
+    tessera::Artifact a = tessera::parse_artifact(bytes->data(), bytes->size(), "fuzz.tsr", bytes);
+    std::string again = tessera::encode_artifact(a.info, a.signatures, a.variables);
+    auto copy = std::make_shared<std::string>(std::move(again));
+    tessera::Artifact b = tessera::parse_artifact(copy->data(), copy->size(), "rt.tsr", copy);
+    if (b.signatures.size() != a.signatures.size()) std::abort();
+    for (const auto& [key, cs] : a.signatures) {
+      auto it = b.signatures.find(key);
+      if (it == b.signatures.end() || it->second.graph->nodes().size() != cs.graph->nodes().size()) std::abort();
+    }
+  } catch (const tessera::Error&) {
+  }
+  return 0;
+}

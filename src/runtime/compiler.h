@@ -1,0 +1,41 @@
+// The compile driver: Module + signature -> function-form graph -> pass pipeline (with the
+// restored variables, so read-only variables are frozen) -> an executable for the target.
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/executable.h"
+
+namespace tessera {
+
+struct CompileOptions {
+  std::string target = "cpu";  // "cpu" | "reference"
+  // nullopt: the default pipeline; an empty list: no passes; else these passes in order.
+  std::optional<std::vector<std::string>> passes;
+  int threads = 0;   // cpu: intra-op threads, 0 = every core
+  std::string isa;   // cpu: "" = TESSERA_ISA or the best available
+  bool verify = true;  // verify the graph after every pass
+  // Called with (pass name, graph) after each pass, e.g. for --dump-ir-after.
+  std::function<void(const std::string&, const Graph&)> after_pass;
+
+  std::vector<std::string> pass_list() const;  // resolves nullopt to the default pipeline
+  cpu::CpuOptions cpu_options() const { return {threads, isa}; }
+};
+
+// Parses "a,b,c" / "none" / "default" (or "") as given on the command line.
+std::optional<std::vector<std::string>> parse_pass_list(const std::string& text);
+
+// The optimised function-form graph of one signature (no executable yet).
+CompiledSignature optimise_signature(const Module& module, const std::string& key, const ResourceStore* variables,
+                                     const CompileOptions& options);
+
+// optimise_signature + make_executable.
+CompiledSignature compile_signature(const Module& module, const std::string& key, const ResourceStore* variables,
+                                    const CompileOptions& options);
+
+// Signature metadata rebound to a function-form graph (inputs -> args, outputs -> results).
+Signature bind_signature(const Signature& sig, const Graph& fn);
+
+}  // namespace tessera
