@@ -71,3 +71,34 @@ std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& si
 }
 
 }  // namespace tessera
+
+namespace tessera::passes {
+
+std::string variable_key(const Node& n) {
+  std::string shared = n.attr_or<std::string>("shared_name", "");
+  return n.attr_or<std::string>("container", "") + "/" + (shared.empty() ? n.name : shared);
+}
+
+std::set<std::string> written_variables(const Module& module) {
+  std::set<std::string> out;
+  auto scan = [&](const Graph& g) {
+    std::unordered_map<const Node*, bool> read_only;
+    for (const auto& n : g.nodes())
+      if (n->op == "VarHandleOp") read_only[n.get()] = true;
+    for (const auto& n : g.nodes())
+      for (const Value& v : n->inputs)
+        if (read_only.count(v.node) && n->op != "ReadVariableOp") read_only[v.node] = false;
+    for (const Value& r : g.results)
+      if (read_only.count(r.node)) read_only[r.node] = false;
+    for (const auto& [n, ok] : read_only)
+      if (!ok) out.insert(variable_key(*n));
+  };
+  if (module.graph) {
+    scan(*module.graph);
+    if (module.graph->library)
+      for (const auto& [name, fn] : module.graph->library->functions) scan(*fn);
+  }
+  return out;
+}
+
+}  // namespace tessera::passes
