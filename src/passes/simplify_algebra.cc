@@ -6,6 +6,7 @@
 //   AddV2/Sub(BiasAdd(W(x), b), c)  -> BiasAdd(W(x), b +- c)
 //   AddV2(Reshape(W(x)), c)         -> Reshape(BiasAdd(W(x), flat c))  (split channel axis)
 //   Einsum(x, w) "PK,KM->PM"        -> Reshape(BatchMatMulV2(Reshape(x), w as a matrix))
+//   Reshape(x, computed shape)      -> Reshape(x, constant) when inference pins all dims but one
 // where W is Conv2D/DepthwiseConv2dNative (NHWC), MatMul or a BatchMatMul with a rank-2 weight,
 // its weight a float32 Const, and c a constant varying only along the channel (last) axis.
 // Keras 3's BatchNorm (Rsqrt/Mul/Sub/Add on variables) becomes exactly these Mul/Add forms once
@@ -395,6 +396,25 @@ class Simplifier {
       n->inputs[0] = x.node->inputs[0];
       infer_node(*n);
       return true;
+    }
+    // A target computed at run time (Shape -> StridedSlice -> Pack, as Flatten and Keras'
+    // squeeze-excite write it) is a constant when inference pins every dim but one.
+    const PartialShape& out = n->outputs[0].shape;
+    if (!is_const(n->inputs[1]) && out.known_rank) {
+      int unknown = 0;
+      bool positive = true;
+      for (int64_t d : out.dims) {
+        unknown += d < 0;
+        positive = positive && d != 0;
+      }
+      if (unknown <= 1 && positive) {
+        if (auto c = shape_const(n->name + "/shape", out.dims)) {
+          n->inputs[1] = *c;
+          n->attrs["Tshape"] = DType::kInt32;
+          infer_node(*n);
+          return true;
+        }
+      }
     }
     return false;
   }

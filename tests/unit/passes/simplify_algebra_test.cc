@@ -150,3 +150,31 @@ TEST(SimplifyAlgebra, EinsumDenseBecomesMatMulWithBias) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+const char* kFlatten = R"(
+graph (x: float32[?,2,3]) -> (y: y) {
+  sh = Shape(x) {T=float32}
+  b0 = Const() {dtype=int32, value=int32[1]{0}}
+  b1 = Const() {dtype=int32, value=int32[1]{1}}
+  n = StridedSlice(sh, b0, b1, b1) {Index=int32, T=int32, shrink_axis_mask=1}
+  six = Const() {dtype=int32, value=int32[]{6}}
+  p = Pack(n, six) {N=2, T=int32}
+  y = Reshape(x, p) {T=float32, Tshape=int32}
+}
+)";
+
+TEST(SimplifyAlgebra, ComputedReshapeTargetsBecomeConstants) {
+  auto g = testing::run_on(kFlatten, {"simplify_algebra"});
+  EXPECT_IR(*g, R"(
+graph (x: float32[?,2,3]) -> (y: y) {
+  y/shape = Const() {dtype=int32, value=int32[2]{-1, 6}}
+  y = Reshape(x, y/shape) {T=float32, Tshape=int32}
+})");
+  EXPECT_SAME_RESULTS(kFlatten, *g, {testing::random_f32({4, 2, 3}, 9)});
+}
+
+}  // namespace
+}  // namespace tessera
