@@ -225,9 +225,11 @@ bool fuse_one(Graph& g, Node* n, const Uses& uses) {
 
 void fuse_ops(Graph& g, const PassContext&) {
   bool any = false;
+  Uses uses(g);
   for (Node* n : g.topo_order()) {
-    Uses uses(g);  // fusions change consumers; recount before each attempt
-    any = fuse_one(g, n, uses) || any;
+    if (!fuse_one(g, n, uses)) continue;
+    any = true;
+    uses = Uses(g);  // a fusion changes consumers
   }
   if (any) remove_unreachable(g);
 }

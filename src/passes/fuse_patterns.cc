@@ -386,13 +386,17 @@ void fuse_patterns(Graph& g, const PassContext&) {
   bool any = false;
   // Later nodes first, so the largest gelu region (ending at its last op) is tried first.
   std::vector<Node*> order = g.topo_order();
+  Uses uses(g);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Uses uses(g);
     Node* n = *it;
-    bool live = uses.is_result(n->out(0)) || n->num_outputs() == 0;
+    if (n->num_outputs() == 0) continue;
+    bool live = false;
     for (int i = 0; i < n->num_outputs() && !live; ++i) live = uses.count(n->out(i)) > 0;
     if (!live) continue;
-    any = fuse_attention(g, n, uses) || fuse_layer_norm(g, n, uses) || fuse_gelu(g, n, uses) || any;
+    if (fuse_attention(g, n, uses) || fuse_layer_norm(g, n, uses) || fuse_gelu(g, n, uses)) {
+      any = true;
+      uses = Uses(g);  // the rewrite changed consumers
+    }
   }
   if (any) remove_unreachable(g);
 }
