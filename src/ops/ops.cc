@@ -15,6 +15,7 @@ void register_control_flow_ops(OpRegistry&); // control_flow_ops.cc: If, While
 void register_tensor_list_ops(OpRegistry&);  // tensor_list_ops.cc: TensorList* for loops
 void register_parsing_ops(OpRegistry&);      // parsing_ops.cc: ParseExample(V2)
 void register_random_ops(OpRegistry&);       // random_ops.cc: seeded Philox RandomUniform, ...
+void register_fused_ops(OpRegistry&);        // fused_ops.cc: Tessera's Ts* fusion ops
 
 void register_all_ops(OpRegistry& r) {
   register_graph_ops(r);
@@ -28,6 +29,7 @@ void register_all_ops(OpRegistry& r) {
   register_tensor_list_ops(r);
   register_parsing_ops(r);
   register_random_ops(r);
+  register_fused_ops(r);
 }
 
 }  // namespace tessera

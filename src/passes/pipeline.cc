@@ -2,12 +2,22 @@
 
 #include "ir/verifier.h"
 #include "passes/pass.h"
+#include "passes/passes.h"
 #include "support/error.h"
 
 namespace tessera::passes {
 
 const std::vector<Pass>& all_passes() {
-  static const std::vector<Pass> passes = {};
+  static const std::vector<Pass> passes = {
+      {"freeze_variables", "read-only variables become constants (values from the session)", freeze_variables},
+      {"fold_constants", "evaluate nodes whose inputs are all constants", fold_constants},
+      {"prune", "remove Identity/NoOp/StopGradient, pure control edges and dead nodes", prune},
+      {"cse", "merge nodes computing the same value", cse},
+      {"simplify_algebra", "fold batch norms and scales into conv/matmul weights; drop x*1, x+0, reshape/transpose chains", simplify_algebra},
+      {"fuse_patterns", "layer norm, gelu and attention blocks -> TsLayerNorm/TsGelu/TsAttention", fuse_patterns},
+      {"fuse_ops", "matmul/conv + bias + residual + activation -> TsFused*", fuse_ops},
+      {"fuse_elementwise", "chains of float32 elementwise ops -> TsElementwise", fuse_elementwise},
+  };
   return passes;
 }
 
@@ -21,9 +31,9 @@ const Pass& find_pass(const std::string& name) {
 }
 
 std::vector<std::string> default_pipeline() {
-  std::vector<std::string> names;
-  for (const Pass& p : all_passes()) names.push_back(p.name);
-  return names;
+  return {"freeze_variables", "fold_constants", "prune",         "cse",
+          "simplify_algebra", "fold_constants", "prune",         "fuse_patterns",
+          "fuse_ops",         "fuse_elementwise", "prune"};
 }
 
 void run_passes(Graph& graph, const std::vector<std::string>& names, const PassContext& ctx) {

@@ -1,0 +1,69 @@
+#include "fma_loop.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <chrono>
+
+#include "backend/cpu/isa.h"
+
+namespace tessera::bench {
+
+// Twelve accumulators hide the FMA latency (4 cycles) over two pipes.
+#define TS_FMA_BODY(T, FMA, SET1, ADD, REDUCE)                                                \
+  T a[12];                                                                                    \
+  for (int i = 0; i < 12; ++i) a[i] = SET1(1.0f + i * 1e-3f);                                 \
+  const T m = SET1(0.999999f), c = SET1(1e-7f);                                               \
+  for (int64_t it = 0; it < iters; ++it)                                                      \
+    for (int i = 0; i < 12; ++i) a[i] = FMA(a[i], m, c);                                      \
+  T s = a[0];                                                                                 \
+  for (int i = 1; i < 12; ++i) s = ADD(s, a[i]);                                              \
+  return REDUCE(s);
+
+__attribute__((target("avx512f,fma"))) static float reduce512(__m512 v) {
+  alignas(64) float f[16];
+  _mm512_store_ps(f, v);
+  float s = 0;
+  for (float x : f) s += x;
+  return s;
+}
+
+__attribute__((target("avx512f,fma"))) float fma_loop_avx512(int64_t iters) {
+  TS_FMA_BODY(__m512, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_add_ps, reduce512)
+}
+
+__attribute__((target("avx2,fma"))) static float reduce256(__m256 v) {
+  alignas(32) float f[8];
+  _mm256_store_ps(f, v);
+  return f[0] + f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7];
+}
+
+__attribute__((target("avx2,fma"))) float fma_loop_avx2(int64_t iters) {
+  TS_FMA_BODY(__m256, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_add_ps, reduce256)
+}
+
+static volatile float benchmark_sink_;
+
+double measure_peak_gflops(int threads, double seconds) {
+  const bool wide = cpu::detected_isa() == cpu::Isa::kAvx512;
+  const int64_t per_iter = wide ? kFmaFlopsPerIterAvx512 : kFmaFlopsPerIterAvx2;
+  const int64_t iters = 20'000'000;
+  double best = 0;
+  auto start = std::chrono::steady_clock::now();
+  float sink = 0;
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
+    auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads)
+    {
+      float r = wide ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+#pragma omp atomic
+      sink += r;
+    }
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark_sink_ = sink;
+    best = std::max(best, static_cast<double>(per_iter) * iters * threads / dt / 1e9);
+  }
+  return best;
+}
+
+}  // namespace tessera::bench

@@ -1,0 +1,17 @@
+// A tight loop of independent fused multiply-adds: the fp32 peak this core reaches in practice.
+#pragma once
+#include <cstdint>
+
+namespace tessera::bench {
+
+// Runs `iters` iterations of 12 independent vector FMAs; returns a value so nothing is elided.
+float fma_loop_avx512(int64_t iters);
+float fma_loop_avx2(int64_t iters);
+constexpr int64_t kFmaFlopsPerIterAvx512 = 12 * 16 * 2;
+constexpr int64_t kFmaFlopsPerIterAvx2 = 12 * 8 * 2;
+
+// Peak GFLOP/s with `threads` threads (each running the widest loop the CPU has), measured
+// for about `seconds`.
+double measure_peak_gflops(int threads, double seconds = 0.3);
+
+}  // namespace tessera::bench

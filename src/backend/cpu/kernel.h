@@ -1,0 +1,64 @@
+// The fast-kernel interface of the cpu backend. A KernelFactory looks at one node at compile
+// time and either returns a CpuKernel for it or nullptr (the executor then runs the op's
+// reference kernel). Factories are registered by op name, one file per op family.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_executable.h"
+#include "backend/cpu/isa.h"
+
+namespace tessera::cpu {
+
+// What a kernel sees while it runs: its inputs and a way to get output buffers. `allocate`
+// hands out the arena slot the memory plan assigned when the plan for this input-shape
+// signature exists and the size matches, else a fresh heap tensor.
+class KernelRun {
+ public:
+  virtual ~KernelRun() = default;
+  virtual const std::vector<Tensor>& inputs() const = 0;
+  virtual Tensor allocate(int output, DType dtype, const Shape& shape) = 0;
+  virtual void set_output(int output, Tensor t) = 0;
+  virtual int threads() const = 0;
+  const Tensor& input(size_t i) const { return inputs().at(i); }
+};
+
+class CpuKernel {
+ public:
+  virtual ~CpuKernel() = default;
+  virtual void run(KernelRun& run) = 0;
+  // Weights this kernel packed at compile time (for CpuExecutable::packed_weights).
+  virtual std::vector<PackedWeight> packed() const { return {}; }
+};
+
+struct CompileEnv {
+  Isa isa = Isa::kScalar;
+  const std::vector<PackedWeight>* prepacked = nullptr;
+  // Compile-time value of a node's input (a Const, possibly behind Identity), else null.
+  static const Tensor* constant_input(const Node& node, size_t i);
+  // Float32 input with a rank known at compile time?
+  static bool is_f32(const Node& node, size_t i);
+  const PackedWeight* find_prepacked(const std::string& key, const std::string& layout) const;
+};
+
+// Runs the node's reference kernel (for cases a fast kernel does not cover) and sets its
+// outputs. No variables or library calls: only for pure ops.
+void run_reference(const Node& node, KernelRun& run);
+
+using KernelFactory = std::function<std::unique_ptr<CpuKernel>(const Node&, const CompileEnv&)>;
+
+void register_kernel(const std::string& op, KernelFactory factory);
+const KernelFactory* find_kernel(const std::string& op);
+std::vector<std::string> kernel_ops();  // ops with a fast kernel (for tests and `tessera ops`)
+
+// Family registration (kernels_*.cc); kernel_registry.cc calls each once.
+void register_matmul_kernels();
+void register_conv_kernels();
+void register_elementwise_kernels();
+void register_softmax_kernels();
+void register_reduce_kernels();
+void register_norm_kernels();
+
+}  // namespace tessera::cpu

@@ -1,0 +1,75 @@
+#include <map>
+#include <mutex>
+
+#include "backend/cpu/kernel.h"
+
+namespace tessera::cpu {
+
+namespace {
+
+std::map<std::string, KernelFactory>& registry() {
+  static std::map<std::string, KernelFactory>* r = new std::map<std::string, KernelFactory>();
+  return *r;
+}
+
+// Families register on first lookup (no static initialisers, as in ops/ops.cc).
+void ensure_registered() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_matmul_kernels();
+    register_conv_kernels();
+    register_elementwise_kernels();
+    register_softmax_kernels();
+    register_reduce_kernels();
+    register_norm_kernels();
+  });
+}
+
+}  // namespace
+
+void register_kernel(const std::string& op, KernelFactory factory) { registry()[op] = std::move(factory); }
+
+const KernelFactory* find_kernel(const std::string& op) {
+  ensure_registered();
+  auto it = registry().find(op);
+  return it == registry().end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> kernel_ops() {
+  ensure_registered();
+  std::vector<std::string> names;
+  for (const auto& [name, f] : registry()) names.push_back(name);
+  return names;
+}
+
+void run_reference(const Node& node, KernelRun& run) {
+  std::vector<Tensor> in = run.inputs();
+  KernelContext ctx{node, in, {}, nullptr, {}};
+  node.def->compute(ctx);
+  for (size_t i = 0; i < ctx.outputs.size(); ++i) run.set_output(static_cast<int>(i), ctx.outputs[i]);
+}
+
+const Tensor* CompileEnv::constant_input(const Node& node, size_t i) {
+  if (i >= node.inputs.size()) return nullptr;
+  const Node* src = node.inputs[i].node;
+  while (src->op == "Identity" && !src->inputs.empty()) src = src->inputs[0].node;
+  if (src->op != "Const") return nullptr;
+  auto it = src->attrs.find("value");
+  if (it == src->attrs.end()) return nullptr;
+  return std::get_if<Tensor>(&it->second);
+}
+
+bool CompileEnv::is_f32(const Node& node, size_t i) {
+  if (i >= node.inputs.size()) return false;
+  const Value& v = node.inputs[i];
+  return v.index < v.node->num_outputs() && v.node->outputs[v.index].dtype == DType::kFloat32;
+}
+
+const PackedWeight* CompileEnv::find_prepacked(const std::string& key, const std::string& layout) const {
+  if (!prepacked) return nullptr;
+  for (const PackedWeight& w : *prepacked)
+    if (w.key == key && w.layout == layout) return &w;
+  return nullptr;
+}
+
+}  // namespace tessera::cpu

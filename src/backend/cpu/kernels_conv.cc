@@ -1,0 +1,201 @@
+// Conv2D, DepthwiseConv2dNative and their fused forms (TsFusedConv2D,
+// TsFusedDepthwiseConv2D) on oneDNN's convolution, NHWC in and out (TF's layout, so no
+// transposes around it). Filters go into oneDNN's blocked layout once (WeightCache); bias is
+// the primitive's, residual a binary-add post-op, activation eltwise post-ops. Primitives are
+// cached per input shape. NCHW graphs use the reference kernel.
+#include <map>
+
+#include "backend/cpu/kernel.h"
+#include "backend/cpu/onednn.h"
+#include "backend/cpu/weight_cache.h"
+#include "ops/nn_families.h"
+
+namespace tessera::cpu {
+
+namespace {
+
+using dnnl::memory;
+
+class ConvKernel final : public CpuKernel {
+ public:
+  ConvKernel(const Node& node, const CompileEnv& env, bool depthwise, bool fused)
+      : node_(node), depthwise_(depthwise), weights_(node.inputs[1].node->name) {
+    const auto& strides = node.attr<std::vector<int64_t>>("strides");
+    std::vector<int64_t> dil = node.attr_or<std::vector<int64_t>>("dilations", {1, 1, 1, 1});
+    TS_CHECK(strides.size() == 4 && dil.size() == 4, "strides and dilations need 4 entries");
+    strides_ = {strides[1], strides[2]};
+    dilations_ = {dil[1], dil[2]};
+    padding_ = nn::parse_padding(node.attr<std::string>("padding"));
+    if (padding_ == nn::Padding::kExplicit) explicit_ = node.attr<std::vector<int64_t>>("explicit_paddings");
+    if (fused) {
+      has_bias_ = node.attr_or<bool>("has_bias", false);
+      has_residual_ = node.attr_or<bool>("has_residual", false);
+      activation_ = node.attr_or<std::string>("activation", "");
+      alpha_ = node.attr_or<float>("alpha", 0.2f);
+    }
+    stable_ = CompileEnv::constant_input(node, 1) != nullptr;
+    if (!stable_) {
+      const Node* src = node.inputs[1].node;
+      while (src->op == "Identity" && !src->inputs.empty()) src = src->inputs[0].node;
+      stable_ = src->op == "ReadVariableOp";
+    }
+    // Pack a constant filter now, for batch 1 at the graph's spatial size when known.
+    const Tensor* w = CompileEnv::constant_input(node, 1);
+    const PartialShape& x = node.inputs[0].node->outputs[node.inputs[0].index].shape;
+    if (w && w->rank() == 4 && x.known_rank && x.rank() == 4 && x.dims[1] > 0 && x.dims[2] > 0 && x.dims[3] > 0) {
+      Geometry g = geometry({1, x.dims[1], x.dims[2], x.dims[3]}, w->shape());
+      Entry& e = entry(g);
+      weights_.set_source(*w, g.w_plain);
+      weights_.adopt(env.prepacked, e.pd.weights_desc());
+      weights_.get(e.pd.weights_desc());
+    }
+  }
+
+  void run(KernelRun& r) override {
+    const Tensor& x = r.input(0);
+    const Tensor& f = r.input(1);
+    TS_CHECK(x.rank() == 4 && f.rank() == 4, "input and filter must be 4-dimensional");
+    Geometry g = geometry(x.shape(), f.shape());
+    Tensor out = r.allocate(0, DType::kFloat32, g.out_shape);
+    if (out.num_elements() == 0) return r.set_output(0, out);
+    if (x.num_elements() == 0) return run_reference(node_, r);
+    Entry& e = entry(g);
+    memory wmem;
+    if (stable_) {
+      weights_.set_source(f, g.w_plain);
+      wmem = weights_.get(e.pd.weights_desc());
+    } else if (e.pd.weights_desc() == g.w_plain) {
+      wmem = onednn::wrap(g.w_plain, f.raw());
+    } else {
+      memory plain = onednn::wrap(g.w_plain, f.raw());
+      wmem = memory(e.pd.weights_desc(), onednn::engine());
+      dnnl::stream s(onednn::engine());
+      dnnl::reorder(plain, wmem).execute(s, plain, wmem);
+      s.wait();
+    }
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn::wrap(g.x_md, x.raw())},
+                                         {DNNL_ARG_WEIGHTS, wmem},
+                                         {DNNL_ARG_DST, onednn::wrap(g.y_md, out.raw())}};
+    size_t next = 2;
+    if (has_bias_) {
+      const Tensor& bias = r.input(next++);
+      TS_CHECK(bias.num_elements() == g.cout, "bias has ", bias.num_elements(), " elements, expected ", g.cout);
+      args[DNNL_ARG_BIAS] = onednn::wrap(onednn::plain_desc({g.cout}), bias.raw());
+    }
+    if (has_residual_) {
+      const Tensor& res = r.input(next++);
+      TS_CHECK(res.shape() == g.out_shape, "residual has shape ", shape_str(res.shape()), ", expected ",
+               shape_str(g.out_shape));
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = onednn::wrap(g.y_md, res.raw());
+    }
+    dnnl::stream s(onednn::engine());
+    e.prim.execute(s, args);
+    s.wait();
+    r.set_output(0, out);
+  }
+
+  std::vector<PackedWeight> packed() const override { return weights_.packed(); }
+
+ private:
+  struct Geometry {
+    memory::dims key;  // n, h, w, c, kh, kw, fin, fout
+    Shape out_shape;
+    int64_t cout = 0, groups = 1;
+    memory::dims pad_l, pad_r;
+    memory::desc x_md, y_md, w_plain, w_any;
+  };
+  struct Entry {
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward prim;
+  };
+
+  Geometry geometry(const Shape& xs, const Shape& fs) const {
+    Geometry g;
+    const int64_t n = xs[0], h = xs[1], w = xs[2], c = xs[3];
+    const int64_t kh = fs[0], kw = fs[1], fin = fs[2], fout = fs[3];
+    g.key = {n, h, w, c, kh, kw, fin, fout};
+    int64_t per_group;
+    if (depthwise_) {
+      TS_CHECK(fin == c, "filter depth ", fin, " does not match input depth ", c);
+      g.groups = c, g.cout = c * fout, per_group = fout;
+    } else {
+      TS_CHECK(fin > 0 && c % fin == 0, "input depth must be evenly divisible by filter depth: ", c, " vs ", fin);
+      g.groups = c / fin, g.cout = fout;
+      TS_CHECK(fout % g.groups == 0, "output depth ", fout, " must be a multiple of the groups ", g.groups);
+      per_group = fout / g.groups;
+    }
+    nn::Window wh = nn::window(h, kh, strides_[0], dilations_[0], padding_,
+                               explicit_.size() == 8 ? explicit_[2] : 0, explicit_.size() == 8 ? explicit_[3] : 0);
+    nn::Window ww = nn::window(w, kw, strides_[1], dilations_[1], padding_,
+                               explicit_.size() == 8 ? explicit_[4] : 0, explicit_.size() == 8 ? explicit_[5] : 0);
+    g.out_shape = {n, wh.out, ww.out, g.cout};
+    g.pad_l = {wh.pad_before, ww.pad_before};
+    g.pad_r = {wh.pad_after, ww.pad_after};
+    g.x_md = memory::desc({n, c, h, w}, memory::data_type::f32, memory::format_tag::nhwc);
+    g.y_md = memory::desc({n, g.cout, wh.out, ww.out}, memory::data_type::f32, memory::format_tag::nhwc);
+    const int64_t in_per_group = depthwise_ ? 1 : fin;
+    if (g.groups == 1) {
+      g.w_plain = memory::desc({fout, fin, kh, kw}, memory::data_type::f32, memory::format_tag::hwio);
+      g.w_any = memory::desc({fout, fin, kh, kw}, memory::data_type::f32, memory::format_tag::any);
+    } else {
+      // TF's output channel is group * per_group + o: oneDNN's goihw order stored as h,w,i,g,o.
+      memory::dims d{g.groups, per_group, in_per_group, kh, kw};
+      g.w_plain = memory::desc(d, memory::data_type::f32, memory::format_tag::hwigo);
+      g.w_any = memory::desc(d, memory::data_type::f32, memory::format_tag::any);
+    }
+    return g;
+  }
+
+  Entry& entry(const Geometry& g) {
+    auto it = cache_.find(g.key);
+    if (it != cache_.end()) return it->second;
+    dnnl::post_ops ops;
+    if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, g.y_md);
+    onednn::append_activation(ops, activation_, alpha_);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    memory::desc bias = has_bias_ ? onednn::plain_desc({g.cout}) : memory::desc();
+    memory::dims dil{dilations_[0] - 1, dilations_[1] - 1};
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                      g.x_md, stable_ ? g.w_any : g.w_plain, bias, g.y_md, strides_, dil, g.pad_l,
+                                      g.pad_r);
+    dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
+    return cache_.emplace(g.key, Entry{pd, dnnl::convolution_forward(pd)}).first->second;
+  }
+
+  const Node& node_;
+  bool depthwise_;
+  memory::dims strides_, dilations_;
+  nn::Padding padding_ = nn::Padding::kValid;
+  std::vector<int64_t> explicit_;
+  bool has_bias_ = false, has_residual_ = false, stable_ = false;
+  std::string activation_;
+  float alpha_ = 0.2f;
+  WeightCache weights_;
+  std::map<memory::dims, Entry> cache_;
+};
+
+bool supported(const Node& n) {
+  for (size_t i = 0; i < n.inputs.size(); ++i)
+    if (!CompileEnv::is_f32(n, i)) return false;
+  if (n.attr_or<std::string>("data_format", "NHWC") != "NHWC") return false;
+  const auto& s = n.attr<std::vector<int64_t>>("strides");
+  return s.size() == 4 && s[0] == 1 && s[3] == 1;
+}
+
+}  // namespace
+
+void register_conv_kernels() {
+  auto add = [](const char* op, bool depthwise, bool fused) {
+    register_kernel(op, [depthwise, fused](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
+      if (!supported(n)) return nullptr;
+      return std::make_unique<ConvKernel>(n, env, depthwise, fused);
+    });
+  };
+  add("Conv2D", false, false);
+  add("TsFusedConv2D", false, true);
+  add("DepthwiseConv2dNative", true, false);
+  add("TsFusedDepthwiseConv2D", true, true);
+}
+
+}  // namespace tessera::cpu

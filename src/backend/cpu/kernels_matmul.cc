@@ -1,0 +1,227 @@
+// MatMul, TsFusedMatMul and BatchMatMulV2 on oneDNN's matmul primitive. Bias is the
+// primitive's bias; residual and activation are post-ops (binary add, eltwise), so
+// act(a·b + bias + residual) is one pass over the output. A weight that is a constant or a
+// variable read is packed into the layout the primitive prefers (WeightCache).
+#include <map>
+#include <tuple>
+
+#include "backend/cpu/kernel.h"
+#include "backend/cpu/onednn.h"
+#include "backend/cpu/weight_cache.h"
+
+namespace tessera::cpu {
+
+namespace {
+
+using dnnl::memory;
+
+bool stable_weight(const Node& node, size_t i) {
+  if (CompileEnv::constant_input(node, i)) return true;
+  const Node* src = node.inputs[i].node;
+  while (src->op == "Identity" && !src->inputs.empty()) src = src->inputs[0].node;
+  return src->op == "ReadVariableOp";
+}
+
+// a [M,K] (or [K,M] when transposed) times b [K,N] (or [N,K]), plus bias/residual/act.
+class MatMulKernel final : public CpuKernel {
+ public:
+  MatMulKernel(const Node& node, const CompileEnv& env, bool fused)
+      : node_(node), weights_(node.inputs[1].node->name), stable_(stable_weight(node, 1)) {
+    trans_a_ = node.attr_or<bool>("transpose_a", false);
+    trans_b_ = node.attr_or<bool>("transpose_b", false);
+    if (fused) {
+      has_bias_ = node.attr_or<bool>("has_bias", false);
+      has_residual_ = node.attr_or<bool>("has_residual", false);
+      activation_ = node.attr_or<std::string>("activation", "");
+      alpha_ = node.attr_or<float>("alpha", 0.2f);
+    }
+    if (const Tensor* w = CompileEnv::constant_input(node, 1)) {
+      // Pack now for batch 1 (most shapes keep that layout); other batches repack once.
+      const PartialShape& a = node.inputs[0].node->outputs[node.inputs[0].index].shape;
+      if (w->rank() == 2 && a.known_rank && a.rank() >= 2) {
+        int64_t m = 1;
+        for (int64_t i = 0; i + 1 < a.rank(); ++i) m *= a.dims[i] > 0 ? a.dims[i] : 1;
+        if (trans_a_) m = a.dims[1] > 0 ? a.dims[1] : 1;
+        Entry& e = entry(m, w->dim(trans_b_ ? 1 : 0), w->dim(trans_b_ ? 0 : 1));
+        weights_.set_source(*w, b_md(w->dim(trans_b_ ? 1 : 0), w->dim(trans_b_ ? 0 : 1)));
+        weights_.adopt(env.prepacked, e.pd.weights_desc());
+        weights_.get(e.pd.weights_desc());
+      }
+    }
+  }
+
+  void run(KernelRun& r) override {
+    const Tensor& a = r.input(0);
+    const Tensor& b = r.input(1);
+    TS_CHECK(a.rank() >= 2 && b.rank() == 2, "matmul kernel: unsupported ranks");
+    int64_t m, k;
+    Shape out_shape;
+    if (trans_a_) {
+      TS_CHECK(a.rank() == 2, "transpose_a needs a rank-2 operand");
+      k = a.dim(0), m = a.dim(1);
+    } else {
+      k = a.dim(a.rank() - 1);
+      m = a.num_elements() / std::max<int64_t>(k, 1);
+    }
+    const int64_t kb = b.dim(trans_b_ ? 1 : 0), n = b.dim(trans_b_ ? 0 : 1);
+    if (k != kb) fail("Matrix size-incompatible: In[0] ", shape_str(a.shape()), ", In[1] ", shape_str(b.shape()));
+    if (trans_a_) out_shape = {m, n};
+    else {
+      out_shape.assign(a.shape().begin(), a.shape().end() - 1);
+      out_shape.push_back(n);
+    }
+    Tensor out = r.allocate(0, DType::kFloat32, out_shape);
+    if (m == 0 || n == 0) return r.set_output(0, out);
+    if (k == 0) return run_reference(node_, r);  // empty contraction: rare, oneDNN rejects it
+    Entry& e = entry(m, k, n);
+    memory wmem;
+    if (stable_) {
+      weights_.set_source(b, b_md(k, n));
+      wmem = weights_.get(e.pd.weights_desc());
+    } else {
+      wmem = onednn::wrap(b_md(k, n), b.raw());
+    }
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, onednn::wrap(a_md(m, k), a.raw())},
+        {DNNL_ARG_WEIGHTS, wmem},
+        {DNNL_ARG_DST, onednn::wrap(e.pd.dst_desc(), out.raw())}};
+    size_t next = 2;
+    if (has_bias_) {
+      const Tensor& bias = r.input(next++);
+      TS_CHECK(bias.num_elements() == n, "bias has ", bias.num_elements(), " elements, expected ", n);
+      args[DNNL_ARG_BIAS] = onednn::wrap(onednn::plain_desc({1, n}), bias.raw());
+    }
+    if (has_residual_) {
+      const Tensor& res = r.input(next++);
+      TS_CHECK(res.num_elements() == m * n, "residual has shape ", shape_str(res.shape()), ", expected ",
+               shape_str(out_shape));
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = onednn::wrap(onednn::plain_desc({m, n}), res.raw());
+    }
+    dnnl::stream s(onednn::engine());
+    e.prim.execute(s, args);
+    s.wait();
+    r.set_output(0, out);
+  }
+
+  std::vector<PackedWeight> packed() const override { return weights_.packed(); }
+
+ private:
+  struct Entry {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul prim;
+  };
+
+  memory::desc a_md(int64_t m, int64_t k) const {
+    return trans_a_ ? memory::desc({m, k}, memory::data_type::f32, memory::dims{1, m})
+                    : onednn::plain_desc({m, k});
+  }
+  memory::desc b_md(int64_t k, int64_t n) const {
+    return trans_b_ ? memory::desc({k, n}, memory::data_type::f32, memory::dims{1, k})
+                    : onednn::plain_desc({k, n});
+  }
+
+  Entry& entry(int64_t m, int64_t k, int64_t n) {
+    auto key = std::make_tuple(m, k, n);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    dnnl::post_ops ops;
+    if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, onednn::plain_desc({m, n}));
+    onednn::append_activation(ops, activation_, alpha_);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    memory::desc w = stable_ ? memory::desc({k, n}, memory::data_type::f32, memory::format_tag::any) : b_md(k, n);
+    memory::desc bias = has_bias_ ? onednn::plain_desc({1, n}) : memory::desc();
+    dnnl::matmul::desc d(a_md(m, k), w, bias, onednn::plain_desc({m, n}));
+    dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
+    return cache_.emplace(key, Entry{pd, dnnl::matmul(pd)}).first->second;
+  }
+
+  const Node& node_;
+  bool trans_a_ = false, trans_b_ = false, has_bias_ = false, has_residual_ = false;
+  std::string activation_;
+  float alpha_ = 0.2f;
+  WeightCache weights_;
+  bool stable_ = false;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, Entry> cache_;
+};
+
+// BatchMatMulV2 where batch dims are equal or one side's batch is all ones (broadcast),
+// collapsed to one batch dim for oneDNN. Other broadcasts use the reference kernel.
+class BatchMatMulKernel final : public CpuKernel {
+ public:
+  explicit BatchMatMulKernel(const Node& node)
+      : node_(node), adj_x_(node.attr_or<bool>("adj_x", false)), adj_y_(node.attr_or<bool>("adj_y", false)) {}
+
+  void run(KernelRun& r) override {
+    const Tensor& x = r.input(0);
+    const Tensor& y = r.input(1);
+    if (x.rank() < 2 || y.rank() < 2) return reference(r);
+    Shape bx(x.shape().begin(), x.shape().end() - 2), by(y.shape().begin(), y.shape().end() - 2);
+    const int64_t nbx = num_elements(bx), nby = num_elements(by);
+    Shape batch;
+    if (bx == by) batch = bx;
+    else if (nby == 1 && bx.size() >= by.size()) batch = bx;
+    else if (nbx == 1 && by.size() >= bx.size()) batch = by;
+    else return reference(r);
+    const int64_t m = x.dim(x.rank() - (adj_x_ ? 1 : 2)), k = x.dim(x.rank() - (adj_x_ ? 2 : 1));
+    const int64_t k2 = y.dim(y.rank() - (adj_y_ ? 1 : 2)), n = y.dim(y.rank() - (adj_y_ ? 2 : 1));
+    if (k != k2 || k == 0) return reference(r);
+    Shape out_shape = batch;
+    out_shape.push_back(m);
+    out_shape.push_back(n);
+    Tensor out = r.allocate(0, DType::kFloat32, out_shape);
+    const int64_t nb = num_elements(batch);
+    if (nb == 0 || m == 0 || n == 0) return r.set_output(0, out);
+    auto key = std::make_tuple(nbx, nby, m, k, n);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) {
+      dnnl::matmul::desc d(md(nbx, m, k, adj_x_), md(nby, k, n, adj_y_), onednn::plain_desc({nb, m, n}));
+      dnnl::matmul::primitive_desc pd(d, onednn::engine());
+      it = cache_.emplace(key, std::make_pair(pd, dnnl::matmul(pd))).first;
+    }
+    dnnl::stream s(onednn::engine());
+    it->second.second.execute(s, {{DNNL_ARG_SRC, onednn::wrap(md(nbx, m, k, adj_x_), x.raw())},
+                                  {DNNL_ARG_WEIGHTS, onednn::wrap(md(nby, k, n, adj_y_), y.raw())},
+                                  {DNNL_ARG_DST, onednn::wrap(onednn::plain_desc({nb, m, n}), out.raw())}});
+    s.wait();
+    r.set_output(0, out);
+  }
+
+ private:
+  // [batch, rows, cols] logical; stored transposed when adj.
+  static memory::desc md(int64_t b, int64_t rows, int64_t cols, bool adj) {
+    if (!adj) return onednn::plain_desc({b, rows, cols});
+    return memory::desc({b, rows, cols}, memory::data_type::f32, memory::dims{rows * cols, 1, rows});
+  }
+  void reference(KernelRun& r) { run_reference(node_, r); }
+  const Node& node_;
+  bool adj_x_, adj_y_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>,
+           std::pair<dnnl::matmul::primitive_desc, dnnl::matmul>> cache_;
+};
+
+bool all_f32(const Node& node) {
+  for (size_t i = 0; i < node.inputs.size(); ++i)
+    if (!CompileEnv::is_f32(node, i)) return false;
+  return node.num_outputs() == 1 && node.outputs[0].dtype == DType::kFloat32;
+}
+
+}  // namespace
+
+void register_matmul_kernels() {
+  register_kernel("MatMul", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
+    if (!all_f32(n)) return nullptr;
+    return std::make_unique<MatMulKernel>(n, env, false);
+  });
+  register_kernel("TsFusedMatMul", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
+    if (!all_f32(n)) return nullptr;
+    return std::make_unique<MatMulKernel>(n, env, true);
+  });
+  for (const char* op : {"BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"})
+    register_kernel(op, [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+      if (!all_f32(n)) return nullptr;
+      return std::make_unique<BatchMatMulKernel>(n);
+    });
+}
+
+}  // namespace tessera::cpu

@@ -1,0 +1,8 @@
+#include "passes/pass_util.h"
+#include "passes/passes.h"
+
+namespace tessera::passes {
+
+void fuse_patterns(Graph&, const PassContext&) {}
+
+}  // namespace tessera::passes

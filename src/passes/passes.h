@@ -1,0 +1,16 @@
+// The passes, one per file; pipeline.cc lists them (with names and summaries) in order.
+#pragma once
+#include "passes/pass.h"
+
+namespace tessera::passes {
+
+void freeze_variables(Graph& g, const PassContext& ctx);  // freeze_variables.cc
+void fold_constants(Graph& g, const PassContext& ctx);    // fold_constants.cc
+void prune(Graph& g, const PassContext& ctx);             // prune.cc
+void cse(Graph& g, const PassContext& ctx);               // cse.cc
+void simplify_algebra(Graph& g, const PassContext& ctx);  // simplify_algebra.cc
+void fuse_patterns(Graph& g, const PassContext& ctx);     // fuse_patterns.cc
+void fuse_ops(Graph& g, const PassContext& ctx);          // fuse_ops.cc
+void fuse_elementwise(Graph& g, const PassContext& ctx);  // fuse_elementwise.cc
+
+}  // namespace tessera::passes

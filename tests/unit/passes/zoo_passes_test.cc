@@ -1,0 +1,147 @@
+// Every pass alone, and the default pipeline, on every inference-tier zoo model: the optimised
+// signature graph must numerically match the unoptimised one on the reference interpreter
+// (batch 1 inputs from the zoo). Prints node counts per pass. Skipped without the zoo
+// ($TESSERA_ZOO_DIR, default ~/.cache/tessera/zoo); TESSERA_ZOO_MODELS=a,b limits the models.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "io/json_tensor.h"
+#include "io/npy.h"
+#include "ir/interpreter.h"
+#include "passes/pass.h"
+#include "passes/pass_test_util.h"
+#include "passes/signature_graph.h"
+#include "runtime/model.h"
+#include "support/file.h"
+
+namespace tessera {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path zoo_dir() {
+  if (const char* d = std::getenv("TESSERA_ZOO_DIR")) return d;
+  const char* home = std::getenv("HOME");
+  return fs::path(home ? home : "/root") / ".cache/tessera/zoo";
+}
+
+struct ZooModel {
+  std::string name, path, signature;
+  std::vector<std::string> outputs;
+};
+
+std::vector<ZooModel> inference_models(const fs::path& dir) {
+  std::string text;
+  {
+    std::ifstream f(dir / "manifest.json");
+    text.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  rapidjson::Document doc = parse_json(text, "manifest.json");
+  std::string only = std::getenv("TESSERA_ZOO_MODELS") ? std::getenv("TESSERA_ZOO_MODELS") : "";
+  std::vector<ZooModel> out;
+  for (const auto& m : doc["models"].GetArray()) {
+    if (std::string(m["tier"].GetString()) != "inference") continue;
+    ZooModel z{m["name"].GetString(), m["path"].GetString(),
+               m["signature"].IsString() ? m["signature"].GetString() : "", {}};
+    for (const auto& o : m["outputs"].GetArray()) z.outputs.push_back(o["name"].GetString());
+    if (!only.empty() && ("," + only + ",").find("," + z.name + ",") == std::string::npos) continue;
+    out.push_back(z);
+  }
+  return out;
+}
+
+// A GraphDef has no signatures: bind the zoo's tensor names ("x:0") instead.
+Signature tensor_signature(const Module& m, const npy::NamedTensors& inputs, const std::vector<std::string>& outputs) {
+  Signature sig;
+  sig.key = "tensors";
+  auto bind = [&](const std::string& name) {
+    size_t colon = name.rfind(':');
+    Node* n = m.graph->find(name.substr(0, colon));
+    TS_CHECK(n, "tensor '", name, "' not in the graph");
+    Value v{n, colon == std::string::npos ? 0 : std::stoi(name.substr(colon + 1))};
+    return TensorSpec{name, name, v, n->outputs[v.index].dtype, n->outputs[v.index].shape};
+  };
+  for (const auto& [name, t] : inputs) sig.inputs.push_back(bind(name));
+  for (const auto& name : outputs) sig.outputs.push_back(bind(name));
+  return sig;
+}
+
+std::vector<Tensor> run_graph(const Graph& g, const std::vector<Tensor>& args, const Model& model) {
+  ResourceStore store;  // a fresh copy per run: some signatures assign
+  store.restore(model.variables());
+  std::vector<Feed> feeds;
+  for (size_t i = 0; i < args.size(); ++i) feeds.push_back({g.args[i]->out(), args[i]});
+  return interpret(g, feeds, g.results, g.control_results, &store);
+}
+
+TEST(ZooPasses, EveryPassAndThePipelineMatchTheReference) {
+  fs::path dir = zoo_dir();
+  if (!fs::exists(dir / "manifest.json")) GTEST_SKIP() << "no zoo at " << dir;
+  std::vector<std::vector<std::string>> runs;
+  for (const auto& p : passes::all_passes()) runs.push_back({p.name});
+  runs.push_back(passes::default_pipeline());
+  for (const ZooModel& z : inference_models(dir)) {
+    SCOPED_TRACE(z.name);
+    auto model = Model::load((dir / z.path).string());
+    npy::NamedTensors inputs = npy::load_npz((dir / z.name / "inputs_b1.npz").string());
+    Signature sig = z.signature.empty() ? tensor_signature(model->module(), inputs, z.outputs)
+                                        : model->signature(z.signature);
+    std::vector<Tensor> args;
+    for (const TensorSpec& spec : sig.inputs) {
+      auto it = std::find_if(inputs.begin(), inputs.end(), [&](const auto& kv) { return kv.first == spec.key; });
+      ASSERT_NE(it, inputs.end()) << "zoo inputs lack '" << spec.key << "'";
+      args.push_back(it->second);
+    }
+    ResourceStore vars;
+    vars.restore(model->variables());
+    passes::PassContext ctx;
+    ctx.variables = &vars;
+    auto base = signature_graph(model->module(), sig);
+    std::vector<Tensor> ref = run_graph(*base, args, *model);
+    std::string line = z.name + ": " + std::to_string(base->nodes().size()) + " nodes;";
+    for (const auto& names : runs) {
+      bool pipeline = names.size() > 1;
+      std::string label = pipeline ? "pipeline" : names[0];
+      SCOPED_TRACE(label);
+      auto g = signature_graph(model->module(), sig);
+      std::map<std::string, int> delta;
+      ctx.after_pass = nullptr;
+      size_t before = g->nodes().size();
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        passes::run_passes(*g, names, ctx);
+      } catch (const Error& e) {
+        ADD_FAILURE() << e.what();
+        continue;
+      }
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      std::vector<Tensor> got;
+      try {
+        got = run_graph(*g, args, *model);
+      } catch (const Error& e) {
+        ADD_FAILURE() << e.what();
+        continue;
+      }
+      ASSERT_EQ(got.size(), ref.size());
+      for (size_t i = 0; i < ref.size(); ++i) EXPECT_NUMERIC_MATCH(ref[i], got[i]) << "output " << i;
+      if (pipeline) {
+        std::map<std::string, int> ops;
+        for (const auto& n : g->nodes()) ++ops[n->op];
+        line += " pipeline -> " + std::to_string(g->nodes().size()) + " (" + std::to_string(static_cast<int>(ms)) + " ms) [";
+        for (const auto& [op, count] : ops) line += op + ":" + std::to_string(count) + " ";
+        line += "]";
+      } else if (g->nodes().size() != before) {
+        line += " " + label + " " + std::to_string(static_cast<long>(g->nodes().size()) - static_cast<long>(before)) + ";";
+      }
+    }
+    std::printf("[zoo passes] %s\n", line.c_str());
+  }
+}
+
+}  // namespace
+}  // namespace tessera
