@@ -24,11 +24,12 @@ bool foldable(const Node& n, const std::unordered_set<const Node*>& effectful) {
   if (has_side_effects(n, true)) return false;
   for (const Node* c : n.control_inputs)
     if (effectful.count(c)) return false;
+  // Variant (tensor list) and resource values are objects, not data a Const can hold.
+  for (const ValueInfo& o : n.outputs)
+    if (!is_pod(o.dtype) && o.dtype != DType::kString) return false;
   if (all_known(n)) return true;
   for (const Value& v : n.inputs)
     if (!is_const(v)) return false;
-  for (const ValueInfo& o : n.outputs)
-    if (!is_pod(o.dtype) && o.dtype != DType::kString) return false;
   return true;
 }
 

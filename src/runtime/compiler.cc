@@ -1,6 +1,7 @@
 #include "runtime/compiler.h"
 
 #include "passes/pass.h"
+#include "passes/signature_graph.h"
 #include "runtime/function_form.h"
 
 namespace tessera {
@@ -41,6 +42,9 @@ CompiledSignature optimise_signature(const Module& module, const std::string& ke
     std::shared_ptr<Graph> fn = signature_function(module, sig);
     passes::PassContext ctx;
     ctx.variables = variables;
+    // Variables other signatures write must stay variables in this one.
+    std::set<std::string> written = passes::written_variables(module);
+    ctx.written_variables = &written;
     ctx.verify = options.verify;
     ctx.after_pass = options.after_pass;
     passes::run_passes(*fn, options.pass_list(), ctx);

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "ir/op_registry.h"
+#include "ops/tensor_list.h"
 
 namespace tessera::artifact_io {
 namespace {
@@ -12,7 +13,54 @@ constexpr uint64_t kMaxRank = 64;
 constexpr int kMaxAttrDepth = 8;
 constexpr size_t kInlineLimit = 64;  // smaller POD tensors are stored inline
 
-enum TensorStorage : uint8_t { kInline = 0, kBlob = 1, kStrings = 2 };
+enum TensorStorage : uint8_t { kInline = 0, kBlob = 1, kStrings = 2, kVariants = 3 };
+constexpr int kMaxVariantDepth = 4;  // TensorLists of TensorLists ...
+
+void write_tensor_at(Writer& w, BlobWriter& blobs, const Tensor& t, int depth);
+Tensor read_tensor_at(Reader& r, const BlobSection& blobs, int depth);
+
+// Variant elements: null, or a TensorList (constant folding can fold an empty list or a
+// list built from constants, e.g. Keras RNN accumulators).
+void write_variant(Writer& w, BlobWriter& blobs, const VariantPtr& v, int depth) {
+  if (!v) {
+    w.u8(0);
+    return;
+  }
+  const auto* list = dynamic_cast<const TensorList*>(v.get());
+  if (!list) fail("cannot store a variant holding ", v->type_name(), " in an artifact");
+  if (depth >= kMaxVariantDepth) fail("cannot store TensorLists nested more than ", kMaxVariantDepth, " deep");
+  w.u8(1);
+  write_dtype(w, list->element_dtype);
+  write_shape(w, list->element_shape);
+  w.i64(list->max_num_elements);
+  w.u64(list->tensors.size());
+  for (const Tensor& item : list->tensors) {
+    w.u8(item.valid());
+    if (item.valid()) write_tensor_at(w, blobs, item, depth + 1);
+  }
+}
+
+VariantPtr read_variant(Reader& r, const BlobSection& blobs, int depth) {
+  uint8_t kind = r.u8();
+  if (kind == 0) return nullptr;
+  if (kind != 1) r.bad("variant", str_cat("unknown variant kind ", int(kind)));
+  if (depth >= kMaxVariantDepth) r.bad("variant", "TensorLists nested too deeply");
+  auto list = std::make_shared<TensorList>();
+  list->element_dtype = read_dtype(r);
+  list->element_shape = read_shape(r);
+  list->max_num_elements = r.i64();
+  if (list->max_num_elements < -1) r.bad("variant", "bad max_num_elements");
+  uint64_t n = r.count("list length", 1);
+  for (uint64_t i = 0; i < n; ++i) {
+    uint8_t valid = r.u8();
+    if (valid > 1) r.bad("list item", "bad flag");
+    list->tensors.push_back(valid ? read_tensor_at(r, blobs, depth + 1) : Tensor());
+    const Tensor& item = list->tensors.back();
+    if (item.valid() && (item.dtype() != list->element_dtype || !list->element_shape.matches(item.shape())))
+      r.bad("list item", "does not match the list's element dtype/shape");
+  }
+  return list;
+}
 
 }  // namespace
 
@@ -55,7 +103,12 @@ PartialShape read_shape(Reader& r) {
   return PartialShape(std::move(dims));
 }
 
-void write_tensor(Writer& w, BlobWriter& blobs, const Tensor& t) {
+void write_tensor(Writer& w, BlobWriter& blobs, const Tensor& t) { write_tensor_at(w, blobs, t, 0); }
+Tensor read_tensor(Reader& r, const BlobSection& blobs) { return read_tensor_at(r, blobs, 0); }
+
+namespace {
+
+void write_tensor_at(Writer& w, BlobWriter& blobs, const Tensor& t, int depth) {
   TS_CHECK(t.valid(), "cannot store an invalid tensor");
   write_dtype(w, t.dtype());
   w.u64(t.shape().size());
@@ -71,12 +124,15 @@ void write_tensor(Writer& w, BlobWriter& blobs, const Tensor& t) {
       w.u8(kBlob);
       w.u64(blobs.add(t));
     }
+  } else if (t.dtype() == DType::kVariant) {
+    w.u8(kVariants);
+    for (const VariantPtr& v : t.variants()) write_variant(w, blobs, v, depth);
   } else {
     fail("cannot store a ", dtype_name(t.dtype()), " tensor in an artifact");
   }
 }
 
-Tensor read_tensor(Reader& r, const BlobSection& blobs) {
+Tensor read_tensor_at(Reader& r, const BlobSection& blobs, int depth) {
   DType dtype = read_dtype(r);
   uint64_t rank = r.count("tensor rank", 8, kMaxRank);
   Shape shape(rank);
@@ -91,6 +147,13 @@ Tensor read_tensor(Reader& r, const BlobSection& blobs) {
     if (static_cast<uint64_t>(n) > r.remaining() / 8) r.bad("tensor", str_cat(n, " strings cannot fit"));
     Tensor t(dtype, shape);
     for (auto& s : t.strings()) s = r.str("string element");
+    return t;
+  }
+  if (dtype == DType::kVariant) {
+    if (storage != kVariants) r.bad("tensor storage", "a variant tensor must be stored as variants");
+    if (static_cast<uint64_t>(n) > r.remaining()) r.bad("tensor", str_cat(n, " variants cannot fit"));
+    Tensor t(dtype, shape);
+    for (auto& v : t.variants()) v = read_variant(r, blobs, depth);
     return t;
   }
   if (!is_pod(dtype)) r.bad("tensor dtype", str_cat(dtype_name(dtype), " tensors cannot be stored"));
@@ -111,8 +174,6 @@ Tensor read_tensor(Reader& r, const BlobSection& blobs) {
     r.bad("blob offset", str_cat("[", offset, ", +", nbytes, ") is outside the blob section (", blobs.size, " bytes)"));
   return Tensor::borrow(dtype, shape, blobs.data + offset, blobs.owner);
 }
-
-namespace {
 
 void write_attrs(Writer& w, BlobWriter& blobs, const AttrMap& attrs);
 AttrMap read_attrs(Reader& r, const BlobSection& blobs, int depth);

@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <thread>
 
+#include "ops/tensor_list.h"
 #include "runtime/artifact.h"
+#include "runtime/compiler.h"
 #include "runtime/model.h"
 #include "runtime/version.h"
 #include "support/file.h"
@@ -178,6 +180,39 @@ TEST(Artifact, CompileCacheHitSkipsCompilation) {
   EXPECT_FALSE(Model::load(kHalfPlusTwo, o)->cache_hit());
   unsetenv("TESSERA_CACHE_DIR");
   std::filesystem::remove_all(dir);
+}
+
+TEST(Artifact, FoldedTensorListConstantsRoundTrip) {
+  // Constant folding can turn a Keras RNN's accumulator into a Const holding a TensorList.
+  auto g = std::make_shared<Graph>();
+  g->name = "serving_default";
+  Node* x = g->add("x", "_Arg", {}, {{"T", DType::kFloat32}, {"index", int64_t{0}}, {"_shape", PartialShape({-1})}});
+  infer_node(*x);
+  auto list = std::make_shared<TensorList>();
+  list->element_dtype = DType::kFloat32;
+  list->element_shape = PartialShape({2});
+  list->tensors = {Tensor::from_vector<float>({1.5f, -2.0f}), Tensor()};
+  Tensor handle = make_tensor_list_handle(list);
+  Node* c = g->add("list", "Const", {}, {{"dtype", DType::kVariant}, {"value", handle}});
+  infer_node(*c);
+  g->args = {x};
+  g->results = {x->out(0)};
+  g->result_names = {"y"};
+  g->control_results = {c};
+  Signature sig;
+  sig.key = "serving_default";
+  sig.inputs = {{"x", "x:0", {}, DType::kFloat32, PartialShape({-1})}};
+  sig.outputs = {{"y", "x:0", {}, DType::kFloat32, PartialShape({-1})}};
+  CompiledSignature cs{bind_signature(sig, *g), g, nullptr};
+  auto owner = std::make_shared<std::string>(encode_artifact(info_for("synthetic"), {{"serving_default", cs}}, {}));
+  Artifact a = parse_artifact(owner->data(), owner->size(), "list.tsr", owner);
+  const Graph& back = *a.signatures.at("serving_default").graph;
+  const TensorList& got = tensor_list_of(back.find("list")->attr<Tensor>("value"));
+  EXPECT_EQ(got.element_dtype, DType::kFloat32);
+  EXPECT_EQ(got.element_shape, PartialShape({2}));
+  ASSERT_EQ(got.tensors.size(), 2u);
+  EXPECT_EQ(got.tensors[0].data<float>()[1], -2.0f);
+  EXPECT_FALSE(got.tensors[1].valid());
 }
 
 TEST(CompiledModel, ConcurrentFirstRunsCompileOnce) {
