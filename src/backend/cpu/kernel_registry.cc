@@ -25,6 +25,7 @@ void ensure_registered() {
     register_pool_kernels();
     register_attention_kernels();
     register_graph_kernels();
+    register_array_kernels();
   });
 }
 
