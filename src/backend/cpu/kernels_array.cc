@@ -1,5 +1,5 @@
-// Pad / PadV2 (constant mode) for float32 with compile-time paddings: fill the border, copy
-// the input's innermost rows into the interior, rows split across threads. (Keras'
+// Pad / PadV2 (constant mode) for float32 with compile-time paddings: each output row written
+// once (border value or border + input row), rows split across threads. (Keras'
 // ZeroPadding2D before strided convolutions.)
 #include <algorithm>
 #include <cstring>
@@ -27,21 +27,31 @@ class PadKernel final : public CpuKernel {
     Tensor out = r.allocate(0, DType::kFloat32, out_shape);
     float* y = out.data<float>();
     const float* px = x.data<float>();
-    const int64_t total = out.num_elements();
-    const int64_t inner = x.dim(rank - 1);
-    const int64_t rows = inner == 0 ? 0 : x.num_elements() / inner;
-    // Output strides, to place each input row.
-    std::vector<int64_t> ostride(rank, 1);
-    for (int64_t d = rank - 2; d >= 0; --d) ostride[d] = ostride[d + 1] * out_shape[d + 1];
-    parallel_for(total, 1 << 16, r.threads(), [&](int64_t lo, int64_t hi) { std::fill(y + lo, y + hi, value); });
-    parallel_for(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(inner, 1)), r.threads(), [&](int64_t lo, int64_t hi) {
+    // One pass over output rows (all dims but the last): a row outside the input in any outer
+    // dim is all `value`; otherwise left border, the input row, right border.
+    const int64_t oinner = out_shape[rank - 1], inner = x.dim(rank - 1);
+    const int64_t orows = oinner == 0 ? 0 : out.num_elements() / oinner;
+    std::vector<int64_t> istride(rank, 1);
+    for (int64_t d = rank - 2; d >= 0; --d) istride[d] = istride[d + 1] * x.dim(d + 1);
+    const int64_t left = pad_[2 * (rank - 1)], right = pad_[2 * (rank - 1) + 1];
+    parallel_for(orows, std::max<int64_t>(1, 8192 / std::max<int64_t>(oinner, 1)), r.threads(), [&](int64_t lo, int64_t hi) {
       for (int64_t row = lo; row < hi; ++row) {
-        int64_t rem = row, off = pad_[2 * (rank - 1)];
-        for (int64_t d = rank - 2; d >= 0; --d) {
-          off += (rem % x.dim(d) + pad_[2 * d]) * ostride[d];
-          rem /= x.dim(d);
+        float* dst = y + row * oinner;
+        int64_t rem = row, src = 0;
+        bool inside = true;
+        for (int64_t d = rank - 2; d >= 0 && inside; --d) {
+          const int64_t i = rem % out_shape[d] - pad_[2 * d];
+          rem /= out_shape[d];
+          inside = i >= 0 && i < x.dim(d);
+          src += i * istride[d];
         }
-        std::memcpy(y + off, px + row * inner, sizeof(float) * inner);
+        if (!inside) {
+          std::fill(dst, dst + oinner, value);
+          continue;
+        }
+        std::fill(dst, dst + left, value);
+        std::memcpy(dst + left, px + src, sizeof(float) * inner);
+        std::fill(dst + left + inner, dst + left + inner + right, value);
       }
     });
     r.set_output(0, out);
