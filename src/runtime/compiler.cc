@@ -1,7 +1,7 @@
 #include "runtime/compiler.h"
 
 #include "passes/pass.h"
-#include "runtime/function_form.h"
+#include "passes/signature_graph.h"
 
 namespace tessera {
 
@@ -38,7 +38,8 @@ CompiledSignature optimise_signature(const Module& module, const std::string& ke
                                      const CompileOptions& options) {
   const Signature& sig = module.signature(key);
   return with_context("compiling signature '" + key + "' of '" + module.source + "'", [&] {
-    std::shared_ptr<Graph> fn = signature_function(module, sig);
+    std::shared_ptr<Graph> fn = signature_graph(module, sig);
+    fn->name = key;  // names the graph in IR dumps and in the artifact
     passes::PassContext ctx;
     ctx.variables = variables;
     ctx.verify = options.verify;
