@@ -45,9 +45,12 @@ def measured_peak(threads, cache):
     """fp32 peak from bench/cpp's FMA-loop binary when it is built, else from bench/peak_fma.c
     compiled here; 'unmeasured' if neither works (a spec-sheet number is not a measurement)."""
     build = pathlib.Path(os.environ.get('TESSERA_BUILD_DIR', REPO / 'build'))
+    gbench = build / 'bench' / 'cpp' / 'tessera_bench_peak'
+    if gbench.exists():
+        return gbench_peak(gbench, threads, cache)
     binary = build / 'bench' / 'cpp' / 'peak_flops'
     if not binary.exists():
-        return fallback_peak(threads, cache, f'{binary} not built')
+        return fallback_peak(threads, cache, f'{binary} / {gbench.name} not built')
     try:
         out = subprocess.run([str(binary), '--json', '--threads', str(threads)],
                              capture_output=True, text=True, timeout=300)
@@ -55,6 +58,20 @@ def measured_peak(threads, cache):
     except (OSError, ValueError, subprocess.TimeoutExpired) as e:
         return dict(gflops=None, source=f'unmeasured ({binary}: {e})')
     return dict(gflops=_find_gflops(data, threads), source=f'{binary} --json', raw=data)
+
+
+def gbench_peak(binary, threads, cache):
+    """bench/cpp's Google Benchmark FMA loop: the best GFLOPS counter at `threads` threads."""
+    try:
+        out = subprocess.run([str(binary), '--benchmark_format=json',
+                              f'--benchmark_filter=threads:{threads}$'],
+                             capture_output=True, text=True, timeout=300)
+        rows = json.loads(out.stdout)['benchmarks']
+        best = max(r['GFLOPS'] for r in rows if 'GFLOPS' in r and not r.get('error_occurred'))
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
+        return fallback_peak(threads, cache, f'{binary}: {e}')
+    return dict(gflops=best / 1.0, source=f'{binary} (best GFLOPS at threads:{threads})',
+                raw=[{k: r.get(k) for k in ('name', 'GFLOPS')} for r in rows])
 
 
 def fallback_peak(threads, cache, why):

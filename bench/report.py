@@ -1,4 +1,5 @@
 """Turns bench/run.py's raw results into the summary (kept in the JSON) and the markdown."""
+import json
 import statistics
 
 LABELS = {'tessera': 'Tessera', 'tf_onednn': 'TF 2.21 (oneDNN on)',
@@ -105,6 +106,19 @@ def mismatches(results):
     return out
 
 
+def _applied_config(results, rt):
+    for entry in results['models']:
+        for res in entry['trials'].get(rt, {}).get('results', []):
+            if 'error' in res:
+                continue
+            if res.get('config'):
+                return res['config']
+            if res.get('cli_json'):
+                return {k: v for k, v in res['cli_json'][0].items()
+                        if k in ('target', 'isa', 'threads', 'signature')}
+    return None
+
+
 def _f(value, fmt='{:.2f}'):
     return '—' if value is None else fmt.format(value)
 
@@ -114,7 +128,8 @@ def markdown(results):
     peak = env['peak']
     big = [b for b in results['batches'] if b != 1]
     lines = [
-        '# Tessera benchmark results' + (' (smoke run)' if results['smoke'] else ''),
+        '# Tessera benchmark results' + (' (smoke run)' if results['smoke'] else '')
+        + (' — PARTIAL (run still going or interrupted)' if results.get('partial') else ''),
         '',
         'Written by `bench/run.py`; do not edit by hand. Raw data: `results.json` beside this file.',
         '',
@@ -141,6 +156,11 @@ def markdown(results):
         settings = '; '.join(f'{k}={v}' for k, v in (d.get('settings') or {}).items())
         lines.append(f'| {LABELS.get(rt, rt)} | {settings} | '
                      f'{"unavailable: " + d["unavailable"] if d.get("unavailable") else "ok"} |')
+    lines += ['', 'As applied (reported by each child for the first model it ran):', '']
+    for rt in results['runtimes']:
+        applied = _applied_config(results, rt)
+        if applied:
+            lines.append(f'- {LABELS.get(rt, rt)}: `{json.dumps(applied, sort_keys=True)}`')
     lines += ['', '## Summary: batch-1 p50 latency (ms) / batch-'
               + (str(big[0]) if big else '?') + ' throughput (samples/s)', '']
     rts = list(results['runtimes'])
@@ -161,10 +181,59 @@ def markdown(results):
     lines += ['', '⚠ = outputs do not match TensorFlow (see the model section).', '']
     for entry in results['models']:
         lines += _model_section(entry, results, big)
+    lines += _targets(results, big)
     lines += ['## Where Tessera is slower', '',
               'The "Tessera top op" column is filled from the per-op profile of `tessera bench` '
               'once the CLI reports one (a `profile` key in its JSON); until then it is "—".', '']
     return '\n'.join(lines) + '\n'
+
+
+def _best(rows, names, key, batch, lower_is_better):
+    vals = [(rows[n][f'b{batch}'][key], n) for n in names
+            if rows.get(n, {}).get('status') == 'ok' and f'b{batch}' in rows[n]]
+    if not vals:
+        return None, None
+    return min(vals) if lower_is_better else max(vals)
+
+
+def _targets(results, big):
+    """Issue 3's targets, evaluated (never asserted) when Tessera ran."""
+    lines = ['## Targets (issue 3)', '']
+    b = big[0] if big else None
+    head = ['model', 'b1 vs best TF (>= 1.5x)', f'b{b} vs best TF (>= 1.5x) or % peak (>= 80)',
+            'b1 / b' + str(b) + ' vs best of ORT, OpenVINO (>= 1x)', 'RSS vs smallest TF (< 1)']
+    lines += ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    wins = counted = 0
+    for name, s in results['summary'].items():
+        rows = s['runtimes']
+        t = rows.get('tessera', {})
+        if t.get('status') != 'ok':
+            lines.append(f'| {name} | Tessera {t.get("status", "absent")} |' + ' |' * (len(head) - 2))
+            continue
+        cells = [name]
+        tf_b1, tf_name = _best(rows, TF_GRAPH, 'p50_ms', 1, True)
+        cells.append(f'{tf_b1 / t["b1"]["p50_ms"]:.2f}x vs {tf_name}' if tf_b1 and 'b1' in t else '—')
+        tf_bb, tf_bname = _best(rows, TF_GRAPH, 'throughput_per_s', b, False) if b else (None, None)
+        tb = t.get(f'b{b}', {})
+        if tf_bb and tb:
+            pct = f', {tb["pct_peak"]:.0f}% of peak' if tb.get('pct_peak') is not None else ''
+            cells.append(f'{tb["throughput_per_s"] / tf_bb:.2f}x vs {tf_bname}{pct}')
+        else:
+            cells.append('—')
+        pb1, pn1 = _best(rows, ('ort', 'openvino'), 'p50_ms', 1, True)
+        pbb, pnb = _best(rows, ('ort', 'openvino'), 'throughput_per_s', b, False) if b else (None, None)
+        r1 = pb1 / t['b1']['p50_ms'] if pb1 and 'b1' in t else None
+        rb = tb['throughput_per_s'] / pbb if pbb and tb else None
+        if r1 is not None or rb is not None:
+            counted += 1
+            wins += all(r is None or r >= 1 for r in (r1, rb))
+        cells.append(f'{_f(r1, "{:.2f}x")} ({pn1 or "—"}) / {_f(rb, "{:.2f}x")} ({pnb or "—"})')
+        tf_rss = [rows[n]['peak_rss_mib'] for n in TF_GRAPH if rows.get(n, {}).get('status') == 'ok']
+        cells.append(f'{t["peak_rss_mib"] / min(tf_rss):.2f}' if tf_rss else '—')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += ['', f'At least as fast as the best of ONNX Runtime and OpenVINO (both batches) on '
+              f'{wins} of {counted} models with both measured (target: at least half).', '']
+    return lines
 
 
 def _model_section(entry, results, big):
@@ -175,6 +244,11 @@ def _model_section(entry, results, big):
     for b, inp in entry['inputs'].items():
         lines.append(f'- batch {b} inputs sha256 `{inp["sha256"][:16]}`, warm-up {inp["warmup"]}, '
                      f'up to {inp["iters"]} timed calls')
+    loads = [r['load_average_1min_at_start'] for d in entry['trials'].values()
+             for r in d.get('results', []) if 'load_average_1min_at_start' in r]
+    if loads:
+        lines.append(f'- 1-min load average when children started: {min(loads):.1f} to '
+                     f'{max(loads):.1f} (2 CPUs; above ~2 other jobs were competing)')
     onnx = entry.get('onnx') or {}
     if onnx:
         lines.append(f'- ONNX: ' + (f'tf2onnx {onnx["tf2onnx"]} opset {onnx["opset"]}, '

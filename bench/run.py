@@ -129,7 +129,9 @@ def run_model(info, args, run_dir, rts, env_info):
     for trial in range(args.trials):
         shift = trial % max(len(order), 1)
         for rt in order[shift:] + order[:shift]:
+            load = os.getloadavg()[0]
             res = rt.run(info, inputs, run_dir / f'{name}_{rt.name}_t{trial}', args.threads)
+            res['load_average_1min_at_start'] = load
             entry['trials'].setdefault(rt.name, dict(results=[]))['results'].append(res)
             status = res.get('error') or ' '.join(
                 f'b{r["batch"]} p50 {r["latency_ms"]["p50"]:.2f} ms' for r in res['runs'])
@@ -159,6 +161,16 @@ def cross_check(entry, batches):
                 if not check['ok']:
                     print(f'[bench] !!! MISMATCH {entry["name"]} {rt} batch {b} trial {i} vs '
                           f'{REFERENCE}: {json.dumps(check["outputs"])}', file=sys.stderr)
+
+
+def write_results(out, results, started, partial):
+    results['environment']['load_average_after'] = os.getloadavg()
+    results['wall_seconds'] = round(time.time() - started, 1)
+    results['partial'] = partial
+    results['summary'] = report.summarize(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'results.json').write_text(json.dumps(results, indent=1) + '\n')
+    (out / 'results.md').write_text(report.markdown(results))
 
 
 def main():
@@ -203,23 +215,21 @@ def main():
     for info in infos.values():
         runtimes.prepare_onnx(info, cache_dir, env_info, rts)
     entries = []
+    results = dict(schema=1, smoke=args.smoke, started_utc=time.strftime(
+        '%Y-%m-%d %H:%M:%S', time.gmtime(started)), environment=env_info,
+        batches=args.batches, trials=args.trials, threads=args.threads, reference=REFERENCE,
+        runtimes={rt.name: rt.describe() for rt in rts}, models=entries,
+        model_cache=str(cache_dir), run_dir=str(run_dir))
     for name in args.models:
         entries.append(run_model(infos[name], args, run_dir, rts, env_info))
-    env_info['load_average_after'] = os.getloadavg()
+        if len(entries) < len(args.models):  # a long run keeps what it has measured so far
+            write_results(out, results, started, partial=True)
     # Peak again at the end: other jobs on the machine only lower it, so keep the higher one.
     after = environment.measured_peak(args.threads, CACHE)
     env_info['peak_measurements'] = [env_info['peak'], after]
     if (after.get('gflops') or 0) > (env_info['peak'].get('gflops') or 0):
         env_info['peak'] = after
-    results = dict(schema=1, smoke=args.smoke, started_utc=time.strftime(
-        '%Y-%m-%d %H:%M:%S', time.gmtime(started)), wall_seconds=round(time.time() - started, 1),
-        environment=env_info, batches=args.batches, trials=args.trials, threads=args.threads,
-        reference=REFERENCE, runtimes={rt.name: rt.describe() for rt in rts},
-        models=entries, model_cache=str(cache_dir), run_dir=str(run_dir))
-    results['summary'] = report.summarize(results)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'results.json').write_text(json.dumps(results, indent=1) + '\n')
-    (out / 'results.md').write_text(report.markdown(results))
+    write_results(out, results, started, partial=False)
     print(f'[bench] wrote {out / "results.md"} and results.json '
           f'({results["wall_seconds"]} s)', file=sys.stderr)
     mismatches = report.mismatches(results)

@@ -14,4 +14,8 @@ constexpr int64_t kFmaFlopsPerIterAvx2 = 12 * 8 * 2;
 // for about `seconds`.
 double measure_peak_gflops(int threads, double seconds = 0.3);
 
+// One core's peak in GFLOP per second of that thread's CPU time: unaffected by other processes
+// sharing the machine (wall-clock peaks are, on a loaded box).
+double measure_core_peak_gflops_cpu_time(double seconds = 0.3);
+
 }  // namespace tessera::bench

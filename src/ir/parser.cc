@@ -1,6 +1,7 @@
 #include "ir/parser.h"
 
 #include <charconv>
+#include <climits>
 #include <cstring>
 #include <optional>
 
@@ -337,9 +338,10 @@ class Parser {
     if (peek() == ':' && pos_ + 1 < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_ + 1]))) {
       ++pos_;
       size_t iat = pos_;
-      index = static_cast<int>(number<int64_t>(word(), iat));
+      int64_t i = number<int64_t>(word(), iat);
+      index = i < 0 || i > INT32_MAX ? -1 : static_cast<int>(i);
     }
-    if (index >= n->num_outputs())
+    if (index < 0 || index >= n->num_outputs())
       error_at(at, n->label(), " has ", n->num_outputs(), " outputs; no output ", index);
     return {n, index};
   }
@@ -381,6 +383,18 @@ class Parser {
           if (accept('^')) {
             results.push_back({at, "", true, pos_});
             node_name();
+            continue;
+          }
+          if (peek() == '"') {  // a quoted label
+            std::string label = string_literal();
+            expect(':', "after the result label");
+            ws();
+            results.push_back({at, label, false, pos_});
+            node_name();
+            if (peek() == ':') {
+              ++pos_;
+              word();
+            }
             continue;
           }
           std::string first = node_name();

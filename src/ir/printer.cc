@@ -1,5 +1,6 @@
 #include "ir/printer.h"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <complex>
@@ -102,7 +103,15 @@ void print_header(std::ostream& os, const Graph& g) {
   for (size_t i = 0; i < g.results.size(); ++i) {
     os << (first ? "" : ", ");
     first = false;
-    if (i < g.result_names.size() && !g.result_names[i].empty()) os << g.result_names[i] << ": ";
+    if (i < g.result_names.size() && !g.result_names[i].empty()) {
+      const std::string& label = g.result_names[i];
+      bool plain = label[0] != '-';
+      for (char c : label)
+        plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '/' || c == '-');
+      if (plain) os << label;
+      else put_string(os, label);  // e.g. a tensor name "logits:0"
+      os << ": ";
+    }
     os << value_ref(g.results[i]);
   }
   for (const Node* c : g.control_results) {

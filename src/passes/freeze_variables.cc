@@ -1,20 +1,18 @@
 // freeze_variables: a ReadVariableOp of a variable that nothing in the graph can write becomes
 // a Const holding the variable's restored value (PassContext::variables). A handle that flows
 // anywhere but into ReadVariableOps (an Assign*, a function call, a gather) keeps every read
-// of that variable live, so assigned variables are never frozen.
+// of that variable live, so assigned variables are never frozen; nor are variables that the
+// rest of the module writes (PassContext::written_variables).
 #include <map>
 
 #include "passes/pass_util.h"
 #include "passes/passes.h"
+#include "passes/signature_graph.h"
 
 namespace tessera::passes {
 namespace {
 
-// The store key of a VarHandleOp, as variable_ops.cc computes it.
-std::string handle_key(const Node& n) {
-  std::string shared = n.attr_or<std::string>("shared_name", "");
-  return n.attr_or<std::string>("container", "") + "/" + (shared.empty() ? n.name : shared);
-}
+std::string handle_key(const Node& n) { return variable_key(n); }
 
 }  // namespace
 
@@ -38,6 +36,7 @@ void freeze_variables(Graph& g, const PassContext& ctx) {
     const Node& handle = *n->inputs[0].node;
     std::string key = handle_key(handle);
     if (!read_only[key] || !ctx.variables->contains(key)) continue;
+    if (ctx.written_variables && ctx.written_variables->count(key)) continue;
     bool ordered = false;  // a read after a side effect stays a read
     for (const Node* c : n->control_inputs) ordered = ordered || effectful.count(c);
     if (ordered) continue;

@@ -4,6 +4,7 @@
 // the same tensors, and never change what a result computes beyond float rounding.
 #pragma once
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,11 @@ namespace tessera::passes {
 struct PassContext {
   // Variable values after restore, for passes that freeze variables the graph never assigns.
   const ResourceStore* variables = nullptr;
+  // Variables something else in the module writes (another signature, an init op): a graph
+  // that only reads them must still read them, so they are never frozen. Fill it with
+  // written_variables(module) (passes/signature_graph.h); without it a variable is frozen
+  // whenever the graph being optimised does not write it.
+  const std::set<std::string>* written_variables = nullptr;
   bool verify = true;  // run verify_graph after each pass
   // Called after each pass with its name and the graph (for --dump-ir-after and tests).
   std::function<void(const std::string& pass, const Graph& graph)> after_pass;

@@ -5,6 +5,18 @@
 #include "ir/op_registry.h"
 
 namespace tessera {
+namespace {
+
+// A node name from a signature key: keys may be tensor names ("x:0"), which IR text cannot use.
+std::string arg_name(const std::string& key) {
+  std::string out = key.empty() ? "arg" : key;
+  for (char& c : out)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '/' && c != '-') c = '_';
+  if (out[0] == '-') out[0] = '_';
+  return out;
+}
+
+}  // namespace
 
 std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& sig) {
   return with_context("signature '" + sig.key + "'", [&] {
@@ -51,11 +63,42 @@ std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& si
       out->result_names.push_back(spec.key);
     }
     for (Node* t : sig.targets) out->control_results.push_back(copy.at(t));
-    // Name the args after the input keys now that every copied name is taken.
+    // Name the args after the input keys (made valid names) now that every copied name is taken.
     for (size_t i = 0; i < sig.inputs.size(); ++i)
-      out->rename(out->args[i], out->unique_name(sig.inputs[i].key));
+      out->rename(out->args[i], out->unique_name(arg_name(sig.inputs[i].key)));
     return out;
   });
 }
 
 }  // namespace tessera
+
+namespace tessera::passes {
+
+std::string variable_key(const Node& n) {
+  std::string shared = n.attr_or<std::string>("shared_name", "");
+  return n.attr_or<std::string>("container", "") + "/" + (shared.empty() ? n.name : shared);
+}
+
+std::set<std::string> written_variables(const Module& module) {
+  std::set<std::string> out;
+  auto scan = [&](const Graph& g) {
+    std::unordered_map<const Node*, bool> read_only;
+    for (const auto& n : g.nodes())
+      if (n->op == "VarHandleOp") read_only[n.get()] = true;
+    for (const auto& n : g.nodes())
+      for (const Value& v : n->inputs)
+        if (read_only.count(v.node) && n->op != "ReadVariableOp") read_only[v.node] = false;
+    for (const Value& r : g.results)
+      if (read_only.count(r.node)) read_only[r.node] = false;
+    for (const auto& [n, ok] : read_only)
+      if (!ok) out.insert(variable_key(*n));
+  };
+  if (module.graph) {
+    scan(*module.graph);
+    if (module.graph->library)
+      for (const auto& [name, fn] : module.graph->library->functions) scan(*fn);
+  }
+  return out;
+}
+
+}  // namespace tessera::passes

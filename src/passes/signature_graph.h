@@ -5,11 +5,22 @@
 // runs against the module's variables.
 #pragma once
 #include <memory>
+#include <set>
+#include <string>
 
 #include "ir/module.h"
 
 namespace tessera {
 
 std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& signature);
+
+namespace passes {
+// Resource keys of every variable whose handle (anywhere in the module's graph or library)
+// reaches an op other than ReadVariableOp (Assign*, a loop or call, ...): PassContext's
+// written_variables, so freeze_variables never freezes what another signature can change.
+std::set<std::string> written_variables(const Module& module);
+// The store key of a VarHandleOp (as variable_ops.cc computes it).
+std::string variable_key(const Node& var_handle);
+}  // namespace passes
 
 }  // namespace tessera

@@ -4,11 +4,16 @@
 //   Mul(BiasAdd(W(x), b), c)        -> BiasAdd(W'(x), b*c)
 //   AddV2/Sub(W(x), c)              -> BiasAdd(W(x), +-c)
 //   AddV2/Sub(BiasAdd(W(x), b), c)  -> BiasAdd(W(x), b +- c)
+//   AddV2(Reshape(W(x)), c)         -> Reshape(BiasAdd(W(x), flat c))  (split channel axis)
+//   Einsum(x, w) "PK,KM->PM"        -> Reshape(BatchMatMulV2(Reshape(x), w as a matrix))
+//   Reshape(x, computed shape)      -> Reshape(x, constant) when inference pins all dims but one
 // where W is Conv2D/DepthwiseConv2dNative (NHWC), MatMul or a BatchMatMul with a rank-2 weight,
 // its weight a float32 Const, and c a constant varying only along the channel (last) axis.
 // Keras 3's BatchNorm (Rsqrt/Mul/Sub/Add on variables) becomes exactly these Mul/Add forms once
 // variables are frozen and constants folded. Also: x*1, x/1, x+0, x-0 removed; Reshape of a
 // Reshape and Transpose of a Transpose collapsed; identity Reshapes/Transposes dropped.
+#include <algorithm>
+#include <climits>
 #include <cmath>
 #include <optional>
 
@@ -121,8 +126,8 @@ class Simplifier {
 
   bool rewrite(Node* n) {
     if (dead(n)) return false;
-    return batch_norm(n) || scale_into_weights(n) || add_into_bias(n) || neutral(n) ||
-           reshape_chain(n) || transpose_chain(n);
+    return batch_norm(n) || einsum_dense(n) || neutral(n) || scale_into_weights(n) || add_into_bias(n) ||
+           bias_through_reshape(n) || reshape_chain(n) || transpose_chain(n);
   }
   void refresh() { uses_ = Uses(g_); }
 
@@ -198,7 +203,8 @@ class Simplifier {
   }
 
   Node* bias_add(const std::string& base, Value x, const std::vector<float>& b) {
-    return add_node(g_, base, "BiasAdd", {x, add_const(g_, base + "/bias", vec(b))->out()},
+    std::string name = g_.unique_name(base);
+    return add_node(g_, name, "BiasAdd", {x, add_const(g_, name + "/bias", vec(b))->out()},
                     {{"T", DType::kFloat32}, {"data_format", std::string("NHWC")}});
   }
 
@@ -252,6 +258,119 @@ class Simplifier {
     return true;
   }
 
+  // A shape constant for `dims` (at most one unknown, written -1); nullopt otherwise.
+  std::optional<Value> shape_const(const std::string& base, const std::vector<int64_t>& dims) {
+    int unknown = 0;
+    std::vector<int32_t> v;
+    for (int64_t d : dims) {
+      unknown += d < 0;
+      if (d > INT32_MAX) return std::nullopt;
+      v.push_back(static_cast<int32_t>(d < 0 ? -1 : d));
+    }
+    if (unknown > 1) return std::nullopt;
+    return add_const(g_, base, Tensor::from_vector<int32_t>(v, {static_cast<int64_t>(v.size())}))->out();
+  }
+
+  // Einsum "P K, K M -> P M" by a constant weight (tf_keras' EinsumDense, e.g. "abc,cde->abde"
+  // and "abcd,cde->abe") -> Reshape(BatchMatMulV2(Reshape(x, P + [|K|]), W as [|K|, |M|]), P + M),
+  // so the weight folding above and fuse_ops see a plain matmul.
+  bool einsum_dense(Node* n) {
+    if (n->op != "Einsum" || !f32_op(n) || n->inputs.size() != 2 || !n->control_inputs.empty()) return false;
+    const Tensor* w = const_value(n->inputs[1]);
+    if (!w || w->dtype() != DType::kFloat32 || is_const(n->inputs[0])) return false;
+    std::string eq = n->attr_or<std::string>("equation", "");
+    eq.erase(std::remove(eq.begin(), eq.end(), ' '), eq.end());
+    size_t comma = eq.find(','), arrow = eq.find("->");
+    if (comma == std::string::npos || arrow == std::string::npos || arrow < comma || eq.find('.') != std::string::npos)
+      return false;
+    std::string a = eq.substr(0, comma), b = eq.substr(comma + 1, arrow - comma - 1), o = eq.substr(arrow + 2);
+    size_t k = 0;  // length of the contracted suffix of a = prefix of b
+    while (k < a.size() && k < b.size() && a[a.size() - 1 - k] != 0 && o.find(a[a.size() - 1 - k]) == std::string::npos) ++k;
+    if (k == 0 || k >= a.size() || k >= b.size()) return false;
+    std::string P = a.substr(0, a.size() - k), K = a.substr(a.size() - k), M = b.substr(k);
+    if (b.substr(0, k) != K || o != P + M) return false;
+    std::string all = P + K + M;
+    for (size_t i = 0; i < all.size(); ++i)
+      if (all.find(all[i], i + 1) != std::string::npos) return false;
+    if (K.size() == 1 && M.size() == 1) return false;  // already a plain matmul for fuse_ops
+    const PartialShape& xs = shape_of(n->inputs[0]);
+    if (!xs.known_rank || xs.rank() != static_cast<int64_t>(a.size()) || w->rank() != static_cast<int64_t>(b.size()))
+      return false;
+    int64_t kk = 1, mm = 1;
+    for (size_t i = 0; i < K.size(); ++i) {
+      if (xs.dims[P.size() + i] >= 0 && xs.dims[P.size() + i] != w->dim(static_cast<int64_t>(i))) return false;
+      kk *= w->dim(static_cast<int64_t>(i));
+    }
+    for (size_t i = K.size(); i < b.size(); ++i) mm *= w->dim(static_cast<int64_t>(i));
+    std::vector<int64_t> lead(xs.dims.begin(), xs.dims.begin() + static_cast<long>(P.size()));
+    if (P.size() < 1 || lead.size() + 1 < 2) return false;
+    Value x = n->inputs[0];
+    if (K.size() > 1) {
+      std::vector<int64_t> dims = lead;
+      dims.push_back(kk);
+      auto s = shape_const(n->name + "/flat_shape", dims);
+      if (!s) return false;
+      x = add_node(g_, n->name + "/flat", "Reshape", {x, *s}, {{"T", DType::kFloat32}, {"Tshape", DType::kInt32}})->out();
+    }
+    Node* w2 = add_const(g_, n->name + "/weight", w->reshaped({kk, mm}));
+    Node* mmn = add_node(g_, n->name + "/matmul", lead.size() == 1 ? "MatMul" : "BatchMatMulV2", {x, w2->out()},
+                         {{"T", DType::kFloat32}});
+    Value out = mmn->out();
+    if (M.size() > 1) {
+      std::vector<int64_t> dims = lead;
+      for (size_t i = K.size(); i < b.size(); ++i) dims.push_back(w->dim(static_cast<int64_t>(i)));
+      auto s = shape_const(n->name + "/split_shape", dims);
+      if (!s) return false;
+      out = add_node(g_, n->name + "/split", "Reshape", {out, *s}, {{"T", DType::kFloat32}, {"Tshape", DType::kInt32}})->out();
+    }
+    if (shape_of(out).rank() != n->outputs[0].shape.rank()) return false;
+    g_.replace_all_uses(n->out(), out);
+    return true;
+  }
+
+  // AddV2(Reshape(W(x)), c) where the Reshape only splits W's channel axis and c is constant
+  // over the split axes (Keras 3 MultiHeadAttention's [heads, depth] bias)
+  //   -> Reshape(BiasAdd(W(x), flat c)).
+  bool bias_through_reshape(Node* n) {
+    if (n->op != "AddV2" || !f32_op(n)) return false;
+    Value r;
+    const Tensor* c = nullptr;
+    if (!split_const(*n, r, c, true) || r.node->op != "Reshape" || !uses_.single_consumer(r)) return false;
+    int64_t ch = 0;
+    Value y = r.node->inputs[0];
+    std::vector<float> bias;  // an existing constant bias on W merges with c
+    Node* w = sole_weight_op(y, ch);
+    if (!w && y.node->op == "BiasAdd") w = sole_biased_weight_op(y, ch, bias);
+    if (!w) return false;
+    const PartialShape& in = shape_of(y);
+    const PartialShape& out = r.node->outputs[0].shape;
+    if (!in.known_rank || !out.known_rank || out.rank() <= in.rank()) return false;
+    const size_t lead = static_cast<size_t>(in.rank() - 1);
+    int unknown = 0;
+    for (size_t i = 0; i < lead; ++i) {
+      if (in.dims[i] != out.dims[i]) return false;
+      unknown += in.dims[i] < 0;
+    }
+    int64_t split = 1;
+    for (size_t i = lead; i < out.dims.size(); ++i) {
+      if (out.dims[i] < 0) return false;
+      split *= out.dims[i];
+    }
+    if (unknown > 1 || split != ch || c->dtype() != DType::kFloat32) return false;
+    // c must broadcast over exactly the split axes: trailing dims equal, leading ones 1.
+    const int64_t tail = out.rank() - static_cast<int64_t>(lead);
+    if (c->rank() < tail || c->rank() > out.rank() || c->num_elements() != ch) return false;
+    for (int64_t i = 0; i < tail; ++i)
+      if (c->dim(c->rank() - tail + i) != out.dims[lead + static_cast<size_t>(i)]) return false;
+    std::vector<float> flat(c->data<float>(), c->data<float>() + ch);
+    for (size_t i = 0; i < bias.size(); ++i) flat[i] += bias[i];
+    Node* b = bias_add(n->name + "/bias_add", w->out(), flat);
+    Node* reshaped = add_node(g_, n->name, "Reshape", {b->out(), r.node->inputs[1]},
+                              {{"T", DType::kFloat32}, {"Tshape", r.node->attr_or<DType>("Tshape", DType::kInt32)}});
+    g_.replace_all_uses(n->out(), reshaped->out());
+    return true;
+  }
+
   // x*1, x/1, x+0, x-0 (only where the constant does not change x's shape).
   bool neutral(Node* n) {
     Value x;
@@ -277,6 +396,25 @@ class Simplifier {
       n->inputs[0] = x.node->inputs[0];
       infer_node(*n);
       return true;
+    }
+    // A target computed at run time (Shape -> StridedSlice -> Pack, as Flatten and Keras'
+    // squeeze-excite write it) is a constant when inference pins every dim but one.
+    const PartialShape& out = n->outputs[0].shape;
+    if (!is_const(n->inputs[1]) && out.known_rank) {
+      int unknown = 0;
+      bool positive = true;
+      for (int64_t d : out.dims) {
+        unknown += d < 0;
+        positive = positive && d != 0;
+      }
+      if (unknown <= 1 && positive) {
+        if (auto c = shape_const(n->name + "/shape", out.dims)) {
+          n->inputs[1] = *c;
+          n->attrs["Tshape"] = DType::kInt32;
+          infer_node(*n);
+          return true;
+        }
+      }
     }
     return false;
   }

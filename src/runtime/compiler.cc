@@ -1,5 +1,7 @@
 #include "runtime/compiler.h"
 
+#include <set>
+
 #include "passes/pass.h"
 #include "passes/signature_graph.h"
 
@@ -42,6 +44,9 @@ CompiledSignature optimise_signature(const Module& module, const std::string& ke
     fn->name = key;  // names the graph in IR dumps and in the artifact
     passes::PassContext ctx;
     ctx.variables = variables;
+    // Variables other signatures write must stay variables in this one.
+    std::set<std::string> written = passes::written_variables(module);
+    ctx.written_variables = &written;
     ctx.verify = options.verify;
     ctx.after_pass = options.after_pass;
     passes::run_passes(*fn, options.pass_list(), ctx);

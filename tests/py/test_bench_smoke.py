@@ -76,3 +76,75 @@ def test_numeric_match_flags_a_wrong_output():
     assert not check['ok'] and not check['outputs']['y']['ok'] and check['outputs']['k']['ok']
     assert not bench_run.numeric_match(ref, dict(ref, k=ref['k'] + 1))['ok']
     assert not bench_run.numeric_match(ref, {'y': ref['y']})['ok']  # a missing output fails
+
+
+# A stand-in for `tessera bench` that follows bench_cli.md (flags, --json layout, --save-outputs)
+# but computes with TensorFlow: it exercises the harness's Tessera path (CLI flags, JSON parsing,
+# ratios, profile column, cross-check) whatever the real CLI's state. STUB_OFFSET corrupts outputs.
+STUB = r'''#!/usr/bin/env python3
+import argparse, json, os, sys, time
+import numpy as np
+if sys.argv[1:2] != ['bench']:
+    sys.exit('stub: only bench')
+if '--help' in sys.argv:
+    print('usage: tessera bench MODEL ...'); sys.exit(0)
+p = argparse.ArgumentParser()
+p.add_argument('model')
+for flag in ('--signature', '--target', '--batch', '--threads', '--warmup', '--iters',
+             '--min-seconds', '--inputs', '--json', '--save-outputs'):
+    p.add_argument(flag, required=True)
+a = p.parse_args(sys.argv[2:])
+import tensorflow as tf
+sig = tf.saved_model.load(a.model).signatures[a.signature]
+feeds = dict(np.load(a.inputs))
+assert next(iter(feeds.values())).shape[0] == int(a.batch)
+times = []
+for i in range(int(a.warmup) + int(a.iters)):
+    t0 = time.perf_counter()
+    out = {k: v.numpy() for k, v in sig(**{k: tf.constant(v) for k, v in feeds.items()}).items()}
+    if i >= int(a.warmup):
+        times.append((time.perf_counter() - t0) * 1e3)
+off = float(os.environ.get('STUB_OFFSET', '0'))
+np.savez(a.save_outputs, **{k: v + np.float32(off) for k, v in out.items()})
+ms = np.array(times)
+run = dict(batch=int(a.batch), iters=len(ms), throughput_per_s=int(a.batch) * 1e3 / ms.mean(),
+           latency_ms=dict(p50=float(np.median(ms)), p90=float(np.percentile(ms, 90)),
+                           p99=float(np.percentile(ms, 99)), mean=float(ms.mean()), min=float(ms.min())))
+json.dump(dict(model=a.model, signature=a.signature, target=a.target, isa='stub',
+               threads=int(a.threads), compile_seconds=0.5, load_seconds=0.01, peak_rss_bytes=1,
+               runs=[run], profile=[dict(op='MatMul', share=0.7), dict(op='Softmax', share=0.3)]),
+          open(a.json, 'w'))
+'''
+
+
+def _stub_run(tmp_path, offset):
+    stub = tmp_path / 'tessera'
+    stub.write_text(STUB)
+    stub.chmod(0o755)
+    out = tmp_path / 'out'
+    env = dict(os.environ, STUB_OFFSET=str(offset), TESSERA_BENCH_CACHE=str(tmp_path / 'cache'))
+    proc = subprocess.run([sys.executable, str(REPO / 'bench/run.py'), '--smoke', '--runtimes',
+                           'tessera,tf_eigen', '--tessera', str(stub), '--out', str(out)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads((out / 'results.json').read_text()), (out / 'results.md').read_text(), proc
+
+
+def test_tessera_path_with_a_contract_stub(tmp_path):
+    results, markdown, _ = _stub_run(tmp_path, 0)
+    summary = results['summary']['mlp']
+    row = summary['runtimes']['tessera']
+    assert row['status'] == 'ok' and row['match'] == 'ok', row
+    assert row['compile_s'] == 0.5 and row['top_op'] == 'MatMul (70%)'
+    ratios = summary['ratios']['tf_eigen']
+    assert ratios['b1_speedup'] > 0 and ratios['b32_speedup'] > 0 and ratios['rss_ratio'] > 0
+    [trial] = results['models'][0]['trials']['tessera']['results']
+    assert [r['batch'] for r in trial['runs']] == [1, 32]  # one CLI process per batch
+    assert '## Targets (issue 3)' in markdown and 'MatMul (70%)' in markdown
+
+
+def test_wrong_tessera_outputs_are_reported_loudly(tmp_path):
+    results, markdown, proc = _stub_run(tmp_path, 0.5)
+    assert results['summary']['mlp']['runtimes']['tessera']['match'] == 'MISMATCH'
+    assert results['summary']['mlp']['runtimes']['tf_eigen']['match'] == 'ok'
+    assert 'MISMATCH' in proc.stderr and '**MISMATCH**' in markdown

@@ -44,6 +44,14 @@ TEST(IrParser, ParsesRunsAndRoundTrips) {
   EXPECT_NE(text.find("value=float32[2,3]{1, -2.5, 3, 0.125, 1e-05, -0}"), std::string::npos) << text;
 }
 
+TEST(IrParser, ResultLabelsThatAreNotNamesAreQuoted) {
+  auto g = parse_graph("graph (x: float32[]) -> (\"out:0\": n, plain: x) {\n  n = Neg(x) {T=float32}\n}");
+  EXPECT_EQ(g->result_names, (std::vector<std::string>{"out:0", "plain"}));
+  std::string text = print_graph(*g);
+  EXPECT_NE(text.find("-> (\"out:0\": n, plain: x)"), std::string::npos) << text;
+  EXPECT_EQ(print_graph(*parse_graph(text)), text);
+}
+
 TEST(IrParser, EveryAttrKindRoundTrips) {
   AttrMap attrs = {
       {"none", std::monostate{}},
@@ -130,6 +138,40 @@ TEST(IrParser, ErrorsNameTheLine) {
   bad("graph { i = NoOp() {then_branch=@missing} }", {"missing function 'missing'"});
   bad("graph {\n  a = Identity(b:3)\n}", {"line 2", "undefined node 'b'"});
   bad("graph (x: float32[2]) -> () {\n  a = Identity(x:1) {T=float32}\n}", {"line 2", "no output 1"});
+}
+
+}  // namespace
+}  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// Every single-character deletion or replacement of a valid text either parses or throws a
+// tessera::Error: never a crash or another exception type.
+TEST(IrParser, MutatedTextFailsCleanly) {
+  const std::string base = kMlp;
+  const std::string replacements = "x0:,{}[]()\"^@#?-.=<>";
+  int parsed = 0, rejected = 0;
+  auto attempt = [&](const std::string& text) {
+    try {
+      parse_graph(text);
+      ++parsed;
+    } catch (const Error&) {
+      ++rejected;
+    }
+  };
+  for (size_t i = 0; i < base.size(); ++i) {
+    attempt(base.substr(0, i) + base.substr(i + 1));
+    for (char c : replacements) {
+      std::string t = base;
+      t[i] = c;
+      attempt(t);
+    }
+  }
+  attempt("graph { c = Const() {dtype=float32, value=float32[4000000000,4000000000]{1}} }");
+  attempt("graph (x: float32[2]) -> (x:99999999999) {}");
+  EXPECT_GT(rejected, 1000);
+  EXPECT_GT(parsed, 0);
 }
 
 }  // namespace

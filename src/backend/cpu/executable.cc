@@ -5,6 +5,9 @@
 // the plan built from that record (one arena, offsets by liveness) serves every later run
 // with the same shapes.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -55,6 +58,19 @@ bool buffers_overlap(const Tensor& a, const Tensor& b) {
   return pa < pb + b.nbytes() && pb < pa + a.nbytes();
 }
 
+// Runs body; errors get the node's label in front. (Not with_context: that would build the
+// label string for every node of every run.)
+template <typename F>
+void in_node_context(const Node& node, F&& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    throw e.with_context(node.label());
+  } catch (const dnnl::error& e) {
+    fail_code(ErrorCode::kInternal, node.label(), ": oneDNN: ", e.what());
+  }
+}
+
 bool plain_numeric(DType t) { return t != DType::kString && t != DType::kVariant && t != DType::kResource; }
 
 class Executable final : public CpuExecutable {
@@ -64,7 +80,8 @@ class Executable final : public CpuExecutable {
       : graph_(std::move(graph)) {
     isa_ = resolve_isa(options.isa);
     threads_ = options.threads > 0 ? options.threads : default_threads();
-    onednn::init(isa_);
+    onednn::init(resolve_isa(""));  // process-wide: TESSERA_ISA or the processor's (see onednn.h)
+    profile_ = std::getenv("TESSERA_CPU_PROFILE") != nullptr;
     const Graph& g = *graph_;
     std::vector<const Node*> fed(g.args.begin(), g.args.end());
     std::vector<Node*> order = g.schedule(g.results, g.control_results, fed);
@@ -145,6 +162,18 @@ class Executable final : public CpuExecutable {
     return out;
   }
 
+  ~Executable() override {
+    if (!profile_) return;
+    // TESSERA_CPU_PROFILE=1: where planned runs spent their time, by op (fast or reference).
+    std::vector<std::pair<double, std::string>> rows;
+    double total = 0;
+    for (const auto& [op, secs] : profile_secs_) rows.push_back({secs, op}), total += secs;
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "cpu profile (%s, %d threads): %.1f ms total\n", isa_name(isa_).c_str(), threads_, total * 1e3);
+    for (const auto& [secs, op] : rows)
+      std::fprintf(stderr, "  %-40s %9.2f ms %5.1f%%\n", op.c_str(), secs * 1e3, 100 * secs / total);
+  }
+
   std::vector<PackedWeight> packed_weights() const override {
     std::vector<PackedWeight> all;
     for (const Step& s : steps_)
@@ -199,34 +228,25 @@ class Executable final : public CpuExecutable {
           fail_code(ErrorCode::kInternal, node.label(), ": input slot ", slot, " was not computed");
         inputs.push_back(values[slot]);
       }
+      const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       if (s.kernel) {
         Run r(inputs, values, s, plan, rec, threads_);
-        with_context(node.label(), [&] { s.kernel->run(r); });
+        in_node_context(node, [&] { s.kernel->run(r); });
       } else {
         if (s.retains_inputs && plan)  // it may keep an input: never hand it arena memory
           for (Tensor& t : inputs)
             if (plain_numeric(t.dtype()) && t.nbytes() > 0 && plan->contains(t.raw())) t = t.clone();
         KernelContext ctx{node, inputs, {}, variables, call};
-        with_context(node.label(), [&] { node.def->compute(ctx); });
+        in_node_context(node, [&] { node.def->compute(ctx); });
         if (static_cast<int>(ctx.outputs.size()) != node.num_outputs())
           fail_code(ErrorCode::kInternal, node.label(), ": kernel produced ", ctx.outputs.size(),
                     " outputs, expected ", node.num_outputs());
-        for (int o = 0; o < node.num_outputs(); ++o) {
-          Tensor& t = ctx.outputs[o];
-          const int slot = s.out_base + o;
-          if (rec) {
-            for (size_t k = 0; k < inputs.size(); ++k)
-              if (buffers_overlap(t, inputs[k])) {
-                const int root = rec->alias_root[s.inputs[k]];
-                rec->alias_root[slot] = root >= 0 ? root : s.inputs[k];
-              }
-          } else if (plan && plan->alias_root[slot] < 0 && plain_numeric(t.dtype()) && t.nbytes() > 0 &&
-                     plan->contains(t.raw())) {
-            t = t.clone();  // an alias the recording did not see: keep it out of the arena
-          }
-          values[slot] = std::move(t);
-        }
+        for (int o = 0; o < node.num_outputs(); ++o) values[s.out_base + o] = std::move(ctx.outputs[o]);
       }
+      track_aliases(s, inputs, values, plan, rec);
+      if (profile_ && plan)
+        profile_secs_[node.op + (s.kernel ? "" : " (reference)")] +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       for (int o = 0; o < node.num_outputs(); ++o) {
         const Tensor& t = values[s.out_base + o];
         if (!t.valid()) fail_code(ErrorCode::kInternal, node.label(), ": kernel left output ", o, " unset");
@@ -237,6 +257,27 @@ class Executable final : public CpuExecutable {
       }
       for (int slot : s.inputs)
         if (last_use_[slot] == static_cast<int>(i)) values[slot] = Tensor();
+    }
+  }
+
+  // Outputs that share storage with an input (Reshape, Identity, a pass-through kernel): the
+  // recording run notes them so the buffer lives as long as its last alias; a planned run
+  // copies any arena-backed output the plan did not foresee, so nothing outlives its slot.
+  void track_aliases(const Step& s, const std::vector<Tensor>& inputs, std::vector<Tensor>& values,
+                     const ShapePlan* plan, Recording* rec) const {
+    for (int o = 0; o < s.node->num_outputs(); ++o) {
+      const int slot = s.out_base + o;
+      Tensor& t = values[slot];
+      if (rec) {
+        for (size_t k = 0; k < inputs.size(); ++k)
+          if (buffers_overlap(t, inputs[k])) {
+            const int root = rec->alias_root[s.inputs[k]];
+            rec->alias_root[slot] = root >= 0 ? root : s.inputs[k];
+          }
+      } else if (plan && t.valid() && plain_numeric(t.dtype()) && t.nbytes() > 0 && plan->contains(t.raw())) {
+        const bool own = plan->offset[slot] >= 0 && t.raw() == plan->arena.get() + plan->offset[slot];
+        if (!own && plan->alias_root[slot] < 0) t = t.clone();
+      }
     }
   }
 
@@ -278,6 +319,8 @@ class Executable final : public CpuExecutable {
   int num_slots_ = 0;
   std::vector<int> last_use_;  // per slot: last step reading it (steps_.size() for results)
   std::vector<int> arg_slots_, result_slots_;
+  bool profile_ = false;
+  std::map<std::string, double> profile_secs_;
   std::mutex mu_;
   std::map<std::vector<Shape>, std::unique_ptr<ShapePlan>> plans_;
 };

@@ -60,5 +60,7 @@ void register_elementwise_kernels();
 void register_softmax_kernels();
 void register_reduce_kernels();
 void register_norm_kernels();
+void register_pool_kernels();
+void register_attention_kernels();
 
 }  // namespace tessera::cpu

@@ -22,6 +22,8 @@ void ensure_registered() {
     register_softmax_kernels();
     register_reduce_kernels();
     register_norm_kernels();
+    register_pool_kernels();
+    register_attention_kernels();
   });
 }
 

@@ -3,10 +3,13 @@
 // transposes around it). Filters go into oneDNN's blocked layout once (WeightCache); bias is
 // the primitive's, residual a binary-add post-op, activation eltwise post-ops. Primitives are
 // cached per input shape. NCHW graphs use the reference kernel.
+#include <cstring>
 #include <map>
 
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/onednn.h"
+#include "backend/cpu/threads.h"
+#include "backend/cpu/vec.h"
 #include "backend/cpu/weight_cache.h"
 #include "ops/nn_families.h"
 
@@ -19,7 +22,11 @@ using dnnl::memory;
 class ConvKernel final : public CpuKernel {
  public:
   ConvKernel(const Node& node, const CompileEnv& env, bool depthwise, bool fused)
-      : node_(node), depthwise_(depthwise), weights_(node.inputs[1].node->name) {
+      : node_(node), depthwise_(depthwise), weights_(node.inputs[1].node->name), vec_(vec_table(env.isa)) {
+    // On its SSE4.1 path oneDNN 2.6 gets residual post-ops wrong (a full-tensor binary add in
+    // the gemm-based NHWC convolution gives wrong sums; a sum post-op in the depthwise kernel
+    // with channels not a multiple of 8 crashes): there we add and activate ourselves.
+    manual_epilogue_ = onednn::effective_isa() == "sse41";
     const auto& strides = node.attr<std::vector<int64_t>>("strides");
     std::vector<int64_t> dil = node.attr_or<std::vector<int64_t>>("dilations", {1, 1, 1, 1});
     TS_CHECK(strides.size() == 4 && dil.size() == 4, "strides and dilations need 4 entries");
@@ -77,6 +84,7 @@ class ConvKernel final : public CpuKernel {
                                          {DNNL_ARG_WEIGHTS, wmem},
                                          {DNNL_ARG_DST, onednn::wrap(g.y_md, out.raw())}};
     size_t next = 2;
+    const Tensor* residual = nullptr;
     if (has_bias_) {
       const Tensor& bias = r.input(next++);
       TS_CHECK(bias.num_elements() == g.cout, "bias has ", bias.num_elements(), " elements, expected ", g.cout);
@@ -86,17 +94,33 @@ class ConvKernel final : public CpuKernel {
       const Tensor& res = r.input(next++);
       TS_CHECK(res.shape() == g.out_shape, "residual has shape ", shape_str(res.shape()), ", expected ",
                shape_str(g.out_shape));
-      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = onednn::wrap(g.y_md, res.raw());
+      if (!manual_epilogue_)
+        args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = onednn::wrap(g.y_md, res.raw());
+      residual = &res;
     }
     dnnl::stream s(onednn::engine());
     e.prim.execute(s, args);
     s.wait();
+    if (manual_epilogue_ && (residual || !activation_.empty())) epilogue(out, residual, r.threads());
     r.set_output(0, out);
   }
 
   std::vector<PackedWeight> packed() const override { return weights_.packed(); }
 
  private:
+  // out = act(out + residual) with our vector loops, where oneDNN's post-ops are unreliable.
+  void epilogue(Tensor& out, const Tensor* residual, int threads) const {
+    float* y = out.data<float>();
+    const float* res = residual ? residual->data<float>() : nullptr;
+    UnaryOp act = UnaryOp::kIdentity;
+    if (!activation_.empty() && !unary_op_from_name(activation_, &act)) fail("unknown activation '", activation_, "'");
+    parallel_for(out.num_elements(), 16384, threads, [&](int64_t lo, int64_t hi) {
+      if (res) vec_.binary(BinaryOp::kAdd, y + lo, false, res + lo, false, y + lo, hi - lo);
+      if (act != UnaryOp::kIdentity) vec_.unary(act, y + lo, y + lo, hi - lo, alpha_);
+    });
+  }
+
+
   struct Geometry {
     memory::dims key;  // n, h, w, c, kh, kw, fin, fout
     Shape out_shape;
@@ -150,8 +174,10 @@ class ConvKernel final : public CpuKernel {
     auto it = cache_.find(g.key);
     if (it != cache_.end()) return it->second;
     dnnl::post_ops ops;
-    if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, g.y_md);
-    onednn::append_activation(ops, activation_, alpha_);
+    if (!manual_epilogue_) {
+      if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, g.y_md);
+      onednn::append_activation(ops, activation_, alpha_);
+    }
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
     memory::desc bias = has_bias_ ? onednn::plain_desc({g.cout}) : memory::desc();
@@ -172,6 +198,8 @@ class ConvKernel final : public CpuKernel {
   std::string activation_;
   float alpha_ = 0.2f;
   WeightCache weights_;
+  const VecTable& vec_;
+  bool manual_epilogue_ = false;
   std::map<memory::dims, Entry> cache_;
 };
 

@@ -1,10 +1,12 @@
 // Shared oneDNN (2.6, Debian's libdnnl) plumbing: the engine, the ISA cap, memory wrapping,
 // activations as eltwise post-ops, and a printable name for a packed (blocked) layout.
 //
-// oneDNN reads its ISA cap once per process, before its first JIT kernel: init() applies the
-// first resolved ISA (ONEDNN_MAX_CPU_ISA in the environment wins if already set). Executables
-// compiled later with a lower Tessera ISA still get that ISA for our own kernels, but oneDNN
-// keeps the first cap, so tests that need oneDNN's AVX2 path run a process with TESSERA_ISA set.
+// oneDNN reads its ISA cap once per process, before its first JIT kernel, so the cap is a
+// process setting: init() (called by every CpuExecutable::compile) applies the ISA that
+// TESSERA_ISA selects (or the processor's best) via dnnl::set_max_cpu_isa, unless
+// ONEDNN_MAX_CPU_ISA is already in the environment. CpuOptions::isa still selects our own
+// kernels per executable, but cannot lower oneDNN's ISA after the first call; to run the whole
+// backend on a lower ISA, start the process with TESSERA_ISA set.
 #pragma once
 #include <string>
 

@@ -2,6 +2,7 @@
 // kernels, results that outlive the next run, fallback ops, errors.
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/memory_plan.h"
+#include "backend/cpu/onednn.h"
 #include "cpu_test_util.h"
 
 namespace tessera::cpu::testing {
@@ -107,6 +108,28 @@ TEST(CpuExecutor, ThreadCountsGiveTheSameAnswer) {
   Node* sm = fn.op("Softmax", {mm->out()}, {{"T", DType::kFloat32}});
   fn.result(sm->out());
   for (int threads : {1, 2, 4}) check_graph(fn, {{random_tensor({64, 256}, 2)}}, "threads", threads);
+}
+
+}  // namespace
+}  // namespace tessera::cpu::testing
+
+namespace tessera::cpu::testing {
+namespace {
+
+TEST(CpuExecutor, OneDnnFollowsTheProcessIsa) {
+  FnGraph fn;
+  Value x = fn.arg(DType::kFloat32, PartialShape({-1, 8}));
+  fn.result(fn.op("MatMul", {x, fn.constant(random_tensor({8, 8}, 1))}, {{"T", DType::kFloat32}})->out());
+  auto exe = CpuExecutable::compile(fn.g, {1, ""});
+  exe->run({random_tensor({2, 8}, 2)}, nullptr);
+  EXPECT_EQ(exe->isa(), isa_name(resolve_isa("")));
+  if (std::getenv("ONEDNN_MAX_CPU_ISA")) GTEST_SKIP() << "ONEDNN_MAX_CPU_ISA set by the environment";
+  const std::string eff = onednn::effective_isa();
+  switch (resolve_isa("")) {
+    case Isa::kAvx512: EXPECT_EQ(eff.rfind("avx512", 0), 0u) << eff; break;
+    case Isa::kAvx2: EXPECT_EQ(eff, "avx2"); break;
+    case Isa::kScalar: EXPECT_EQ(eff, "sse41"); break;
+  }
 }
 
 }  // namespace

@@ -78,3 +78,41 @@ graph () -> (h: v, r: r, s: s) {
 
 }  // namespace
 }  // namespace tessera
+
+#include <filesystem>
+
+#include "passes/signature_graph.h"
+#include "runtime/model.h"
+
+namespace tessera {
+namespace {
+
+// The TF1 counter: get_counter only reads the variable, but incr_counter writes it, so a
+// session that increments and then reads must see the new value: nothing may be frozen.
+TEST(FreezeVariables, VariablesAnotherSignatureWritesStayVariables) {
+  const std::string dir = std::string(TESSERA_SOURCE_DIR) +
+                          "/../shared/testdata/tf/serving/tensorflow_serving/servables/tensorflow/testdata/"
+                          "saved_model_counter/00000123";
+  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no counter fixture at " << dir;
+  auto model = Model::load(dir);
+  const Module& m = model->module();
+  ResourceStore restored;
+  restored.restore(model->variables());
+  std::set<std::string> written = passes::written_variables(m);
+  EXPECT_FALSE(written.empty());
+  passes::PassContext ctx;
+  ctx.variables = &restored;
+  ctx.written_variables = &written;
+  auto get = signature_graph(m, m.signature("get_counter"));
+  auto incr = signature_graph(m, m.signature("incr_counter"));
+  passes::run_passes(*get, passes::default_pipeline(), ctx);
+  passes::run_passes(*incr, passes::default_pipeline(), ctx);
+  ResourceStore session;
+  session.restore(model->variables());
+  testing::call(*incr, {}, &session);
+  testing::call(*incr, {}, &session);
+  EXPECT_EQ(testing::call(*get, {}, &session).at(0).data<float>()[0], 2.0f);
+}
+
+}  // namespace
+}  // namespace tessera

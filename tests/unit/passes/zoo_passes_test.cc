@@ -13,6 +13,8 @@
 #include "io/json_tensor.h"
 #include "io/npy.h"
 #include "ir/interpreter.h"
+#include "ir/parser.h"
+#include "ir/printer.h"
 #include "passes/pass.h"
 #include "passes/pass_test_util.h"
 #include "passes/signature_graph.h"
@@ -91,26 +93,48 @@ TEST(ZooPasses, EveryPassAndThePipelineMatchTheReference) {
     npy::NamedTensors inputs = npy::load_npz((dir / z.name / "inputs_b1.npz").string());
     Signature sig = z.signature.empty() ? tensor_signature(model->module(), inputs, z.outputs)
                                         : model->signature(z.signature);
-    std::vector<Tensor> args;
-    for (const TensorSpec& spec : sig.inputs) {
-      auto it = std::find_if(inputs.begin(), inputs.end(), [&](const auto& kv) { return kv.first == spec.key; });
-      ASSERT_NE(it, inputs.end()) << "zoo inputs lack '" << spec.key << "'";
-      args.push_back(it->second);
-    }
+    auto args_for = [&](const npy::NamedTensors& named) {
+      std::vector<Tensor> out;
+      for (const TensorSpec& spec : sig.inputs) {
+        auto it = std::find_if(named.begin(), named.end(), [&](const auto& kv) { return kv.first == spec.key; });
+        if (it == named.end()) ADD_FAILURE() << "zoo inputs lack '" << spec.key << "'";
+        else out.push_back(it->second);
+      }
+      return out;
+    };
+    std::vector<Tensor> args = args_for(inputs);
+    ASSERT_EQ(args.size(), sig.inputs.size());
     ResourceStore vars;
     vars.restore(model->variables());
     passes::PassContext ctx;
     ctx.variables = &vars;
     auto base = signature_graph(model->module(), sig);
     std::vector<Tensor> ref = run_graph(*base, args, *model);
+    // The signature graph's text reads back to the same graph (weights are still variables).
+    {
+      PrintOptions full{.with_library = true, .max_inline_elements = 1 << 14};
+      std::string text = print_graph(*base, full);
+      try {
+        EXPECT_EQ(print_graph(*parse_graph(text), full), text) << "IR text round trip";
+      } catch (const Error& e) {
+        ADD_FAILURE() << "IR text round trip: " << e.what();
+      }
+    }
+    const std::string base_text = print_graph(*base, PrintOptions{.with_library = false, .max_inline_elements = 4});
     std::string line = z.name + ": " + std::to_string(base->nodes().size()) + " nodes;";
     for (const auto& names : runs) {
       bool pipeline = names.size() > 1;
       std::string label = pipeline ? "pipeline" : names[0];
       SCOPED_TRACE(label);
       auto g = signature_graph(model->module(), sig);
-      std::map<std::string, int> delta;
       ctx.after_pass = nullptr;
+      // TESSERA_ZOO_DUMP_DIR=dir writes the pipeline's IR after every pass (for debugging).
+      if (const char* dump = std::getenv("TESSERA_ZOO_DUMP_DIR"); dump && pipeline) {
+        ctx.after_pass = [&, step = 0](const std::string& pass, const Graph& graph) mutable {
+          std::ofstream(fs::path(dump) / (z.name + "." + std::to_string(step++) + "." + pass + ".ir"))
+              << print_graph(graph, PrintOptions{.with_library = false, .max_inline_elements = 4});
+        };
+      }
       size_t before = g->nodes().size();
       auto t0 = std::chrono::steady_clock::now();
       try {
@@ -120,6 +144,10 @@ TEST(ZooPasses, EveryPassAndThePipelineMatchTheReference) {
         continue;
       }
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      // A pass that changed nothing needs no run (weights print as previews; any rewrite of a
+      // constant changes its name or preview).
+      PrintOptions brief{.with_library = false, .max_inline_elements = 4};
+      if (!pipeline && print_graph(*g, brief) == base_text) continue;
       std::vector<Tensor> got;
       try {
         got = run_graph(*g, args, *model);
@@ -129,6 +157,12 @@ TEST(ZooPasses, EveryPassAndThePipelineMatchTheReference) {
       }
       ASSERT_EQ(got.size(), ref.size());
       for (size_t i = 0; i < ref.size(); ++i) EXPECT_NUMERIC_MATCH(ref[i], got[i]) << "output " << i;
+      if (pipeline && fs::exists(dir / z.name / "inputs_b8.npz")) {
+        // Another batch size through the same optimised graph (shapes stay symbolic).
+        std::vector<Tensor> args8 = args_for(npy::load_npz((dir / z.name / "inputs_b8.npz").string()));
+        std::vector<Tensor> ref8 = run_graph(*base, args8, *model), got8 = run_graph(*g, args8, *model);
+        for (size_t i = 0; i < ref8.size(); ++i) EXPECT_NUMERIC_MATCH(ref8[i], got8[i]) << "batch 8 output " << i;
+      }
       if (pipeline) {
         std::map<std::string, int> ops;
         for (const auto& n : g->nodes()) ++ops[n->op];
