@@ -142,7 +142,16 @@ int cmd_simulate(int argc, char** argv) {
         << ", \"peak_flop_per_cycle\": " << rep.peak_flop_per_cycle << ", \"fraction_of_peak\": " << rep.fraction_of_peak()
         << ", \"hbm_bytes\": " << rep.hbm_bytes << ", \"ddr_bytes\": " << rep.ddr_bytes << ", \"sections\": " << rep.sections.size()
         << ", \"valid\": " << (problems.empty() ? "true" : "false") << ", \"check\": " << check
-        << ", \"compile_seconds\": " << mp.compile_seconds << ", \"placement_seconds\": " << mp.placement_seconds << "}\n";
+        << ", \"compile_seconds\": " << mp.compile_seconds << ", \"placement_seconds\": " << mp.placement_seconds
+        << ", \"clock_ghz\": " << arch.clock_ghz << ", \"pcu_peak_flop_per_cycle\": " << rep.peak_flop_per_cycle / arch.pcu.count
+        << ", \"hbm_Bpc\": " << arch.hbm.effective_Bpc() << ", \"per_section\": [";
+    for (size_t i = 0; i < rep.sections.size(); ++i) {
+      const auto& s = rep.sections[i];
+      out << (i ? ", " : "") << "{\"cycles\": " << s.cycles << ", \"pipeline_cycles\": " << s.pipeline_cycles
+          << ", \"flops\": " << s.flops << ", \"pcus\": " << s.pcus << ", \"pmus\": " << s.pmus << ", \"hbm_bytes\": " << s.hbm_bytes
+          << ", \"ddr_bytes\": " << s.ddr_bytes << ", \"max_link_util\": " << s.max_link_util << "}";
+    }
+    out << "]}\n";
   }
   return problems.empty() ? 0 : 1;
 }

@@ -28,15 +28,19 @@ void build_streams(SectionMapping& m, const Section& sec, const std::vector<Kern
   for (size_t j = 0; j < sec.kernels.size(); ++j) {
     const Kernel& k = kernels[sec.kernels[j]];
     if (k.costs_nothing() || m.pmu_units[j].empty()) continue;
-    int out_buf = m.pmu_units[j].front();
-    for (int u : m.pcu_units[j])
-      m.streams.push_back({u, out_buf, static_cast<int>(j), k.out_bytes / static_cast<int64_t>(m.pcu_units[j].size())});
+    // The output buffer is spread over the kernel's PMUs: PCU i writes PMU i mod P, and a
+    // consumer's unit i reads the producer's PMU i mod P.
+    const std::vector<int>& own = m.pmu_units[j];
+    const int64_t n_pcu = static_cast<int64_t>(m.pcu_units[j].size());
+    for (int64_t i = 0; i < n_pcu; ++i)
+      m.streams.push_back({m.pcu_units[j][i], own[i % own.size()], static_cast<int>(j), k.out_bytes / n_pcu});
     for (size_t e = 0; e < k.producers.size(); ++e) {
       int ps = producer_slot(k.producers[e], kernels, slot_of);
       if (ps < 0 || ps == static_cast<int>(j) || m.pmu_units[ps].empty()) continue;
       const std::vector<int>& readers = m.pcu_units[j].empty() ? m.pmu_units[j] : m.pcu_units[j];
-      for (int u : readers)
-        m.streams.push_back({m.pmu_units[ps].front(), u, static_cast<int>(j),
+      const std::vector<int>& bufs = m.pmu_units[ps];
+      for (size_t i = 0; i < readers.size(); ++i)
+        m.streams.push_back({bufs[i % bufs.size()], readers[i], static_cast<int>(j),
                              k.producer_bytes[e] / static_cast<int64_t>(readers.size())});
     }
   }

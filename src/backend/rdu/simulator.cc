@@ -54,82 +54,86 @@ int producer_slot(int kernel, const std::vector<Kernel>& kernels, const std::vec
 
 }  // namespace
 
+SectionTiming time_section(const std::vector<Kernel>& kernels, const Section& sec, const SectionMapping& sm,
+                           const Arch& arch, const Precision& precision, double* pcu_busy) {
+  const int T = arch.sim.tiles_per_section;
+  SectionTiming st;
+  st.flops = sec.flops;
+  st.hbm_bytes = sec.hbm_read + sec.hbm_write;
+  st.ddr_bytes = sec.ddr_read;
+  st.pcus = sec.used_pcus();
+  st.pmus = sec.used_pmus();
+  std::vector<int> slot_of(kernels.size(), -1);
+  for (size_t j = 0; j < sec.kernels.size(); ++j) slot_of[sec.kernels[j]] = static_cast<int>(j);
+  std::vector<int64_t> link_bytes = busiest_input_link_bytes(sm, static_cast<int>(sec.kernels.size()));
+  std::vector<int> longest_route(sec.kernels.size(), 0);
+  for (size_t i = 0; i < sm.routes.size(); ++i)
+    longest_route[sm.streams[i].dst_slot] = std::max<int>(longest_route[sm.streams[i].dst_slot], sm.routes[i].size() - 1);
+
+  std::vector<PipeStage> stages;
+  const double hbm_bw = arch.hbm.effective_Bpc(), ddr_bw = arch.ddr.effective_Bpc();
+  PipeStage load{"hbm", 0, 0, {}};
+  load.per_tile = std::max(sec.hbm_read / hbm_bw, sec.ddr_read / ddr_bw) / T;
+  if (sec.ddr_read / ddr_bw > sec.hbm_read / hbm_bw) load.name = "ddr";
+  if (sec.hbm_read) load.first_latency = static_cast<double>(arch.hbm.latency_cycles);
+  if (sec.ddr_read) load.first_latency = std::max(load.first_latency, static_cast<double>(arch.ddr.latency_cycles));
+  stages.push_back(load);
+  std::vector<int> stage_of(sec.kernels.size(), -1);
+  std::vector<bool> has_consumer(sec.kernels.size(), false);
+  for (size_t j = 0; j < sec.kernels.size(); ++j) {
+    const Kernel& k = kernels[sec.kernels[j]];
+    if (k.costs_nothing()) continue;
+    st.kernel_names.push_back(k.name);
+    double compute = kernel_cycles(k, sec.pcus[j], sec.pmus[j], arch, precision);
+    if (pcu_busy) *pcu_busy += compute * sec.pcus[j];
+    PipeStage ps{k.name, compute / T, 0, {}};
+    ps.per_tile = std::max(ps.per_tile, static_cast<double>(k.out_bytes) / T / (arch.pmu.write_Bpc * std::max(1, sec.pmus[j])));
+    ps.per_tile = std::max(ps.per_tile, static_cast<double>(link_bytes[j]) / T / arch.mesh.vector_link_Bpc);
+    ps.first_latency = static_cast<double>(longest_route[j]) * arch.mesh.hop_latency_cycles;
+    bool from_outside = k.producers.empty();
+    for (int prod : k.producers) {
+      int ps_slot = producer_slot(prod, kernels, slot_of);
+      if (ps_slot < 0 || stage_of[ps_slot] < 0) {
+        from_outside = true;
+        continue;
+      }
+      ps.preds.push_back(stage_of[ps_slot]);
+      has_consumer[ps_slot] = true;
+    }
+    if (from_outside || k.weight_bytes) ps.preds.push_back(0);
+    stage_of[j] = static_cast<int>(stages.size());
+    stages.push_back(ps);
+  }
+  PipeStage store{"store", sec.hbm_write / hbm_bw / T, 0, {}};
+  for (size_t j = 0; j < sec.kernels.size(); ++j)
+    if (stage_of[j] >= 0 && !has_consumer[j]) store.preds.push_back(stage_of[j]);
+  stages.push_back(store);
+  PipeResult pr = run_pipeline(stages, T, arch.sim.buffer_tiles);
+  // Reads and writes share the HBM channels: the section cannot beat their sum.
+  double offchip_floor = (sec.hbm_read + sec.hbm_write) / hbm_bw + (sec.hbm_read ? arch.hbm.latency_cycles : 0);
+  offchip_floor = std::max(offchip_floor, sec.ddr_read / ddr_bw + (sec.ddr_read ? arch.ddr.latency_cycles : 0));
+  st.pipeline_cycles = std::max(pr.cycles, offchip_floor);
+  size_t worst = 0;
+  for (size_t i = 0; i < stages.size(); ++i)
+    if (stages[i].per_tile > stages[worst].per_tile) worst = i;
+  st.bottleneck = offchip_floor > pr.cycles ? "hbm" : stages[worst].name;
+  bool has_compute = !st.kernel_names.empty();
+  st.switch_cycles = has_compute ? static_cast<double>(arch.reconfig.section_switch_cycles + arch.reconfig.kernel_call_sync_cycles) : 0;
+  st.cycles = has_compute ? st.pipeline_cycles + st.switch_cycles : 0;
+  if (st.pipeline_cycles > 0) {
+    for (const auto& [link, bytes] : link_loads(sm))
+      st.max_link_util = std::max(st.max_link_util, bytes / (st.pipeline_cycles * arch.mesh.vector_link_Bpc));
+  }
+  return st;
+}
+
 SimReport simulate_timing(const RduMapping& mp) {
   const Arch& arch = mp.arch;
-  const int T = arch.sim.tiles_per_section;
   SimReport rep;
   rep.peak_flop_per_cycle = arch.peak_flop_per_cycle(mp.precision.bf16);
   double pcu_busy = 0;
   for (size_t s = 0; s < mp.partition.sections.size(); ++s) {
-    const Section& sec = mp.partition.sections[s];
-    const SectionMapping& sm = mp.sections[s];
-    SectionTiming st;
-    st.flops = sec.flops;
-    st.hbm_bytes = sec.hbm_read + sec.hbm_write;
-    st.ddr_bytes = sec.ddr_read;
-    st.pcus = sec.used_pcus();
-    st.pmus = sec.used_pmus();
-    std::vector<int> slot_of(mp.kernels.size(), -1);
-    for (size_t j = 0; j < sec.kernels.size(); ++j) slot_of[sec.kernels[j]] = static_cast<int>(j);
-    std::vector<int64_t> link_bytes = busiest_input_link_bytes(sm, static_cast<int>(sec.kernels.size()));
-    std::vector<int> longest_route(sec.kernels.size(), 0);
-    for (size_t i = 0; i < sm.routes.size(); ++i)
-      longest_route[sm.streams[i].dst_slot] = std::max<int>(longest_route[sm.streams[i].dst_slot], sm.routes[i].size() - 1);
-
-    std::vector<PipeStage> stages;
-    const double hbm_bw = arch.hbm.effective_Bpc(), ddr_bw = arch.ddr.effective_Bpc();
-    PipeStage load{"hbm", 0, 0, {}};
-    load.per_tile = std::max(sec.hbm_read / hbm_bw, sec.ddr_read / ddr_bw) / T;
-    if (sec.ddr_read / ddr_bw > sec.hbm_read / hbm_bw) load.name = "ddr";
-    if (sec.hbm_read) load.first_latency = static_cast<double>(arch.hbm.latency_cycles);
-    if (sec.ddr_read) load.first_latency = std::max(load.first_latency, static_cast<double>(arch.ddr.latency_cycles));
-    stages.push_back(load);
-    std::vector<int> stage_of(sec.kernels.size(), -1);
-    std::vector<bool> has_consumer(sec.kernels.size(), false);
-    for (size_t j = 0; j < sec.kernels.size(); ++j) {
-      const Kernel& k = mp.kernels[sec.kernels[j]];
-      if (k.costs_nothing()) continue;
-      st.kernel_names.push_back(k.name);
-      double compute = kernel_cycles(k, sec.pcus[j], sec.pmus[j], arch, mp.precision);
-      pcu_busy += compute * sec.pcus[j];
-      PipeStage ps{k.name, compute / T, 0, {}};
-      ps.per_tile = std::max(ps.per_tile, static_cast<double>(k.out_bytes) / T / (arch.pmu.write_Bpc * std::max(1, sec.pmus[j])));
-      ps.per_tile = std::max(ps.per_tile, static_cast<double>(link_bytes[j]) / T / arch.mesh.vector_link_Bpc);
-      ps.first_latency = static_cast<double>(longest_route[j]) * arch.mesh.hop_latency_cycles;
-      bool from_outside = k.producers.empty();
-      for (int prod : k.producers) {
-        int ps_slot = producer_slot(prod, mp.kernels, slot_of);
-        if (ps_slot < 0 || stage_of[ps_slot] < 0) {
-          from_outside = true;
-          continue;
-        }
-        ps.preds.push_back(stage_of[ps_slot]);
-        has_consumer[ps_slot] = true;
-      }
-      if (from_outside || k.weight_bytes) ps.preds.push_back(0);
-      stage_of[j] = static_cast<int>(stages.size());
-      stages.push_back(ps);
-    }
-    PipeStage store{"store", sec.hbm_write / hbm_bw / T, 0, {}};
-    for (size_t j = 0; j < sec.kernels.size(); ++j)
-      if (stage_of[j] >= 0 && !has_consumer[j]) store.preds.push_back(stage_of[j]);
-    stages.push_back(store);
-    PipeResult pr = run_pipeline(stages, T, arch.sim.buffer_tiles);
-    // Reads and writes share the HBM channels: the section cannot beat their sum.
-    double offchip_floor = (sec.hbm_read + sec.hbm_write) / hbm_bw + (sec.hbm_read ? arch.hbm.latency_cycles : 0);
-    offchip_floor = std::max(offchip_floor, sec.ddr_read / ddr_bw + (sec.ddr_read ? arch.ddr.latency_cycles : 0));
-    st.pipeline_cycles = std::max(pr.cycles, offchip_floor);
-    size_t worst = 0;
-    for (size_t i = 0; i < stages.size(); ++i)
-      if (stages[i].per_tile > stages[worst].per_tile) worst = i;
-    st.bottleneck = offchip_floor > pr.cycles ? "hbm" : stages[worst].name;
-    bool has_compute = !st.kernel_names.empty();
-    st.switch_cycles = has_compute ? static_cast<double>(arch.reconfig.section_switch_cycles + arch.reconfig.kernel_call_sync_cycles) : 0;
-    st.cycles = has_compute ? st.pipeline_cycles + st.switch_cycles : 0;
-    if (st.pipeline_cycles > 0) {
-      for (const auto& [link, bytes] : link_loads(sm))
-        st.max_link_util = std::max(st.max_link_util, bytes / (st.pipeline_cycles * arch.mesh.vector_link_Bpc));
-    }
+    SectionTiming st = time_section(mp.kernels, mp.partition.sections[s], mp.sections[s], arch, mp.precision, &pcu_busy);
     rep.cycles += st.cycles;
     rep.flops += st.flops;
     rep.hbm_bytes += st.hbm_bytes;

@@ -61,6 +61,10 @@ struct SimReport {
 
 SimReport simulate_timing(const RduMapping& mapping);
 
+// One section's timing; adds its PCU-busy cycles to *pcu_busy when given.
+SectionTiming time_section(const std::vector<Kernel>& kernels, const Section& section, const SectionMapping& placed,
+                           const Arch& arch, const Precision& precision, double* pcu_busy = nullptr);
+
 // Runs the graph section by section with the reference kernels; one tensor per graph result.
 std::vector<Tensor> simulate_functional(const Graph& graph, const RduMapping& mapping, const std::vector<Tensor>& args,
                                         ResourceStore* variables);
