@@ -25,7 +25,8 @@ const char* kUsage =
     "  --unfused     the baseline mapping: one operator per section\n"
     "  --naive-placement  row-major placement without annealing (baseline)\n"
     "  --check       run the sectioned schedule on seeded inputs and compare with the cpu target\n"
-    "  --sections    print every section (default: the 10 slowest)\n";
+    "  --sections    print every section (default: the 10 slowest)\n"
+    "  --kernels     print each kernel of the printed sections: units, cycles, FLOPs\n";
 
 // Seeded inputs for one signature: normal floats, small integers; unknown dims = batch.
 std::vector<Tensor> seeded_args(const CompiledSignature& cs, int64_t batch) {
@@ -47,6 +48,13 @@ std::vector<Tensor> seeded_args(const CompiledSignature& cs, int64_t batch) {
     args[it - cs.graph->args.begin()] = t;
   }
   return args;
+}
+
+// The last two components of a node name (Keras prefixes every name with the call path).
+std::string short_name(const std::string& name) {
+  size_t cut = name.rfind('/');
+  if (cut != std::string::npos && cut > 0) cut = name.rfind('/', cut - 1);
+  return cut == std::string::npos ? name : name.substr(cut + 1);
 }
 
 double max_rel_diff(const Tensor& a, const Tensor& b) {
@@ -117,10 +125,20 @@ int cmd_simulate(int argc, char** argv) {
   for (size_t i : order) {
     const auto& s = rep.sections[i];
     std::string ks;
-    for (size_t k = 0; k < s.kernel_names.size() && k < 4; ++k) ks += (k ? "," : "") + s.kernel_names[k];
+    for (size_t k = 0; k < s.kernel_names.size() && k < 4; ++k) ks += (k ? "," : "") + short_name(s.kernel_names[k]);
     if (s.kernel_names.size() > 4) ks += ",... (" + std::to_string(s.kernel_names.size()) + ")";
     std::printf("%-8zu %12.0f %6d %6d %12.4g %12lld %6.1f%%  %-24s %s\n", i, s.cycles, s.pcus, s.pmus, s.flops,
-                static_cast<long long>(s.hbm_bytes), 100 * s.max_link_util, s.bottleneck.c_str(), ks.c_str());
+                static_cast<long long>(s.hbm_bytes), 100 * s.max_link_util, short_name(s.bottleneck).c_str(), ks.c_str());
+    if (args.has("--kernels")) {
+      const rdu::Section& sec = mp.partition.sections[i];
+      for (size_t j = 0; j < sec.kernels.size(); ++j) {
+        const rdu::Kernel& k = mp.kernels[sec.kernels[j]];
+        if (k.costs_nothing()) continue;
+        std::printf("    %-40s %-11s pcus %4d pmus %4d  compute %10.0f  stage %10.0f  flops %.4g\n", short_name(k.name).c_str(),
+                    k.family.c_str(), sec.pcus[j], sec.pmus[j], rdu::kernel_cycles(k, sec.pcus[j], sec.pmus[j], arch, mp.precision),
+                    rdu::stage_cycles(k, sec.pcus[j], sec.pmus[j], arch, mp.precision), k.flops);
+      }
+    }
   }
 
   double check = -1;

@@ -203,7 +203,8 @@ std::vector<Kernel> lower_graph(const Graph& graph, int64_t batch, const Precisi
   std::vector<Kernel> kernels;
   for (Node* n : order) {
     Kernel k = with_context("rdu lowering of " + n->label(), [&] { return lw.lower(*n); });
-    for (const Value& in : n->inputs) {
+    for (size_t ii = 0; ii < n->inputs.size(); ++ii) {
+      const Value& in = n->inputs[ii];
       if (in.node->op == "_Arg") {
         auto it = std::find(graph.args.begin(), graph.args.end(), in.node);
         if (it != graph.args.end()) k.graph_args.push_back(static_cast<int>(it - graph.args.begin()));
@@ -212,6 +213,8 @@ std::vector<Kernel> lower_graph(const Graph& graph, int64_t batch, const Precisi
       if (p != index.end() && in.node->op != "Const") {
         k.producers.push_back(p->second);
         k.producer_bytes.push_back(lw.bytes(in));
+        k.producer_whole.push_back((k.engine == Engine::kSystolic && ii >= 1 && k.family != "conv") ||
+                                   n->op == "Transpose");
       }
     }
     index[n] = static_cast<int>(kernels.size());
@@ -241,6 +244,14 @@ double kernel_cycles(const Kernel& k, int pcus, int pmus, const Arch& arch, cons
     }
   }
   return 0;
+}
+
+double stage_cycles(const Kernel& k, int pcus, int pmus, const Arch& arch, const Precision& precision) {
+  if (k.engine == Engine::kNone) return 0;
+  double c = kernel_cycles(k, pcus, pmus, arch, precision);
+  int readers = std::max(1, k.engine == Engine::kPmu ? pmus : pcus);
+  c = std::max(c, static_cast<double>(k.act_in_bytes) / (readers * arch.mesh.vector_link_Bpc));
+  return std::max(c, static_cast<double>(k.out_bytes) / (std::max(1, pmus) * arch.pmu.write_Bpc));
 }
 
 int useful_pcus(const Kernel& k, const Arch& arch) {

@@ -38,6 +38,9 @@ struct Kernel {
   int64_t out_bytes = 0;
   std::vector<int> producers;    // kernel indices feeding this one
   std::vector<int64_t> producer_bytes;  // bytes per producer edge
+  // Per producer edge: the kernel needs the whole tensor before it starts (the stationary
+  // operand of a product of two activations, attention's keys and values, a transpose).
+  std::vector<bool> producer_whole;
   std::vector<int> graph_args;   // graph arg indices read directly
   bool is_result = false;        // an output feeds a graph result
 
@@ -53,6 +56,10 @@ std::vector<Kernel> lower_graph(const Graph& graph, int64_t batch, const Precisi
 
 // Cycles to run the whole kernel on `pcus` PCUs (or `pmus` PMUs for layout kernels).
 double kernel_cycles(const Kernel& k, int pcus, int pmus, const Arch& arch, const Precision& precision);
+// The allocator's estimate of a kernel's time as a pipeline stage: compute, or its inputs
+// arriving over one vector link per reading unit, or its output through its PMUs' write
+// ports, whichever is slowest. (The simulator models routes and ports explicitly.)
+double stage_cycles(const Kernel& k, int pcus, int pmus, const Arch& arch, const Precision& precision);
 // PCUs beyond which kernel_cycles stops improving (>= 1 for PCU kernels, 0 otherwise).
 int useful_pcus(const Kernel& k, const Arch& arch);
 // Resident SRAM: weights kept on chip plus double-buffered input/output tiles.

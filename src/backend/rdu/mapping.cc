@@ -42,6 +42,7 @@ RduMapping map_graph(const Graph& graph, int64_t batch, const Arch& arch, const 
     for (int budget = arch.pcu.count; budget >= std::max(min_pcus, 1); budget /= 2) {
       Section trial = s;
       trial.pcus = balance_pcus(ks, trial.pmus, budget, arch, options.precision);
+      add_spare_pmus(ks, trial.pcus, trial.pmus, arch.pmu.count, arch, options.precision);
       SectionMapping sm = place_and_route(trial, m.kernels, arch, greedy);
       double c = time_section(m.kernels, trial, sm, arch, options.precision).cycles;
       if (best_cycles < 0 || c < best_cycles) best = trial, best_map = std::move(sm), best_cycles = c;

@@ -30,7 +30,7 @@ std::vector<int> balance_pcus(const std::vector<const Kernel*>& ks, const std::v
     if (useful_pcus(*ks[i], arch) == 0) continue;
     u[i] = 1;
     --left;
-    heap.push({kernel_cycles(*ks[i], 1, pmus[i], arch, precision), i});
+    heap.push({stage_cycles(*ks[i], 1, pmus[i], arch, precision), i});
   }
   TS_CHECK(left >= 0, "rdu: section needs more PCUs than the chip has");
   // Greedy water-filling: the current bottleneck gets the next PCU; a kernel that cannot use
@@ -42,16 +42,35 @@ std::vector<int> balance_pcus(const std::vector<const Kernel*>& ks, const std::v
     // Jump to the next allocation that actually lowers the cycle count (ceil plateaus).
     int next = u[i] + 1;
     while (next - u[i] <= left && next < useful_pcus(*ks[i], arch) &&
-           kernel_cycles(*ks[i], next, pmus[i], arch, precision) >= cyc)
+           stage_cycles(*ks[i], next, pmus[i], arch, precision) >= cyc)
       ++next;
     if (next - u[i] > left) break;
-    double c = kernel_cycles(*ks[i], next, pmus[i], arch, precision);
+    double c = stage_cycles(*ks[i], next, pmus[i], arch, precision);
     if (c >= cyc) break;
     left -= next - u[i];
     u[i] = next;
     heap.push({c, i});
   }
   return u;
+}
+
+void add_spare_pmus(const std::vector<const Kernel*>& ks, const std::vector<int>& pcus, std::vector<int>& pmus,
+                    int total_pmus, const Arch& arch, const Precision& precision) {
+  int left = total_pmus;
+  for (int p : pmus) left -= p;
+  using Item = std::pair<double, size_t>;
+  std::priority_queue<Item> heap;
+  for (size_t i = 0; i < ks.size(); ++i)
+    if (!ks[i]->costs_nothing()) heap.push({stage_cycles(*ks[i], pcus[i], pmus[i], arch, precision), i});
+  while (left > 0 && !heap.empty()) {
+    auto [cyc, i] = heap.top();
+    heap.pop();
+    double c = stage_cycles(*ks[i], pcus[i], pmus[i] + 1, arch, precision);
+    if (c >= cyc) break;  // the bottleneck is not its PMUs: more would not help
+    ++pmus[i];
+    --left;
+    heap.push({c, i});
+  }
 }
 
 Partition partition_kernels(const std::vector<Kernel>& kernels, const Arch& arch, const Precision& precision,
@@ -80,7 +99,16 @@ Partition partition_kernels(const std::vector<Kernel>& kernels, const Arch& arch
     int need_pcu = useful_pcus(k, arch) > 0 ? 1 : 0;
     int need_pmu = k.costs_nothing() ? 0 : min_pmus(sram, arch);
     bool full = cur_pcus + need_pcu > arch.pcu.count || cur_pmus + need_pmu > arch.pmu.count;
-    if (!k.costs_nothing() && (full || (!options.fused && compute_kernels > 0))) close();
+    // A kernel that needs a whole tensor made in this section could not overlap with its
+    // producer; starting a new section lets each use the whole chip.
+    bool waits = false;
+    for (size_t e = 0; e < k.producers.size(); ++e) {
+      int src = k.producers[e];
+      while (kernels[src].costs_nothing() && !kernels[src].producers.empty()) src = kernels[src].producers.front();
+      if (k.producer_whole[e] && !kernels[src].costs_nothing() && p.section_of[src] == static_cast<int>(p.sections.size()))
+        waits = true;
+    }
+    if (!k.costs_nothing() && (full || waits || (!options.fused && compute_kernels > 0))) close();
     cur.kernels.push_back(static_cast<int>(i));
     cur.pmus.push_back(need_pmu);
     cur.pcus.push_back(need_pcu);
@@ -102,6 +130,7 @@ Partition partition_kernels(const std::vector<Kernel>& kernels, const Arch& arch
     std::vector<const Kernel*> ks;
     for (int i : sec.kernels) ks.push_back(&kernels[i]);
     sec.pcus = balance_pcus(ks, sec.pmus, arch.pcu.count, arch, precision);
+    add_spare_pmus(ks, sec.pcus, sec.pmus, arch.pmu.count, arch, precision);
     for (size_t j = 0; j < ks.size(); ++j) {
       const Kernel& k = *ks[j];
       if (k.costs_nothing()) continue;

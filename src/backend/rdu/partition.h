@@ -39,4 +39,8 @@ Partition partition_kernels(const std::vector<Kernel>& kernels, const Arch& arch
 std::vector<int> balance_pcus(const std::vector<const Kernel*>& kernels, const std::vector<int>& pmus, int total_pcus,
                               const Arch& arch, const Precision& precision);
 
+// Gives PMUs left over in a section to the kernels whose PMU write ports limit them.
+void add_spare_pmus(const std::vector<const Kernel*>& kernels, const std::vector<int>& pcus, std::vector<int>& pmus,
+                    int total_pmus, const Arch& arch, const Precision& precision);
+
 }  // namespace tessera::rdu

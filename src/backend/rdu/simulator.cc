@@ -18,21 +18,40 @@ PipeResult run_pipeline(const std::vector<PipeStage>& stages, int tiles, int buf
   r.busy.assign(n, 0);
   r.stall.assign(n, 0);
   if (n == 0 || tiles <= 0) return r;
+  // level: how many whole-tensor waits precede a stage; depth: its streamed pipeline depth.
+  std::vector<int> level(n, 0), depth(n, 0);
   std::vector<std::vector<int>> succ(n);
-  for (size_t i = 0; i < n; ++i)
-    for (int p : stages[i].preds) succ[p].push_back(static_cast<int>(i));
+  int max_level = 0;
+  for (size_t i = 0; i < n; ++i) {
+    for (int p : stages[i].preds) {
+      level[i] = std::max(level[i], level[p]);
+      depth[i] = std::max(depth[i], depth[p] + 1);
+      succ[p].push_back(static_cast<int>(i));
+    }
+    for (int p : stages[i].whole) level[i] = std::max(level[i], level[p] + 1);
+    max_level = std::max(max_level, level[i]);
+  }
   std::vector<std::vector<double>> start(n, std::vector<double>(tiles)), finish(n, std::vector<double>(tiles));
-  for (int t = 0; t < tiles; ++t) {
-    for (size_t i = 0; i < n; ++i) {
-      double s = t > 0 ? finish[i][t - 1] : 0;
-      for (int p : stages[i].preds) s = std::max(s, finish[p][t]);
-      // Back-pressure: the output buffer to each consumer holds `buffer_tiles` tiles.
-      if (buffer_tiles > 0 && t >= buffer_tiles)
-        for (int c : succ[i]) s = std::max(s, start[c][t - buffer_tiles]);
-      double work = stages[i].per_tile + (t == 0 ? stages[i].first_latency : 0);
-      start[i][t] = s;
-      finish[i][t] = s + work;
-      r.busy[i] += work;
+  for (int lv = 0; lv <= max_level; ++lv) {
+    for (int t = 0; t < tiles; ++t) {
+      for (size_t i = 0; i < n; ++i) {
+        if (level[i] != lv) continue;
+        double s = t > 0 ? finish[i][t - 1] : 0;
+        for (int p : stages[i].preds) s = std::max(s, finish[p][t]);
+        if (t == 0)
+          for (int p : stages[i].whole) s = std::max(s, finish[p][tiles - 1]);
+        // Back-pressure: the buffer to each consumer on this level holds `d` tiles.
+        if (buffer_tiles > 0)
+          for (int c : succ[i]) {
+            if (level[c] != lv) continue;
+            int d = buffer_tiles * std::max(1, depth[c] - depth[i]);
+            if (t >= d) s = std::max(s, start[c][t - d]);
+          }
+        double work = stages[i].per_tile + (t == 0 ? stages[i].first_latency : 0);
+        start[i][t] = s;
+        finish[i][t] = s + work;
+        r.busy[i] += work;
+      }
     }
   }
   for (size_t i = 0; i < n; ++i) {
@@ -91,13 +110,13 @@ SectionTiming time_section(const std::vector<Kernel>& kernels, const Section& se
     ps.per_tile = std::max(ps.per_tile, static_cast<double>(link_bytes[j]) / T / arch.mesh.vector_link_Bpc);
     ps.first_latency = static_cast<double>(longest_route[j]) * arch.mesh.hop_latency_cycles;
     bool from_outside = k.producers.empty();
-    for (int prod : k.producers) {
-      int ps_slot = producer_slot(prod, kernels, slot_of);
+    for (size_t e = 0; e < k.producers.size(); ++e) {
+      int ps_slot = producer_slot(k.producers[e], kernels, slot_of);
       if (ps_slot < 0 || stage_of[ps_slot] < 0) {
         from_outside = true;
         continue;
       }
-      ps.preds.push_back(stage_of[ps_slot]);
+      (k.producer_whole[e] ? ps.whole : ps.preds).push_back(stage_of[ps_slot]);
       has_consumer[ps_slot] = true;
     }
     if (from_outside || k.weight_bytes) ps.preds.push_back(0);
@@ -117,6 +136,9 @@ SectionTiming time_section(const std::vector<Kernel>& kernels, const Section& se
   for (size_t i = 0; i < stages.size(); ++i)
     if (stages[i].per_tile > stages[worst].per_tile) worst = i;
   st.bottleneck = offchip_floor > pr.cycles ? "hbm" : stages[worst].name;
+  // A deep pipeline with few tiles spends most of its time filling and draining.
+  if (offchip_floor <= pr.cycles && pr.cycles > 2 * T * stages[worst].per_tile)
+    st.bottleneck = "fill/drain (" + std::to_string(stages.size()) + " stages)";
   bool has_compute = !st.kernel_names.empty();
   st.switch_cycles = has_compute ? static_cast<double>(arch.reconfig.section_switch_cycles + arch.reconfig.kernel_call_sync_cycles) : 0;
   st.cycles = has_compute ? st.pipeline_cycles + st.switch_cycles : 0;

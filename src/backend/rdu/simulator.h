@@ -25,7 +25,8 @@ struct PipeStage {
   std::string name;
   double per_tile = 0;       // cycles per tile in steady state
   double first_latency = 0;  // extra cycles on the first tile (fill)
-  std::vector<int> preds;    // earlier stage indices
+  std::vector<int> preds;    // earlier stage indices, streamed tile by tile
+  std::vector<int> whole;    // earlier stages whose every tile must be done before tile 0
 };
 
 struct PipeResult {
@@ -33,7 +34,11 @@ struct PipeResult {
   std::vector<double> busy, stall;  // per stage: cycles working, cycles blocked/starved after starting
 };
 
-// The recurrence above; `buffer_tiles` <= 0 means unbounded buffers.
+// The recurrence above; `buffer_tiles` <= 0 means unbounded buffers. An edge that skips
+// pipeline levels gets `buffer_tiles` more tiles per level skipped (the skew buffers a
+// dataflow compiler inserts on reconvergent paths; not charged to SRAM, a simplification).
+// A stage waiting for a whole tensor (`whole`) starts after it is complete; that tensor is
+// buffered in full, so such an edge exerts no back-pressure.
 PipeResult run_pipeline(const std::vector<PipeStage>& stages, int tiles, int buffer_tiles);
 
 struct SectionTiming {
