@@ -36,5 +36,6 @@ int cmd_passes(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_ops(int argc, char** argv);
+int cmd_simulate(int argc, char** argv);  // cmd_simulate.cc (rdu target)
 
 }  // namespace tessera::cli

@@ -19,6 +19,7 @@ const Command kCommands[] = {
     {"run", tessera::cli::cmd_run, "run a model signature on inputs from .npy/.npz/JSON"},
     {"compile", tessera::cli::cmd_compile, "compile a model to a .tsr artifact"},
     {"bench", tessera::cli::cmd_bench, "measure latency and throughput of a signature"},
+    {"simulate", tessera::cli::cmd_simulate, "map a model onto an rdu chip and simulate it"},
     {"passes", tessera::cli::cmd_passes, "list the optimisation passes"},
     {"ops", tessera::cli::cmd_ops, "list the ops Tessera supports"},
 };
