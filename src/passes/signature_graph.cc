@@ -81,23 +81,38 @@ std::string variable_key(const Node& n) {
 
 std::set<std::string> written_variables(const Module& module) {
   std::set<std::string> out;
-  auto scan = [&](const Graph& g) {
+  // A handle used by anything but a read (an assignment, a call, a result) counts as written.
+  auto scan = [&](const std::vector<Node*>& nodes) {
     std::unordered_map<const Node*, bool> read_only;
-    for (const auto& n : g.nodes())
-      if (n->op == "VarHandleOp") read_only[n.get()] = true;
-    for (const auto& n : g.nodes())
+    for (const Node* n : nodes)
+      if (n->op == "VarHandleOp") read_only[n] = true;
+    for (const Node* n : nodes)
       for (const Value& v : n->inputs)
         if (read_only.count(v.node) && n->op != "ReadVariableOp") read_only[v.node] = false;
-    for (const Value& r : g.results)
-      if (read_only.count(r.node)) read_only[r.node] = false;
-    for (const auto& [n, ok] : read_only)
-      if (!ok) out.insert(variable_key(*n));
+    return read_only;
   };
-  if (module.graph) {
-    scan(*module.graph);
-    if (module.graph->library)
-      for (const auto& [name, fn] : module.graph->library->functions) scan(*fn);
+  if (!module.graph) return out;
+  // Only what the signatures can run: the restore and init ops write every variable once,
+  // before any signature runs, and must not stop freezing.
+  std::vector<Value> fetches;
+  std::vector<Node*> targets;
+  for (const auto& [key, sig] : module.signatures) {
+    for (const TensorSpec& o : sig.outputs) fetches.push_back(o.value);
+    targets.insert(targets.end(), sig.targets.begin(), sig.targets.end());
   }
+  for (const auto& [n, ok] : scan(module.graph->schedule(fetches, targets)))
+    if (!ok) out.insert(variable_key(*n));
+  for (const Value& r : module.graph->results)
+    if (r.node->op == "VarHandleOp") out.insert(variable_key(*r.node));
+  // Library functions (loop bodies, branches) are scanned whole: conservative.
+  if (module.graph->library)
+    for (const auto& [name, fn] : module.graph->library->functions) {
+      auto read_only = scan(fn->topo_order());
+      for (const Value& r : fn->results)
+        if (read_only.count(r.node)) read_only[r.node] = false;
+      for (const auto& [n, ok] : read_only)
+        if (!ok) out.insert(variable_key(*n));
+    }
   return out;
 }
 
