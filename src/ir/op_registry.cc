@@ -1,5 +1,7 @@
 #include "ir/op_registry.h"
 
+#include <stdexcept>
+
 namespace tessera {
 
 void register_all_ops(OpRegistry& registry);  // src/ops/ops.cc
@@ -134,7 +136,13 @@ void infer_node(Node& node) {
     node.outputs.clear();
     node.known.clear();
     InferContext ctx{node};
-    node.def->infer(ctx);
+    try {
+      node.def->infer(ctx);
+    } catch (const std::out_of_range&) {
+      // Inference code indexing inputs/attrs with .at() on a malformed node from an untrusted
+      // file: a clear error, not a crash.
+      fail_code(ErrorCode::kInvalidArgument, "malformed node: too few inputs or attribute values for ", node.op);
+    }
     if (node.known.size() != node.outputs.size()) node.known.resize(node.outputs.size());
     fold_known(node);
   });

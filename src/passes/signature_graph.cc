@@ -51,7 +51,9 @@ std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& si
         inputs.push_back(f != fed.end() ? f->second : Value{copy.at(v.node), v.index});
       }
       Node* c = out->add(n->name, n->op, inputs, n->attrs);
-      for (Node* ctl : n->control_inputs) c->control_inputs.push_back(copy.at(ctl));
+      // A control edge from a fed placeholder is satisfied by feeding it: nothing to copy.
+      for (Node* ctl : n->control_inputs)
+        if (auto it = copy.find(ctl); it != copy.end()) c->control_inputs.push_back(it->second);
       c->outputs = n->outputs;
       c->known = n->known;
       c->device = n->device;

@@ -21,7 +21,6 @@ class ReferenceExecutable : public Executable {
   std::string target_, isa_;
 };
 
-#if TESSERA_HAVE_CPU_EXECUTABLE
 class CpuTargetExecutable : public Executable {
  public:
   explicit CpuTargetExecutable(std::unique_ptr<cpu::CpuExecutable> exe) : exe_(std::move(exe)) {}
@@ -35,23 +34,15 @@ class CpuTargetExecutable : public Executable {
  private:
   std::unique_ptr<cpu::CpuExecutable> exe_;
 };
-#endif
 
 }  // namespace
-
-bool cpu_backend_available() { return TESSERA_HAVE_CPU_EXECUTABLE; }
 
 std::shared_ptr<Executable> make_executable(const std::string& target, std::shared_ptr<const Graph> graph,
                                             const cpu::CpuOptions& options,
                                             const std::vector<cpu::PackedWeight>& prepacked) {
   if (target == "reference") return std::make_shared<ReferenceExecutable>(std::move(graph), "reference", "");
   if (target != "cpu") fail_code(ErrorCode::kInvalidArgument, "unknown target '", target, "' (expected cpu or reference)");
-  std::string isa = cpu::isa_name(cpu::resolve_isa(options.isa));
-#if TESSERA_HAVE_CPU_EXECUTABLE
   return std::make_shared<CpuTargetExecutable>(cpu::CpuExecutable::compile(std::move(graph), options, prepacked));
-#else
-  return std::make_shared<ReferenceExecutable>(std::move(graph), "cpu", isa);
-#endif
 }
 
 }  // namespace tessera

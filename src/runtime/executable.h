@@ -26,10 +26,6 @@ std::shared_ptr<Executable> make_executable(const std::string& target, std::shar
                                             const cpu::CpuOptions& options,
                                             const std::vector<cpu::PackedWeight>& prepacked = {});
 
-// Whether the cpu backend's CpuExecutable is linked in (until it is, "cpu" interprets the
-// optimised graph with the reference kernels).
-bool cpu_backend_available();
-
 // A compiled signature: its metadata (TensorSpec::value refers into `graph`: args for inputs,
 // results for outputs), the function-form graph and the executable.
 struct CompiledSignature {

@@ -1,10 +1,13 @@
 """Session setup shared by the Python tests: the `tessera` binary must be built, and the zoo is
 generated once (cached by content hash) before collection, so tests can be parametrized by it."""
+import atexit
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -14,6 +17,11 @@ from tessera_testlib import BUILD, REPO, TESSERA  # noqa: E402
 # The zoo is a cache keyed by the generator's content hash (tests/zoo/generate.py), so it may
 # live outside the build tree and be reused by later runs on the same machine.
 ZOO_DIR = pathlib.Path(os.environ.get("TESSERA_ZOO_DIR", BUILD / "zoo"))
+
+# The CLI caches compilations; tests keep theirs apart from the user's cache and each run's.
+if "TESSERA_CACHE_DIR" not in os.environ:
+    os.environ["TESSERA_CACHE_DIR"] = tempfile.mkdtemp(prefix="tessera-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["TESSERA_CACHE_DIR"], True)
 
 
 def pytest_configure(config):
