@@ -66,3 +66,20 @@ def test_bad_chip_is_reported(tmp_path):
                    "--chip", bad, check=False)
     assert proc.returncode != 0
     assert "pcu" in proc.stderr and str(bad) in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["mlp_k3", "cnn_tfk"])
+def test_run_target_rdu_matches_tensorflow(name, tmp_path):
+    """`tessera run --target rdu` runs the sectioned schedule; its outputs match TF's."""
+    import numpy as np
+    from tessera_testlib import assert_numeric_match
+    model = next((m for m in MODELS if m["name"] == name), None)
+    if model is None:
+        pytest.skip("zoo not generated")
+    out = tmp_path / "out.npz"
+    run_cli("run", ZOO_DIR / model["path"], "--input", ZOO_DIR / name / "inputs_b8.npz", "--target", "rdu",
+            "--output", out)
+    got, ref = np.load(out), np.load(ZOO_DIR / name / "outputs_b8.npz")
+    assert set(ref.keys()) <= set(got.keys())
+    for key in ref.keys():
+        assert_numeric_match(ref[key], got[key], name=key)
