@@ -12,11 +12,12 @@ start=$(date +%s)
 echo "== build"
 "$here/scripts/build.sh"
 
-echo "== C++ unit tests"
-ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
-
+# Before the C++ tests: the pass and cpu-backend zoo tests read these models.
 echo "== zoo (TensorFlow-written models, cached in $TESSERA_ZOO_DIR)"
 python3 "$here/tests/zoo/generate.py" --out "$TESSERA_ZOO_DIR" --tier all --jobs "$(nproc)"
+
+echo "== C++ unit tests"
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 
 echo "== Python tests (TensorFlow as the oracle)"
 rm -rf "$build/op_coverage"

@@ -56,7 +56,9 @@ void write_artifact(const std::string& path, const ArtifactInfo& info,
                     const std::map<std::string, Tensor>& variables);
 
 // Parses bytes that `owner` keeps alive (tensors borrow them). `name` is used in messages.
-Artifact parse_artifact(const char* data, size_t size, const std::string& name, std::shared_ptr<const void> owner);
+// `verify_checksums` = false only for the fuzzer, so mutated bytes reach the section parsers.
+Artifact parse_artifact(const char* data, size_t size, const std::string& name, std::shared_ptr<const void> owner,
+                        bool verify_checksums = true);
 // mmaps the file and parses it.
 Artifact read_artifact(const std::string& path);
 

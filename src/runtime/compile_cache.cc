@@ -8,6 +8,7 @@
 
 #include "io/crc32c.h"
 #include "runtime/artifact.h"
+#include "runtime/build_id.h"
 #include "runtime/version.h"
 #include "support/error.h"
 
@@ -61,6 +62,7 @@ std::string compile_cache_dir() {
 std::string compile_cache_key(const std::string& model_path, const std::string& options_text) {
   Hasher hasher;
   hasher.add(std::string(kTesseraVersion));
+  hasher.add(program_build_id());
   hasher.add(std::to_string(kArtifactFormatVersion));
   hasher.add(options_text);
   fs::path root(model_path);

@@ -1,8 +1,9 @@
 #include "runtime/compiler.h"
 
+#include <set>
+
 #include "passes/pass.h"
 #include "passes/signature_graph.h"
-#include "runtime/function_form.h"
 
 namespace tessera {
 
@@ -39,7 +40,8 @@ CompiledSignature optimise_signature(const Module& module, const std::string& ke
                                      const CompileOptions& options) {
   const Signature& sig = module.signature(key);
   return with_context("compiling signature '" + key + "' of '" + module.source + "'", [&] {
-    std::shared_ptr<Graph> fn = signature_function(module, sig);
+    std::shared_ptr<Graph> fn = signature_graph(module, sig);
+    fn->name = key;  // names the graph in IR dumps and in the artifact
     passes::PassContext ctx;
     ctx.variables = variables;
     // Variables other signatures write must stay variables in this one.

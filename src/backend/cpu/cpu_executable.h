@@ -1,6 +1,20 @@
 // The cpu target: turns an optimised function-form Graph (args, results) into an executable
 // plan (kernel per node, static memory plan in one arena, packed weights, thread pool) and runs
 // it. Ops without a fast kernel run their reference kernel from the op registry.
+//
+// - Kernels: a registry of fast kernels by op name (kernel.h; kernels_*.cc, one file per
+//   family): oneDNN for matmul/convolution/pooling, our ISA-dispatched vector loops (vec.h)
+//   for elementwise programs, softmax, reductions and norms. Everything else: reference.
+// - Memory: one arena per input-shape signature (shapes are only known at run time). The first
+//   run with new shapes records buffer sizes and aliasing; later runs with those shapes reuse
+//   buffers by liveness (memory_plan.h). Plans are cached (16 signatures at most).
+// - Threads: intra-op only, on the OpenMP runtime that oneDNN uses (threads.h); `threads`
+//   bounds both. No inter-op parallelism: on the 2-core target machine intra-op already uses
+//   every core. On a machine shared with other busy processes, set OMP_WAIT_POLICY=passive:
+//   libgomp's default spin-waiting at barriers then costs far more than it saves.
+// - ISA: `isa` picks our vector loops per executable; oneDNN's cap is process-wide (onednn.h).
+// - run() may be called from several threads; runs of one executable are serialised (they
+//   share the arena), so use one executable per concurrent caller for parallel throughput.
 #pragma once
 #include <memory>
 #include <string>

@@ -62,5 +62,7 @@ void register_reduce_kernels();
 void register_norm_kernels();
 void register_pool_kernels();
 void register_attention_kernels();
+void register_graph_kernels();
+void register_array_kernels();
 
 }  // namespace tessera::cpu

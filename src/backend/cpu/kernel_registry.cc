@@ -24,6 +24,8 @@ void ensure_registered() {
     register_norm_kernels();
     register_pool_kernels();
     register_attention_kernels();
+    register_graph_kernels();
+    register_array_kernels();
   });
 }
 

@@ -83,3 +83,27 @@ TEST(CpuAttention, TsAttentionWithAndWithoutMask) {
 
 }  // namespace
 }  // namespace tessera::cpu::testing
+
+namespace tessera::cpu::testing {
+namespace {
+
+TEST(CpuArray, PadConstant) {
+  struct Case {
+    Shape x;
+    std::vector<int32_t> pads;
+  };
+  const std::vector<Case> cases = {{{1, 5, 5, 3}, {0, 0, 1, 1, 1, 1, 0, 0}}, {{2, 7, 6, 4}, {0, 0, 0, 1, 2, 0, 0, 0}},
+                                   {{3, 4}, {1, 2, 3, 0}}, {{5}, {2, 3}}, {{2, 3, 4}, {0, 0, 0, 0, 0, 0}}};
+  for (bool v2 : {false, true})
+    for (const Case& c : cases) {
+      FnGraph fn;
+      Value x = fn.arg(DType::kFloat32, PartialShape::unknown());
+      std::vector<Value> in = {x, fn.constant(Tensor::from_vector<int32_t>(c.pads, {static_cast<int64_t>(c.x.size()), 2}))};
+      if (v2) in.push_back(fn.constant(Tensor::scalar<float>(-1.5f)));
+      fn.result(fn.op(v2 ? "PadV2" : "Pad", in, {{"T", DType::kFloat32}, {"Tpaddings", DType::kInt32}})->out());
+      check_graph(fn, {{random_tensor(c.x, 1)}}, std::string(v2 ? "PadV2 " : "Pad ") + shape_str(c.x));
+    }
+}
+
+}  // namespace
+}  // namespace tessera::cpu::testing

@@ -182,6 +182,15 @@ TEST(Artifact, CompileCacheHitSkipsCompilation) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Artifact, FuzzRegressionMalformedNodeIsAnError) {
+  // Found by tsr_fuzzer: a node with too few inputs made an op's shape inference throw
+  // std::out_of_range (a crash for the CLI); the loader reports it as a malformed node.
+  std::string bytes =
+      read_file(std::string(TESSERA_SOURCE_DIR) + "/fuzz/corpus/tsr_fuzzer/regression_infer_out_of_range.tsr");
+  auto owner = std::make_shared<std::string>(bytes);
+  EXPECT_THROW(parse_artifact(owner->data(), owner->size(), "r.tsr", owner, /*verify_checksums=*/false), Error);
+}
+
 TEST(Artifact, FoldedTensorListConstantsRoundTrip) {
   // Constant folding can turn a Keras RNN's accumulator into a Const holding a TensorList.
   auto g = std::make_shared<Graph>();
