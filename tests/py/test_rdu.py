@@ -83,3 +83,19 @@ def test_run_target_rdu_matches_tensorflow(name, tmp_path):
     assert set(ref.keys()) <= set(got.keys())
     for key in ref.keys():
         assert_numeric_match(ref[key], got[key], name=key)
+
+
+@pytest.mark.parametrize("param,values", [("pcu.count", "4,8,16,32"), ("hbm.bw_Bpc", "32,64,128,256,512"),
+                                          ("mesh.vector_link_Bpc", "8,16,32,64")])
+def test_sweep_more_resources_never_slower(param, values, tmp_path):
+    model = next((m for m in MODELS if m["name"] == "resnet50_k3"), None)
+    if model is None:
+        pytest.skip("zoo not generated")
+    r = simulate(model, "small", 4, tmp_path, "--sweep", f"{param}={values}")
+    assert r["sweep_param"] == param
+    rows = r["sweep"]
+    assert [row["value"] for row in rows] == [float(v) for v in values.split(",")]
+    for row in rows:
+        assert row["valid"] and 0 < row["fraction_of_peak"] <= 1
+    for a, b in zip(rows, rows[1:]):
+        assert b["cycles"] <= a["cycles"] * (1 + 1e-3), (a, b)
