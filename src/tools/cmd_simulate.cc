@@ -205,6 +205,7 @@ int cmd_simulate(int argc, char** argv) {
   }
   if (args.has("--json")) {
     std::ofstream out(args.get("--json"));
+    out.precision(17);
     out << "{\"chip\": \"" << arch.name << "\", \"batch\": " << batch << ", \"fused\": " << (mo.partition.fused ? "true" : "false")
         << ", \"cycles\": " << rep.cycles << ", \"seconds\": " << rep.seconds << ", \"flops\": " << rep.flops
         << ", \"peak_flop_per_cycle\": " << rep.peak_flop_per_cycle << ", \"fraction_of_peak\": " << rep.fraction_of_peak()
@@ -219,7 +220,12 @@ int cmd_simulate(int argc, char** argv) {
           << ", \"flops\": " << s.flops << ", \"pcus\": " << s.pcus << ", \"pmus\": " << s.pmus << ", \"hbm_bytes\": " << s.hbm_bytes
           << ", \"ddr_bytes\": " << s.ddr_bytes << ", \"max_link_util\": " << s.max_link_util << "}";
     }
-    out << "], \"sweep_param\": \"" << sweep_param << "\", \"sweep\": [";
+    // Multiply-add FLOPs of products and convolutions alone (what TF's profiler counts for
+    // MatMul/Conv2D), to cross-check the lowering against TensorFlow.
+    double product_flops = 0;
+    for (const rdu::Kernel& k : mp.kernels)
+      if (k.family == "gemm" || k.family == "conv") product_flops += 2.0 * k.m * k.k * k.n * k.groups;
+    out << "], \"product_flops\": " << product_flops << ", \"sweep_param\": \"" << sweep_param << "\", \"sweep\": [";
     for (size_t i = 0; i < sweep.size(); ++i)
       out << (i ? ", " : "") << "{\"value\": " << sweep[i].value << ", \"cycles\": " << sweep[i].rep.cycles
           << ", \"seconds\": " << sweep[i].rep.seconds << ", \"fraction_of_peak\": " << sweep[i].rep.fraction_of_peak()
