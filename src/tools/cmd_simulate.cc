@@ -156,7 +156,10 @@ int cmd_simulate(int argc, char** argv) {
     store_a.restore(model->variables());
     store_b.restore(model->variables());
     std::vector<Tensor> sim = rdu::simulate_functional(*cs.graph, mp, in, &store_a);
-    std::vector<Tensor> ref = cs.executable->run(in, &store_b);
+    // The comparison is with the cpu target even when the model was compiled for another.
+    std::shared_ptr<Executable> cpu_exe =
+        cs.executable->target() == "cpu" ? cs.executable : make_executable("cpu", cs.graph, cpu::CpuOptions{});
+    std::vector<Tensor> ref = cpu_exe->run(in, &store_b);
     check = 0;
     bool ok = true;
     for (size_t i = 0; i < ref.size(); ++i) ok = numeric_match(sim.at(i), ref[i], &check) && ok;

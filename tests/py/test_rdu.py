@@ -99,3 +99,21 @@ def test_sweep_more_resources_never_slower(param, values, tmp_path):
         assert row["valid"] and 0 < row["fraction_of_peak"] <= 1
     for a, b in zip(rows, rows[1:]):
         assert b["cycles"] <= a["cycles"] * (1 + 1e-3), (a, b)
+
+
+def test_compile_rdu_artifact_runs(tmp_path):
+    """`tessera compile --target rdu` writes a .tsr that run and simulate load."""
+    import numpy as np
+    from tessera_testlib import assert_numeric_match
+    model = next((m for m in MODELS if m["name"] == "cnn_k3"), None)
+    if model is None:
+        pytest.skip("zoo not generated")
+    tsr, out = tmp_path / "m.tsr", tmp_path / "out.npz"
+    run_cli("compile", ZOO_DIR / model["path"], "--target", "rdu", "-o", tsr)
+    run_cli("run", tsr, "--input", ZOO_DIR / "cnn_k3" / "inputs_b8.npz", "--output", out)
+    ref = np.load(ZOO_DIR / "cnn_k3" / "outputs_b8.npz")
+    got = np.load(out)
+    for key in ref.keys():
+        assert_numeric_match(ref[key], got[key], name=key)
+    r = simulate({"name": "cnn_rdu", "path": tsr, "signature": "serving_default"}, "tiny", 8, tmp_path, "--check")
+    assert r["check_ok"] == 1 and r["valid"]
