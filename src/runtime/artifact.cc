@@ -267,7 +267,7 @@ Artifact parse_artifact(const char* data, size_t size, const std::string& name, 
     a.info.onednn_version = kv["onednn_version"];
     a.info.tessera_version = kv["tessera_version"];
     a.info.source = kv["source"];
-    if (a.info.target != "cpu" && a.info.target != "reference")
+    if (a.info.target != "cpu" && a.info.target != "reference" && a.info.target != "rdu")
       r.bad("target", "unknown target '" + a.info.target + "'");
     auto split = [](const std::string& s) {
       std::vector<std::string> out;

@@ -1,6 +1,9 @@
 #include "runtime/executable.h"
 
+#include <cstdlib>
+
 #include "backend/cpu/isa.h"
+#include "backend/rdu/simulator.h"
 #include "ir/interpreter.h"
 
 namespace tessera {
@@ -19,6 +22,24 @@ class ReferenceExecutable : public Executable {
  private:
   std::shared_ptr<const Graph> graph_;
   std::string target_, isa_;
+};
+
+// The rdu target: maps the graph for the batch of each call onto the chip named by
+// $TESSERA_RDU_CHIP (default "small") and runs the sectioned schedule (docs/rdu.md).
+class RduTargetExecutable : public Executable {
+ public:
+  explicit RduTargetExecutable(std::shared_ptr<const Graph> g)
+      : graph_(std::move(g)), arch_(rdu::load_arch(std::getenv("TESSERA_RDU_CHIP") ? std::getenv("TESSERA_RDU_CHIP") : "small")) {}
+  std::vector<Tensor> run(const std::vector<Tensor>& args, ResourceStore* variables) const override {
+    int64_t batch = !args.empty() && args[0].shape().size() > 0 ? args[0].shape()[0] : 1;
+    rdu::RduMapping mapping = rdu::map_graph(*graph_, std::max<int64_t>(batch, 1), arch_);
+    return rdu::simulate_functional(*graph_, mapping, args, variables);
+  }
+  std::string target() const override { return "rdu"; }
+
+ private:
+  std::shared_ptr<const Graph> graph_;
+  rdu::Arch arch_;
 };
 
 class CpuTargetExecutable : public Executable {
@@ -41,7 +62,8 @@ std::shared_ptr<Executable> make_executable(const std::string& target, std::shar
                                             const cpu::CpuOptions& options,
                                             const std::vector<cpu::PackedWeight>& prepacked) {
   if (target == "reference") return std::make_shared<ReferenceExecutable>(std::move(graph), "reference", "");
-  if (target != "cpu") fail_code(ErrorCode::kInvalidArgument, "unknown target '", target, "' (expected cpu or reference)");
+  if (target == "rdu") return std::make_shared<RduTargetExecutable>(std::move(graph));
+  if (target != "cpu") fail_code(ErrorCode::kInvalidArgument, "unknown target '", target, "' (expected cpu, rdu or reference)");
   return std::make_shared<CpuTargetExecutable>(cpu::CpuExecutable::compile(std::move(graph), options, prepacked));
 }
 

@@ -79,9 +79,9 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
     read_artifact(path);
 
   std::string target = options.target.empty() ? "reference" : options.target;
-  if (target != "cpu" && target != "reference")
-    fail_code(ErrorCode::kInvalidArgument, "unknown target '", target, "' (expected cpu or reference)");
-  bool compiled = target == "cpu" || options.passes.has_value();
+  if (target != "cpu" && target != "reference" && target != "rdu")
+    fail_code(ErrorCode::kInvalidArgument, "unknown target '", target, "' (expected cpu, rdu or reference)");
+  bool compiled = target == "cpu" || target == "rdu" || options.passes.has_value();
   bool inspect_only = options.allow_unsupported || options.skip_variables;
   std::string cache_file;
   std::error_code exists_ec;

@@ -59,8 +59,8 @@ const std::vector<std::string>& load_value_flags() {
 
 void apply_load_flags(const Args& args, LoadOptions& options, const std::string& default_target) {
   options.target = args.get("--target", default_target);
-  if (options.target != "cpu" && options.target != "reference")
-    fail("--target '", options.target, "': expected cpu or reference");
+  if (options.target != "cpu" && options.target != "reference" && options.target != "rdu")
+    fail("--target '", options.target, "': expected cpu, rdu or reference");
   if (args.has("--passes")) options.passes = parse_pass_list(args.get("--passes"));
   if (args.has("--threads")) {
     std::string t = args.get("--threads");

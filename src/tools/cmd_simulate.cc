@@ -26,7 +26,9 @@ const char* kUsage =
     "  --naive-placement  row-major placement without annealing (baseline)\n"
     "  --check       run the sectioned schedule on seeded inputs and compare with the cpu target\n"
     "  --sections    print every section (default: the 10 slowest)\n"
-    "  --kernels     print each kernel of the printed sections: units, cycles, FLOPs\n";
+    "  --kernels     print each kernel of the printed sections: units, cycles, FLOPs\n"
+    "  --sweep P=v1,v2,...  re-map and re-simulate with chip field P (e.g. pcu.count,\n"
+    "                hbm.bw_Bpc, mesh.vector_link_Bpc) set to each value; prints a table\n";
 
 // Seeded inputs for one signature: normal floats, small integers; unknown dims = batch.
 std::vector<Tensor> seeded_args(const CompiledSignature& cs, int64_t batch) {
@@ -76,7 +78,7 @@ bool numeric_match(const Tensor& got, const Tensor& ref, double* max_diff) {
 }  // namespace
 
 int cmd_simulate(int argc, char** argv) {
-  std::vector<std::string> flags = {"--signature", "--chip", "--batch", "--precision", "--json"};
+  std::vector<std::string> flags = {"--signature", "--chip", "--batch", "--precision", "--json", "--sweep"};
   for (const auto& f : load_value_flags()) flags.push_back(f);
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
@@ -154,7 +156,10 @@ int cmd_simulate(int argc, char** argv) {
     store_a.restore(model->variables());
     store_b.restore(model->variables());
     std::vector<Tensor> sim = rdu::simulate_functional(*cs.graph, mp, in, &store_a);
-    std::vector<Tensor> ref = cs.executable->run(in, &store_b);
+    // The comparison is with the cpu target even when the model was compiled for another.
+    std::shared_ptr<Executable> cpu_exe =
+        cs.executable->target() == "cpu" ? cs.executable : make_executable("cpu", cs.graph, cpu::CpuOptions{});
+    std::vector<Tensor> ref = cpu_exe->run(in, &store_b);
     check = 0;
     bool ok = true;
     for (size_t i = 0; i < ref.size(); ++i) ok = numeric_match(sim.at(i), ref[i], &check) && ok;
@@ -162,8 +167,48 @@ int cmd_simulate(int argc, char** argv) {
     std::printf("check: numeric match with the cpu target %s (max |rdu - cpu| = %.3g over %zu outputs)\n", ok ? "yes" : "NO",
                 check, ref.size());
   }
+  struct SweepRow {
+    double value;
+    rdu::SimReport rep;
+    size_t sections;
+    bool valid;
+  };
+  std::string sweep_param;
+  std::vector<SweepRow> sweep;
+  if (args.has("--sweep")) {
+    std::string text = args.get("--sweep");
+    size_t eq = text.find('=');
+    if (eq == std::string::npos || eq == 0) fail("--sweep '", text, "': expected PARAM=v1,v2,...");
+    sweep_param = text.substr(0, eq);
+    std::printf("\nsweep of %s\n%14s %14s %14s %10s %9s %6s\n", sweep_param.c_str(), "value", "cycles", "samples/s",
+                "% peak", "sections", "valid");
+    for (size_t pos = eq + 1; pos <= text.size();) {
+      size_t c = text.find(',', pos);
+      if (c == std::string::npos) c = text.size();
+      std::string item = text.substr(pos, c - pos);
+      pos = c + 1;
+      if (item.empty()) continue;
+      double v = 0;
+      try {
+        size_t used = 0;
+        v = std::stod(item, &used);
+        if (used != item.size()) throw std::invalid_argument(item);
+      } catch (const std::exception&) {
+        fail("--sweep value '", item, "' is not a number");
+      }
+      rdu::Arch a = arch;
+      rdu::set_arch_param(a, sweep_param, v);
+      rdu::RduMapping m = rdu::map_graph(*cs.graph, batch, a, mo);
+      rdu::SimReport r = rdu::simulate_timing(m);
+      bool valid = rdu::validate_mapping(m, &r).empty();
+      sweep.push_back({v, r, m.sections.size(), valid});
+      std::printf("%14.6g %14.0f %14.6g %9.2f%% %9zu %6s\n", v, r.cycles, r.seconds > 0 ? batch / r.seconds : 0,
+                  100 * r.fraction_of_peak(), m.sections.size(), valid ? "yes" : "NO");
+    }
+  }
   if (args.has("--json")) {
     std::ofstream out(args.get("--json"));
+    out.precision(17);
     out << "{\"chip\": \"" << arch.name << "\", \"batch\": " << batch << ", \"fused\": " << (mo.partition.fused ? "true" : "false")
         << ", \"cycles\": " << rep.cycles << ", \"seconds\": " << rep.seconds << ", \"flops\": " << rep.flops
         << ", \"peak_flop_per_cycle\": " << rep.peak_flop_per_cycle << ", \"fraction_of_peak\": " << rep.fraction_of_peak()
@@ -178,6 +223,16 @@ int cmd_simulate(int argc, char** argv) {
           << ", \"flops\": " << s.flops << ", \"pcus\": " << s.pcus << ", \"pmus\": " << s.pmus << ", \"hbm_bytes\": " << s.hbm_bytes
           << ", \"ddr_bytes\": " << s.ddr_bytes << ", \"max_link_util\": " << s.max_link_util << "}";
     }
+    // Multiply-add FLOPs of products and convolutions alone (what TF's profiler counts for
+    // MatMul/Conv2D), to cross-check the lowering against TensorFlow.
+    double product_flops = 0;
+    for (const rdu::Kernel& k : mp.kernels)
+      if (k.family == "gemm" || k.family == "conv") product_flops += 2.0 * k.m * k.k * k.n * k.groups;
+    out << "], \"product_flops\": " << product_flops << ", \"sweep_param\": \"" << sweep_param << "\", \"sweep\": [";
+    for (size_t i = 0; i < sweep.size(); ++i)
+      out << (i ? ", " : "") << "{\"value\": " << sweep[i].value << ", \"cycles\": " << sweep[i].rep.cycles
+          << ", \"seconds\": " << sweep[i].rep.seconds << ", \"fraction_of_peak\": " << sweep[i].rep.fraction_of_peak()
+          << ", \"sections\": " << sweep[i].sections << ", \"valid\": " << (sweep[i].valid ? "true" : "false") << "}";
     out << "]}\n";
   }
   return problems.empty() && check_ok != 0 ? 0 : 1;

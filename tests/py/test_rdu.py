@@ -66,3 +66,54 @@ def test_bad_chip_is_reported(tmp_path):
                    "--chip", bad, check=False)
     assert proc.returncode != 0
     assert "pcu" in proc.stderr and str(bad) in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["mlp_k3", "cnn_tfk"])
+def test_run_target_rdu_matches_tensorflow(name, tmp_path):
+    """`tessera run --target rdu` runs the sectioned schedule; its outputs match TF's."""
+    import numpy as np
+    from tessera_testlib import assert_numeric_match
+    model = next((m for m in MODELS if m["name"] == name), None)
+    if model is None:
+        pytest.skip("zoo not generated")
+    out = tmp_path / "out.npz"
+    run_cli("run", ZOO_DIR / model["path"], "--input", ZOO_DIR / name / "inputs_b8.npz", "--target", "rdu",
+            "--output", out)
+    got, ref = np.load(out), np.load(ZOO_DIR / name / "outputs_b8.npz")
+    assert set(ref.keys()) <= set(got.keys())
+    for key in ref.keys():
+        assert_numeric_match(ref[key], got[key], name=key)
+
+
+@pytest.mark.parametrize("param,values", [("pcu.count", "4,8,16,32"), ("hbm.bw_Bpc", "32,64,128,256,512"),
+                                          ("mesh.vector_link_Bpc", "8,16,32,64")])
+def test_sweep_more_resources_never_slower(param, values, tmp_path):
+    model = next((m for m in MODELS if m["name"] == "resnet50_k3"), None)
+    if model is None:
+        pytest.skip("zoo not generated")
+    r = simulate(model, "small", 4, tmp_path, "--sweep", f"{param}={values}")
+    assert r["sweep_param"] == param
+    rows = r["sweep"]
+    assert [row["value"] for row in rows] == [float(v) for v in values.split(",")]
+    for row in rows:
+        assert row["valid"] and 0 < row["fraction_of_peak"] <= 1
+    for a, b in zip(rows, rows[1:]):
+        assert b["cycles"] <= a["cycles"] * (1 + 1e-3), (a, b)
+
+
+def test_compile_rdu_artifact_runs(tmp_path):
+    """`tessera compile --target rdu` writes a .tsr that run and simulate load."""
+    import numpy as np
+    from tessera_testlib import assert_numeric_match
+    model = next((m for m in MODELS if m["name"] == "cnn_k3"), None)
+    if model is None:
+        pytest.skip("zoo not generated")
+    tsr, out = tmp_path / "m.tsr", tmp_path / "out.npz"
+    run_cli("compile", ZOO_DIR / model["path"], "--target", "rdu", "-o", tsr)
+    run_cli("run", tsr, "--input", ZOO_DIR / "cnn_k3" / "inputs_b8.npz", "--output", out)
+    ref = np.load(ZOO_DIR / "cnn_k3" / "outputs_b8.npz")
+    got = np.load(out)
+    for key in ref.keys():
+        assert_numeric_match(ref[key], got[key], name=key)
+    r = simulate({"name": "cnn_rdu", "path": tsr, "signature": "serving_default"}, "tiny", 8, tmp_path, "--check")
+    assert r["check_ok"] == 1 and r["valid"]

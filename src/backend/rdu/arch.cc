@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -179,6 +181,55 @@ Arch parse_arch(const std::string& json, const std::string& what) {
   }
   with_context(what, [&] { a.validate(); });
   return a;
+}
+
+namespace {
+
+// field -> (setter, minimum): the numeric fields a sweep may vary.
+struct Param {
+  double min;
+  std::function<void(Arch&, double)> set;
+};
+
+const std::map<std::string, Param>& param_table() {
+  static const std::map<std::string, Param> table = {
+      {"clock_ghz", {1e-3, [](Arch& a, double v) { a.clock_ghz = v; }}},
+      {"pcu.count", {1, [](Arch& a, double v) { a.pcu.count = static_cast<int>(v); }}},
+      {"pcu.lanes", {1, [](Arch& a, double v) { a.pcu.lanes = static_cast<int>(v); a.pcu.bf16_flop_per_cycle = 2.0 * a.pcu.lanes * a.pcu.stages; a.pcu.fp32_flop_per_cycle = a.pcu.bf16_flop_per_cycle / 2; }}},
+      {"pcu.stages", {1, [](Arch& a, double v) { a.pcu.stages = static_cast<int>(v); a.pcu.bf16_flop_per_cycle = 2.0 * a.pcu.lanes * a.pcu.stages; a.pcu.fp32_flop_per_cycle = a.pcu.bf16_flop_per_cycle / 2; }}},
+      {"pmu.count", {1, [](Arch& a, double v) { a.pmu.count = static_cast<int>(v); }}},
+      {"pmu.capacity_bytes", {64, [](Arch& a, double v) { a.pmu.capacity_bytes = static_cast<int64_t>(v); }}},
+      {"pmu.write_Bpc", {1e-3, [](Arch& a, double v) { a.pmu.write_Bpc = v; }}},
+      {"mesh.vector_link_Bpc", {1e-3, [](Arch& a, double v) { a.mesh.vector_link_Bpc = v; }}},
+      {"hbm.bw_Bpc", {1e-6, [](Arch& a, double v) { a.hbm.bw_Bpc = v; }}},
+      {"ddr.bw_Bpc", {1e-6, [](Arch& a, double v) { a.ddr.bw_Bpc = v; }}},
+      {"reconfig.section_switch_cycles", {0, [](Arch& a, double v) { a.reconfig.section_switch_cycles = static_cast<int64_t>(v); }}},
+      {"sim.tiles_per_section", {1, [](Arch& a, double v) { a.sim.tiles_per_section = static_cast<int>(v); }}},
+  };
+  return table;
+}
+
+}  // namespace
+
+const std::vector<std::string>& arch_params() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& [k, p] : param_table()) out.push_back(k);
+    return out;
+  }();
+  return names;
+}
+
+void set_arch_param(Arch& arch, const std::string& field, double value) {
+  auto it = param_table().find(field);
+  if (it == param_table().end()) {
+    std::string known;
+    for (const auto& n : arch_params()) known += (known.empty() ? "" : ", ") + n;
+    fail("rdu chip: '", field, "' cannot be swept (one of: ", known, ")");
+  }
+  if (!(value >= it->second.min)) fail("rdu chip: ", field, " = ", value, " must be >= ", it->second.min);
+  it->second.set(arch, value);
+  with_context("rdu chip with " + field + " = " + std::to_string(value), [&] { arch.validate(); });
 }
 
 std::string preset_dir() {

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tessera::rdu {
 
@@ -89,6 +90,12 @@ struct Arch {
 Arch parse_arch(const std::string& json, const std::string& what);
 // A preset name ("tiny", "small", "sn40l_like", looked up in configs/rdu) or a .json path.
 Arch load_arch(const std::string& name_or_path);
+// Sets one numeric field by its JSON path (e.g. "pcu.count", "hbm.bw_Bpc") and revalidates;
+// for design-space sweeps. Throws naming the field if it is unknown or the value invalid.
+void set_arch_param(Arch& arch, const std::string& field, double value);
+// The fields set_arch_param accepts.
+const std::vector<std::string>& arch_params();
+
 // Directory holding the presets: $TESSERA_RDU_CONFIG_DIR, else the source tree's configs/rdu.
 std::string preset_dir();
 

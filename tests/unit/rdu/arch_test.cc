@@ -23,6 +23,25 @@ TEST(RduArch, PresetsLoadWithDerivedPeaks) {
   EXPECT_EQ(m.hbm.capacity_bytes, 4LL << 30);
 }
 
+TEST(RduArch, PlasticineConfigReproducesPublishedPeaks) {
+  // Published (ISCA 2017): 12.3 single-precision TFLOP/s and 16 MB on chip.
+  Arch p = preset("plasticine");
+  double tflops = p.peak_flop_per_cycle(false) * p.clock_ghz * 1e9 / 1e12;
+  EXPECT_NEAR(tflops, 12.3, 12.3 * 0.01);  // 12.288: 0.1% below
+  EXPECT_EQ(p.sram_bytes(), 16LL << 20);
+}
+
+TEST(RduArch, SweepParametersAreValidated) {
+  Arch a = preset("small");
+  set_arch_param(a, "hbm.bw_Bpc", 512);
+  EXPECT_DOUBLE_EQ(a.hbm.bw_Bpc, 512);
+  set_arch_param(a, "pcu.count", 16);
+  EXPECT_EQ(a.pcu.count, 16);
+  EXPECT_THROW(set_arch_param(a, "pcu.count", 33), Error);  // more than the grid's PCU cells
+  EXPECT_THROW(set_arch_param(a, "no.such", 1), Error);
+  EXPECT_THROW(set_arch_param(a, "hbm.bw_Bpc", 0), Error);
+}
+
 std::string tiny_json() {
   return R"({"name": "t", "clock_ghz": 1.0,
   "pcu": {"count": 8, "lanes": 4, "stages": 3, "pipeline_latency_cycles": 4},
