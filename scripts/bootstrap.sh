@@ -25,4 +25,7 @@ fi
 python3 -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
 # tensorflow-serving-api would pull the full tensorflow package; install it without deps.
 python3 -m pip install -q --disable-pip-version-check --no-deps -r "$here/requirements-nodeps.txt"
+# Benchmark peers (ONNX Runtime, OpenVINO, tf2onnx) in their own venv, so they never move a
+# main pin; CI smoke-runs the harness with them (bench/README.md).
+"$here/bench/setup.sh"
 echo "bootstrap: ok"
