@@ -120,7 +120,8 @@ std::string encode_artifact(const ArtifactInfo& info, const std::map<std::string
     for (const auto& spec : s.inputs) write_spec(graphs, spec);
     graphs.u64(s.outputs.size());
     for (const auto& spec : s.outputs) write_spec(graphs, spec);
-    with_context("writing signature '" + key + "'", [&] { artifact_io::write_graph_with_library(graphs, blobs, *cs.graph); });
+    const Graph& graph = *cs.graph;  // a named reference: clang lambdas cannot capture bindings
+    with_context("writing signature '" + key + "'", [&] { artifact_io::write_graph_with_library(graphs, blobs, graph); });
     collect_variable_keys(*cs.graph, var_keys);
   }
 

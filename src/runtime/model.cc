@@ -59,8 +59,9 @@ std::shared_ptr<Model> Model::from_artifact(Artifact artifact, const std::string
   for (auto& [key, cs] : artifact.signatures) {
     std::vector<cpu::PackedWeight> prepacked;
     if (reuse_packed) prepacked = artifact.packed[key];
+    const auto& graph = cs.graph;  // a named reference: clang lambdas cannot capture bindings
     cs.executable = with_context("'" + path + "': signature '" + key + "'", [&] {
-      return make_executable(model->target_, cs.graph, cpu_options, prepacked);
+      return make_executable(model->target_, graph, cpu_options, prepacked);
     });
     model->module_.signatures[key] = cs.signature;
     auto slot = std::make_unique<Slot>();
