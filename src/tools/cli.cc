@@ -74,17 +74,20 @@ void apply_load_flags(const Args& args, LoadOptions& options, const std::string&
   }
   options.isa = args.get("--isa");
   if (!options.isa.empty()) cpu::resolve_isa(options.isa);  // unknown/unsupported ISAs fail here
-  if (args.has("--tags")) {
-    options.tags.clear();
-    std::string tags = args.get("--tags");
-    for (size_t pos = 0; pos <= tags.size();) {
-      size_t comma = tags.find(',', pos);
-      if (comma == std::string::npos) comma = tags.size();
-      if (comma > pos) options.tags.push_back(tags.substr(pos, comma - pos));
-      pos = comma + 1;
-    }
-  }
+  apply_tags_flag(args, options);
   if (args.has("--no-cache")) options.use_cache = false;
+}
+
+void apply_tags_flag(const Args& args, LoadOptions& options) {
+  if (!args.has("--tags")) return;
+  options.tags.clear();
+  std::string tags = args.get("--tags");
+  for (size_t pos = 0; pos <= tags.size();) {
+    size_t comma = tags.find(',', pos);
+    if (comma == std::string::npos) comma = tags.size();
+    if (comma > pos) options.tags.push_back(tags.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
 }
 
 }  // namespace tessera::cli

@@ -27,6 +27,8 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& value_fla
 // --target, --passes, --threads, --isa, --tags, --no-cache: the options shared by run, bench
 // and compile; `default_target` applies when --target is absent.
 void apply_load_flags(const Args& args, LoadOptions& options, const std::string& default_target);
+// --tags a,b: the MetaGraph's tag set (part of apply_load_flags).
+void apply_tags_flag(const Args& args, LoadOptions& options);
 // The value flags apply_load_flags reads, to pass to parse_args.
 const std::vector<std::string>& load_value_flags();
 

@@ -39,16 +39,7 @@ int cmd_inspect(int argc, char** argv) {
   LoadOptions options;
   options.allow_unsupported = true;
   options.skip_variables = args.has("--no-variables");
-  if (args.has("--tags")) {
-    options.tags.clear();
-    std::string tags = args.get("--tags");
-    for (size_t pos = 0; pos <= tags.size();) {
-      size_t comma = tags.find(',', pos);
-      if (comma == std::string::npos) comma = tags.size();
-      if (comma > pos) options.tags.push_back(tags.substr(pos, comma - pos));
-      pos = comma + 1;
-    }
-  }
+  apply_tags_flag(args, options);
   auto model = Model::load(args.positional[0], options);
   const Module& m = model->module();
   if (!m.graph) {  // a compiled .tsr: each signature has its own optimised graph

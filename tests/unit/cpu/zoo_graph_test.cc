@@ -12,17 +12,14 @@
 #include "passes/pass.h"
 #include "passes/signature_graph.h"
 #include "runtime/model.h"
+#include "zoo_test_util.h"
 
 namespace tessera::cpu::testing {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path zoo_dir() {
-  if (const char* d = std::getenv("TESSERA_ZOO_DIR")) return d;
-  const char* home = std::getenv("HOME");
-  return fs::path(home ? home : "/root") / ".cache/tessera/zoo";
-}
+using tessera::testing::zoo_dir;
 
 class ZooModel : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
 

@@ -21,6 +21,7 @@
 #include "passes/pass_test_util.h"
 #include "passes/signature_graph.h"
 #include "runtime/model.h"
+#include "zoo_test_util.h"
 #include "support/file.h"
 
 namespace tessera {
@@ -28,11 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path zoo_dir() {
-  if (const char* d = std::getenv("TESSERA_ZOO_DIR")) return d;
-  const char* home = std::getenv("HOME");
-  return fs::path(home ? home : "/root") / ".cache/tessera/zoo";
-}
+using tessera::testing::zoo_dir;
 
 struct ZooModel {
   std::string name, path, signature;
