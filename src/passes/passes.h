@@ -9,6 +9,7 @@ void fold_constants(Graph& g, const PassContext& ctx);    // fold_constants.cc
 void prune(Graph& g, const PassContext& ctx);             // prune.cc
 void cse(Graph& g, const PassContext& ctx);               // cse.cc
 void simplify_algebra(Graph& g, const PassContext& ctx);  // simplify_algebra.cc
+void fold_pad_into_conv(Graph& g, const PassContext& ctx);  // fold_pad_into_conv.cc
 void fuse_patterns(Graph& g, const PassContext& ctx);     // fuse_patterns.cc
 void fuse_ops(Graph& g, const PassContext& ctx);          // fuse_ops.cc
 void fuse_elementwise(Graph& g, const PassContext& ctx);  // fuse_elementwise.cc
