@@ -33,3 +33,19 @@ def test_cli_runs_with_python_hidden():
     # The bundled model was trained on MNIST: it must recognise most of the bundled digits.
     labels = [4, 9, 9, 7, 1, 1, 9, 0, 7, 8, 3, 4, 8, 6, 3, 8]
     assert (probs.argmax(axis=1) == labels).mean() >= 0.9
+
+
+def test_readme_main_job_demo():
+    """README's main job (scripts/demo.sh): compile the bundled model to a .tsr, run, bench."""
+    proc = subprocess.run(["bash", str(REPO / "scripts/demo.sh")], capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, TESSERA_BUILD_DIR=str(TESSERA.parent)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "unsupported ops: none" in proc.stdout
+    out = pathlib.Path(proc.stdout.split("outputs written to ", 1)[1].split()[0])
+    with np.load(out) as z:
+        probs = z["output_0"]
+    labels = [4, 9, 9, 7, 1, 1, 9, 0, 7, 8, 3, 4, 8, 6, 3, 8]
+    assert (probs.argmax(axis=1) == labels).mean() >= 0.9
+    rows = [line.split() for line in proc.stdout.splitlines() if line.strip().startswith(("1 ", "16 "))]
+    assert [r[0] for r in rows] == ["1", "16"] and all(float(r[2]) > 0 for r in rows), proc.stdout[-1500:]
+    shutil.rmtree(out.parent)
