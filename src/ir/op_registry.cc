@@ -1,6 +1,6 @@
 #include "ir/op_registry.h"
 
-#include <stdexcept>
+#include <exception>
 
 namespace tessera {
 
@@ -138,10 +138,13 @@ void infer_node(Node& node) {
     InferContext ctx{node};
     try {
       node.def->infer(ctx);
-    } catch (const std::out_of_range&) {
-      // Inference code indexing inputs/attrs with .at() on a malformed node from an untrusted
-      // file: a clear error, not a crash.
-      fail_code(ErrorCode::kInvalidArgument, "malformed node: too few inputs or attribute values for ", node.op);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      // Inference code tripping over a malformed node from an untrusted file (an .at() past
+      // its inputs, a wrong variant kind): a clear error, not a crash.
+      fail_code(ErrorCode::kInvalidArgument, "malformed node: too few inputs or attribute values for ", node.op,
+                " (", e.what(), ")");
     }
     if (node.known.size() != node.outputs.size()) node.known.resize(node.outputs.size());
     fold_known(node);

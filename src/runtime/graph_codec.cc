@@ -345,13 +345,7 @@ void read_body(Reader& r, const BlobSection& blobs, Graph& g) {
     Node* node = g.add(name, op, std::move(inputs), std::move(attrs));
     node->control_inputs = std::move(controls);
     node->device = std::move(device);
-    try {
-      with_context(r.what() + ": " + where, [&] { infer_node(*node); });
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {  // an op's inference tripped on a malformed node
-      r.bad("node", str_cat(where, ": ", node->label(), " is malformed (", e.what(), ")"));
-    }
+    with_context(r.what() + ": " + where, [&] { infer_node(*node); });
     nodes.push_back(node);
   }
   g.args = read_list<Node*>(r, "arg count", 4, [&] { return node_at("arg"); });
