@@ -1,6 +1,8 @@
 #include "runtime/executable.h"
 
 #include <cstdlib>
+#include <map>
+#include <mutex>
 
 #include "backend/cpu/isa.h"
 #include "backend/rdu/simulator.h"
@@ -25,21 +27,30 @@ class ReferenceExecutable : public Executable {
 };
 
 // The rdu target: maps the graph for the batch of each call onto the chip named by
-// $TESSERA_RDU_CHIP (default "small") and runs the sectioned schedule (docs/rdu.md).
+// $TESSERA_RDU_CHIP (default "small") and runs the sectioned schedule (docs/rdu.md). Mappings
+// are kept per batch size: mapping (placement search included) costs far more than a run.
 class RduTargetExecutable : public Executable {
  public:
   explicit RduTargetExecutable(std::shared_ptr<const Graph> g)
       : graph_(std::move(g)), arch_(rdu::load_arch(std::getenv("TESSERA_RDU_CHIP") ? std::getenv("TESSERA_RDU_CHIP") : "small")) {}
   std::vector<Tensor> run(const std::vector<Tensor>& args, ResourceStore* variables) const override {
-    int64_t batch = !args.empty() && args[0].shape().size() > 0 ? args[0].shape()[0] : 1;
-    rdu::RduMapping mapping = rdu::map_graph(*graph_, std::max<int64_t>(batch, 1), arch_);
-    return rdu::simulate_functional(*graph_, mapping, args, variables);
+    int64_t batch = std::max<int64_t>(!args.empty() && args[0].shape().size() > 0 ? args[0].shape()[0] : 1, 1);
+    std::shared_ptr<const rdu::RduMapping> mapping;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& slot = mappings_[batch];
+      if (!slot) slot = std::make_shared<const rdu::RduMapping>(rdu::map_graph(*graph_, batch, arch_));
+      mapping = slot;
+    }
+    return rdu::simulate_functional(*graph_, *mapping, args, variables);
   }
   std::string target() const override { return "rdu"; }
 
  private:
   std::shared_ptr<const Graph> graph_;
   rdu::Arch arch_;
+  mutable std::mutex mu_;
+  mutable std::map<int64_t, std::shared_ptr<const rdu::RduMapping>> mappings_;
 };
 
 class CpuTargetExecutable : public Executable {
