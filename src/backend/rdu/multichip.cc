@@ -115,6 +115,7 @@ MultiChipReport pipeline_parallel(const Graph& graph, int64_t batch, const Arch&
   roomy.hbm.capacity_bytes = roomy.ddr.capacity_bytes = std::numeric_limits<int64_t>::max() / 4;
   Partition raw = partition_kernels(kernels, roomy, o.map.precision, o.map.partition);
   const int n = static_cast<int>(raw.sections.size());
+  rep.total_sections = n;
   if (n < K)
     fail("rdu: a pipeline over ", K, " chips needs at least ", K, " sections, but the model maps into ", n,
          " on chip '", arch.name, "' (use fewer chips, data or tensor parallelism, or --unfused)");
@@ -290,10 +291,37 @@ double ring_allgather_cycles(int64_t bytes, int chips, const P2pSpec& p2p) {
   return static_cast<double>(chips - 1) / chips * static_cast<double>(bytes) / p2p.bw_Bpc + static_cast<double>(chips - 1) * p2p.latency_cycles;
 }
 
-bool MultiChipReport::valid() const {
-  for (const ChipPlan& p : plans)
-    if (!p.problems.empty()) return false;
-  return true;
+std::vector<std::string> validate_multichip(const MultiChipReport& r, const Arch& a) {
+  std::vector<std::string> bad;
+  auto add = [&](const std::string& m) { bad.push_back(m); };
+  if (static_cast<int>(r.plans.size()) != r.chips || r.chips > a.p2p.sockets)
+    add("split: " + std::to_string(r.plans.size()) + " chip plans for " + std::to_string(r.chips) + " chips (node of " +
+        std::to_string(a.p2p.sockets) + ")");
+  int64_t samples = 0;
+  int next_section = 0;
+  for (const ChipPlan& p : r.plans) {
+    for (const std::string& q : p.problems) add("chip: " + p.role + ": " + q);
+    int64_t room = p.weights_in_ddr ? offchip_capacity(a) : a.hbm.capacity_bytes;
+    if (p.weight_bytes > room)
+      add("capacity: " + p.role + " keeps " + std::to_string(p.weight_bytes) + " bytes of weights in " + (p.weights_in_ddr ? "HBM + DDR" : "HBM") +
+          " of " + std::to_string(room));
+    samples += p.batch;
+    if (r.parallel == Parallel::kPipeline) {
+      if (p.first_section != next_section || p.end_section <= p.first_section)
+        add("split: " + p.role + " runs sections " + std::to_string(p.first_section) + "-" + std::to_string(p.end_section - 1) +
+            ", expected to start at " + std::to_string(next_section));
+      next_section = p.end_section;
+      if (p.p2p_cycles > r.steady_cycles / r.microbatches * (1 + 1e-9))
+        add("p2p: " + p.role + "'s link needs " + std::to_string(p.p2p_cycles) + " cycles per microbatch, more than the steady interval");
+    }
+    if (p.p2p_send_bytes > 0 && p.p2p_send_bytes > a.p2p.bw_Bpc * p.p2p_cycles * (1 + 1e-9))
+      add("p2p: " + p.role + " sends " + std::to_string(p.p2p_send_bytes) + " bytes in " + std::to_string(p.p2p_cycles) + " cycles");
+  }
+  if (r.parallel == Parallel::kData && samples != r.batch)
+    add("split: the replicas map " + std::to_string(samples) + " samples of a batch of " + std::to_string(r.batch));
+  if (r.parallel == Parallel::kPipeline && next_section != r.total_sections)
+    add("split: the stages end at section " + std::to_string(next_section) + " of " + std::to_string(r.total_sections));
+  return bad;
 }
 
 MultiChipReport simulate_multichip(const Graph& graph, int64_t batch, const Arch& arch, const MultiChipOptions& o) {
@@ -311,10 +339,11 @@ MultiChipReport simulate_multichip(const Graph& graph, int64_t batch, const Arch
   rep.microbatches = o.parallel == Parallel::kPipeline ? o.microbatches : 1;
   rep.clock_ghz = arch.clock_ghz;
   switch (o.parallel) {
-    case Parallel::kData: return data_parallel(graph, batch, arch, o, std::move(rep));
-    case Parallel::kPipeline: return pipeline_parallel(graph, batch, arch, o, std::move(rep));
-    case Parallel::kTensor: return tensor_parallel(graph, batch, arch, o, std::move(rep));
+    case Parallel::kData: rep = data_parallel(graph, batch, arch, o, std::move(rep)); break;
+    case Parallel::kPipeline: rep = pipeline_parallel(graph, batch, arch, o, std::move(rep)); break;
+    case Parallel::kTensor: rep = tensor_parallel(graph, batch, arch, o, std::move(rep)); break;
   }
+  rep.problems = validate_multichip(rep, arch);
   return rep;
 }
 
@@ -338,7 +367,6 @@ std::string describe(const MultiChipReport& r) {
                   p.weights_in_ddr ? "ddr" : "hbm", static_cast<long long>(p.p2p_send_bytes), p.p2p_cycles,
                   p.problems.empty() ? "ok" : "FAILED");
     os << line;
-    for (const std::string& q : p.problems) os << "    " << q << "\n";
   }
   std::snprintf(line, sizeof line, "step cycles %.0f  time %.6g s  samples/s %.6g", r.step_cycles, r.seconds(r.step_cycles),
                 r.step_samples_per_second());
@@ -359,7 +387,8 @@ std::string describe(const MultiChipReport& r) {
     os << line;
   }
   for (const std::string& n : r.notes) os << "note: " << n << "\n";
-  os << "validator " << (r.valid() ? "ok" : "FAILED") << " (" << r.plans.size() << " chip mappings)\n";
+  os << "validator " << (r.valid() ? "ok" : "FAILED") << " (" << r.plans.size() << " chip mappings and the split)\n";
+  for (const std::string& q : r.problems) os << "  " << q << "\n";
   return os.str();
 }
 

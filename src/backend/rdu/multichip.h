@@ -64,19 +64,29 @@ struct MultiChipReport {
   // the timing precision); 0 for K = 1.
   int64_t allreduce_bytes = 0;
   double allreduce_cycles = 0;
-  std::vector<std::string> notes;  // how a remainder or an idle chip was handled
+  int total_sections = 0;          // pipeline: sections of the whole model (the stages cover them)
+  std::vector<std::string> notes;  // how a remainder was handled, what was split
+  std::vector<std::string> problems;  // validate_multichip's findings
 
   double seconds(double cycles) const { return cycles / (clock_ghz * 1e9); }
   // Throughput: the batch over the steady-state time per batch.
   double samples_per_second() const { return steady_cycles > 0 ? batch / seconds(steady_cycles) : 0; }
   // Per step including the pipeline bubble (equals samples_per_second for data and tensor).
   double step_samples_per_second() const { return step_cycles > 0 ? batch / seconds(step_cycles) : 0; }
-  bool valid() const;
+  bool valid() const { return problems.empty(); }
 };
 
 // Maps and simulates `graph` at `batch` on `options.chips` chips. Fails naming the capacity when
 // a chip's share of the weights exceeds its HBM + DDR, and when the split is impossible.
 MultiChipReport simulate_multichip(const Graph& graph, int64_t batch, const Arch& arch, const MultiChipOptions& options);
+
+// Checks a report independently of how it was built; one message per violation, each starting
+// with its kind: "chip:" (a chip's own mapping fails the single-chip validator), "capacity:"
+// (a chip's weights exceed its HBM, or HBM + DDR when kept in DDR), "split:" (replica batches
+// do not add up to the batch, pipeline stages do not cover the sections once and in order,
+// more chips than the node has), "p2p:" (a link charged less time than its bytes need, or a
+// pipeline link busier than the steady-state interval).
+std::vector<std::string> validate_multichip(const MultiChipReport& report, const Arch& arch);
 
 // Hand formulas (cycles), also used by issue 5's training step. A ring over K chips: each chip
 // sends 2(K-1)/K of the bytes in 2(K-1) steps (all-reduce), or (K-1)/K in K-1 (all-gather).

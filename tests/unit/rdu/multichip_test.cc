@@ -229,6 +229,44 @@ TEST(RduMultiChip, WeightsBeyondOneChipFailThereAndMapOnSeveral) {
   EXPECT_TRUE(tensor.valid());
 }
 
+// The multi-chip validator catches each kind of broken split (mutation tests).
+TEST(RduMultiChip, ValidatorCatchesBrokenSplits) {
+  Arch a = node_of(tiny(), 4);
+  FnGraph f = square_chain(4);
+  MultiChipReport pipe = run(f, 256, a, 2, Parallel::kPipeline), data = run(f, 10, a, 4, Parallel::kData);
+  ASSERT_TRUE(validate_multichip(pipe, a).empty());
+  ASSERT_TRUE(validate_multichip(data, a).empty());
+  auto kinds = [&](const MultiChipReport& r) {
+    std::string all;
+    for (const std::string& m : validate_multichip(r, a)) all += m.substr(0, m.find(':') + 1) + " ";
+    return all;
+  };
+  MultiChipReport r = pipe;
+  r.plans[1].first_section += 1;  // a section no stage runs
+  EXPECT_NE(kinds(r).find("split:"), std::string::npos);
+  r = pipe;
+  r.plans.pop_back();  // the last stage is missing
+  EXPECT_NE(kinds(r).find("split:"), std::string::npos);
+  r = pipe;
+  r.plans[0].p2p_cycles = r.steady_cycles * 2;  // the link slower than the steady interval
+  EXPECT_NE(kinds(r).find("p2p:"), std::string::npos);
+  r = pipe;
+  r.plans[0].p2p_cycles = 1;  // bytes faster than the link carries them
+  EXPECT_NE(kinds(r).find("p2p:"), std::string::npos);
+  r = pipe;
+  r.plans[0].weight_bytes = a.hbm.capacity_bytes + 1;  // in HBM but over it
+  EXPECT_NE(kinds(r).find("capacity:"), std::string::npos);
+  r = pipe;
+  r.plans[1].problems.push_back("link: a chip's own mapping is broken");
+  EXPECT_NE(kinds(r).find("chip:"), std::string::npos);
+  r = data;
+  r.plans[3].batch = 3;  // 11 samples mapped for a batch of 10
+  EXPECT_NE(kinds(r).find("split:"), std::string::npos);
+  r = data;
+  r.chips = r.plans.size() + 4;
+  EXPECT_NE(kinds(r).find("split:"), std::string::npos);
+}
+
 TEST(RduMultiChip, ClearErrorsForImpossibleSplits) {
   auto message = [](const std::function<void()>& fn) {
     try {
