@@ -50,6 +50,7 @@ int simulate_chips(const Args& args, const Graph& graph, const rdu::Arch& arch, 
   o.microbatches = integer("--microbatches", "1");
   o.parallel = rdu::parse_parallel(args.get("--parallel", "data"));
   o.map = mo;
+  if (args.has("--check")) fail("--check is not supported with --chips (the split does not change the arithmetic: check without it)");
   rdu::MultiChipReport rep = rdu::simulate_multichip(graph, batch, arch, o);
   std::printf("chip %s  batch %lld  %s  %s mapping\n%s", arch.name.c_str(), static_cast<long long>(batch),
               mo.precision.bf16 ? "bf16" : "fp32", mo.partition.fused ? "fused" : "unfused", rdu::describe(rep).c_str());

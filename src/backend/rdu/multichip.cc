@@ -381,7 +381,7 @@ std::string describe(const MultiChipReport& r) {
   os << line;
   if (r.parallel == Parallel::kData) {
     std::snprintf(line, sizeof line,
-                  "gradient all-reduce per step (ring): %lld bytes, %.0f cycles = %.6g s; training-style step %.0f cycles\n",
+                  "gradient all-reduce per step (ring): %lld bytes, %.0f cycles = %.6g s; forward + all-reduce %.0f cycles (no backward modelled)\n",
                   static_cast<long long>(r.allreduce_bytes), r.allreduce_cycles, r.seconds(r.allreduce_cycles),
                   r.step_cycles + r.allreduce_cycles);
     os << line;
