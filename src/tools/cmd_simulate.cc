@@ -62,7 +62,10 @@ int simulate_chips(const Args& args, const Graph& graph, const rdu::Arch& arch, 
     std::printf("\nsweep of %s\n%14s %14s %14s %6s\n", text.substr(0, eq).c_str(), "value", "step_cycles", "samples/s", "valid");
     for (size_t pos = eq + 1; pos < text.size();) {
       size_t c = std::min(text.find(',', pos), text.size());
-      double v = std::atof(text.substr(pos, c - pos).c_str());
+      std::string item = text.substr(pos, c - pos);
+      char* end = nullptr;
+      double v = std::strtod(item.c_str(), &end);
+      if (item.empty() || *end) fail("--sweep value '", item, "' is not a number");
       pos = c + 1;
       rdu::Arch a = arch;
       rdu::set_arch_param(a, text.substr(0, eq), v);

@@ -236,7 +236,7 @@ MultiChipReport tensor_parallel(const Graph& graph, int64_t batch, const Arch& a
     k.weight_bytes = static_cast<int64_t>(std::ceil(k.weight_bytes * f));
     k.out_bytes = static_cast<int64_t>(std::ceil(out_full * f));
     gather_cycles += ring_allgather_cycles(out_full, K, arch.p2p);
-    gather_send += ceil_div(out_full * (K - 1), K);
+    gather_send += out_full * (K - 1) / K;  // rounded down: never more than the time charged carries
     ++split;
   }
   check_fits(all_weights(kernels), arch, "each tensor-parallel shard", "; use more chips");
