@@ -9,7 +9,6 @@
 #include <fstream>
 #include <random>
 
-#include "backend/rdu/multichip.h"
 #include "backend/rdu/simulator.h"
 #include "backend/rdu/validator.h"
 #include "runtime/model.h"
@@ -33,50 +32,6 @@ const char* kUsage =
     "  --chips K --parallel data|pipeline|tensor [--microbatches M]  map onto K linked chips\n"
     "                (data: K replicas + gradient all-reduce; pipeline: K stages of sections;\n"
     "                tensor: matmul/conv split by output column); docs/rdu.md \"Multi-chip\"\n";
-
-// `--chips K`: the multi-chip report (and a sweep of it) instead of the single-chip one.
-int simulate_chips(const Args& args, const Graph& graph, const rdu::Arch& arch, const rdu::MapOptions& mo, int64_t batch) {
-  auto integer = [&](const char* flag, const char* dflt) {
-    try {
-      size_t used = 0;
-      int v = std::stoi(args.get(flag, dflt), &used);
-      if (used == args.get(flag, dflt).size() && v >= 1) return v;
-    } catch (const std::exception&) {
-    }
-    fail(flag, " '", args.get(flag, dflt), "': expected an integer >= 1");
-  };
-  rdu::MultiChipOptions o;
-  o.chips = integer("--chips", "1");
-  o.microbatches = integer("--microbatches", "1");
-  o.parallel = rdu::parse_parallel(args.get("--parallel", "data"));
-  o.map = mo;
-  if (args.has("--check")) fail("--check is not supported with --chips (the split does not change the arithmetic: check without it)");
-  rdu::MultiChipReport rep = rdu::simulate_multichip(graph, batch, arch, o);
-  std::printf("chip %s  batch %lld  %s  %s mapping\n%s", arch.name.c_str(), static_cast<long long>(batch),
-              mo.precision.bf16 ? "bf16" : "fp32", mo.partition.fused ? "fused" : "unfused", rdu::describe(rep).c_str());
-  std::string sweep;
-  if (args.has("--sweep")) {
-    std::string text = args.get("--sweep");
-    size_t eq = text.find('=');
-    if (eq == std::string::npos || eq == 0) fail("--sweep '", text, "': expected PARAM=v1,v2,...");
-    std::printf("\nsweep of %s\n%14s %14s %14s %6s\n", text.substr(0, eq).c_str(), "value", "step_cycles", "samples/s", "valid");
-    for (size_t pos = eq + 1; pos < text.size();) {
-      size_t c = std::min(text.find(',', pos), text.size());
-      std::string item = text.substr(pos, c - pos);
-      char* end = nullptr;
-      double v = std::strtod(item.c_str(), &end);
-      if (item.empty() || *end) fail("--sweep value '", item, "' is not a number");
-      pos = c + 1;
-      rdu::Arch a = arch;
-      rdu::set_arch_param(a, text.substr(0, eq), v);
-      rdu::MultiChipReport r = rdu::simulate_multichip(graph, batch, a, o);
-      std::printf("%14.6g %14.0f %14.6g %6s\n", v, r.step_cycles, r.samples_per_second(), r.valid() ? "yes" : "NO");
-      sweep += std::string(sweep.empty() ? "" : ", ") + "{\"value\": " + std::to_string(v) + ", \"report\": " + rdu::to_json(r) + "}";
-    }
-  }
-  if (args.has("--json")) std::ofstream(args.get("--json")) << "{\"multichip\": " << rdu::to_json(rep) << ", \"sweep\": [" << sweep << "]}\n";
-  return rep.valid() ? 0 : 1;
-}
 
 // Seeded inputs for one signature: normal floats, small integers; unknown dims = batch.
 std::vector<Tensor> seeded_args(const CompiledSignature& cs, int64_t batch) {
@@ -125,6 +80,9 @@ bool numeric_match(const Tensor& got, const Tensor& ref, double* max_diff) {
 
 }  // namespace
 
+// `--chips K` (cmd_simulate_chips.cc): the multi-chip report instead of the single-chip one.
+int simulate_chips(const Args& args, const Graph& graph, const rdu::Arch& arch, const rdu::MapOptions& mo, int64_t batch);
+
 int cmd_simulate(int argc, char** argv) {
   std::vector<std::string> flags = {"--signature", "--chip", "--batch", "--precision", "--json", "--sweep",
                                     "--chips", "--parallel", "--microbatches"};
@@ -154,7 +112,8 @@ int cmd_simulate(int argc, char** argv) {
   mo.precision.bf16 = precision == "bf16";
   mo.partition.fused = !args.has("--unfused");
   mo.placement.naive = args.has("--naive-placement");
-  if (args.has("--chips")) return simulate_chips(args, *cs.graph, arch, mo, batch);
+  if (args.has("--chips") || args.has("--parallel") || args.has("--microbatches"))
+    return simulate_chips(args, *cs.graph, arch, mo, batch);
   rdu::RduMapping mp = rdu::map_graph(*cs.graph, batch, arch, mo);
   rdu::SimReport rep = rdu::simulate_timing(mp);
   std::vector<std::string> problems = rdu::validate_mapping(mp, &rep);
