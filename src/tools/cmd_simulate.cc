@@ -28,7 +28,10 @@ const char* kUsage =
     "  --sections    print every section (default: the 10 slowest)\n"
     "  --kernels     print each kernel of the printed sections: units, cycles, FLOPs\n"
     "  --sweep P=v1,v2,...  re-map and re-simulate with chip field P (e.g. pcu.count,\n"
-    "                hbm.bw_Bpc, mesh.vector_link_Bpc) set to each value; prints a table\n";
+    "                hbm.bw_Bpc, mesh.vector_link_Bpc) set to each value; prints a table\n"
+    "  --chips K --parallel data|pipeline|tensor [--microbatches M]  map onto K linked chips\n"
+    "                (data: K replicas + gradient all-reduce; pipeline: K stages of sections;\n"
+    "                tensor: matmul/conv split by output column); docs/rdu.md \"Multi-chip\"\n";
 
 // Seeded inputs for one signature: normal floats, small integers; unknown dims = batch.
 std::vector<Tensor> seeded_args(const CompiledSignature& cs, int64_t batch) {
@@ -77,8 +80,12 @@ bool numeric_match(const Tensor& got, const Tensor& ref, double* max_diff) {
 
 }  // namespace
 
+// `--chips K` (cmd_simulate_chips.cc): the multi-chip report instead of the single-chip one.
+int simulate_chips(const Args& args, const Graph& graph, const rdu::Arch& arch, const rdu::MapOptions& mo, int64_t batch);
+
 int cmd_simulate(int argc, char** argv) {
-  std::vector<std::string> flags = {"--signature", "--chip", "--batch", "--precision", "--json", "--sweep"};
+  std::vector<std::string> flags = {"--signature", "--chip", "--batch", "--precision", "--json", "--sweep",
+                                    "--chips", "--parallel", "--microbatches"};
   for (const auto& f : load_value_flags()) flags.push_back(f);
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
@@ -105,6 +112,8 @@ int cmd_simulate(int argc, char** argv) {
   mo.precision.bf16 = precision == "bf16";
   mo.partition.fused = !args.has("--unfused");
   mo.placement.naive = args.has("--naive-placement");
+  if (args.has("--chips") || args.has("--parallel") || args.has("--microbatches"))
+    return simulate_chips(args, *cs.graph, arch, mo, batch);
   rdu::RduMapping mp = rdu::map_graph(*cs.graph, batch, arch, mo);
   rdu::SimReport rep = rdu::simulate_timing(mp);
   std::vector<std::string> problems = rdu::validate_mapping(mp, &rep);
