@@ -70,7 +70,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #d8dce4;padding:3px 7px;text-align:right}
 th{background:#eef1f6}td.l,th.l{text-align:left}
 .meshes{display:flex;flex-wrap:wrap;gap:18px}.mesh{border:1px solid #d8dce4;border-radius:6px;padding:8px}
-.mesh h3{font-size:13px;margin:0 0 6px}.key{font-size:11px;color:#39404f;max-width:360px;margin-top:4px}.note{font-size:12px;color:#5a6275}.bad{color:#b00020;font-weight:bold}
+.mesh h3{font-size:13px;margin:0 0 6px}.key{font-size:11px;color:#39404f;margin-top:4px}.note{font-size:12px;color:#5a6275}.bad{color:#b00020;font-weight:bold}
 .ok{color:#1b7f3b;font-weight:bold}svg text{font-family:inherit}
 </style>
 )";
@@ -113,6 +113,9 @@ void header(std::ostream& o, const ReportInput& in, const RduMapping& mp, const 
 
 // ---- mesh heatmaps ----
 
+// Pixels per mesh cell: a mesh is at most about 720 px wide or tall.
+int mesh_cell_px(const Arch& a) { return std::clamp(720 / std::max({a.mesh.rows, a.mesh.cols, 1}), 8, 44); }
+
 // A cell label: Tessera's fused ops read better without their prefix (TsFusedConv2D -> Conv2D).
 std::string op_label(std::string op) {
   for (const char* prefix : {"Ts", "Fused"})
@@ -123,7 +126,7 @@ std::string op_label(std::string op) {
 void mesh_svg(std::ostream& o, const RduMapping& mp, size_t s, const SectionTiming& st) {
   const Arch& a = mp.arch;
   const int rows = a.mesh.rows, cols = a.mesh.cols;
-  const int px = std::clamp(720 / std::max(rows, cols), 8, 44);
+  const int px = mesh_cell_px(a);
   const Section& sec = mp.partition.sections[s];
   const SectionMapping& sm = mp.sections[s];
   SlotUtilisation util = slot_utilisation(mp, s, st);
@@ -216,7 +219,9 @@ void meshes(std::ostream& o, const ReportInput& in, const RduMapping& mp, const 
   o << "<div class=\"meshes\">\n";
   for (size_t s : shown) {
     const SectionTiming& st = t.sections[s];
-    o << "<div class=\"mesh\" data-section=\"" << s << "\"><h3>Section " << s << " &middot; " << st.kernel_names.size()
+    // The box is as wide as its mesh, so small meshes sit side by side.
+    int width = mp.arch.mesh.cols * mesh_cell_px(mp.arch);
+    o << "<div class=\"mesh\" data-section=\"" << s << "\" style=\"max-width:" << width << "px\"><h3>Section " << s << " &middot; " << st.kernel_names.size()
       << " kernels &middot; " << grouped(st.cycles) << " cycles &middot; bottleneck " << html_escape(short_name(st.bottleneck))
       << "</h3>";
     mesh_svg(o, mp, s, st);
