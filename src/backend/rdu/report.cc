@@ -58,6 +58,14 @@ std::string util_colour(double u) {
   return buf;
 }
 
+// Distinct hues for telling kernels apart on the mesh (numbered from 1; they repeat).
+constexpr int kKernelColours = 12;
+std::string kernel_colour(int number) {
+  static const char* palette[kKernelColours] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                                                "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#e7ba52"};
+  return palette[(std::max(number, 1) - 1) % kKernelColours];
+}
+
 double samples_per_s(const ReportInput& in, const SimReport& t) { return t.seconds > 0 ? in.batch / t.seconds : 0; }
 
 const char* kStyle = R"(<style>
@@ -70,7 +78,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #d8dce4;padding:3px 7px;text-align:right}
 th{background:#eef1f6}td.l,th.l{text-align:left}
 .meshes{display:flex;flex-wrap:wrap;gap:18px}.mesh{border:1px solid #d8dce4;border-radius:6px;padding:8px}
-.mesh h3{font-size:13px;margin:0 0 6px}.key{font-size:11px;color:#39404f;margin-top:4px}.note{font-size:12px;color:#5a6275}.bad{color:#b00020;font-weight:bold}
+.mesh h3{font-size:13px;margin:0 0 6px}.key{font-size:11px;color:#39404f;margin-top:4px}.pair{display:flex;gap:12px}.note{font-size:12px;color:#5a6275}.bad{color:#b00020;font-weight:bold}
 .ok{color:#1b7f3b;font-weight:bold}svg text{font-family:inherit}
 </style>
 )";
@@ -113,8 +121,11 @@ void header(std::ostream& o, const ReportInput& in, const RduMapping& mp, const 
 
 // ---- mesh heatmaps ----
 
-// Pixels per mesh cell: a mesh is at most about 720 px wide or tall.
-int mesh_cell_px(const Arch& a) { return std::clamp(720 / std::max({a.mesh.rows, a.mesh.cols, 1}), 8, 44); }
+// Pixels per mesh cell: a mesh is at most about 560 px wide or tall, so a big mesh's two
+// drawings fit side by side on a 1200 px page.
+int mesh_cell_px(const Arch& a) { return std::clamp(560 / std::max({a.mesh.rows, a.mesh.cols, 1}), 8, 44); }
+// Big cells carry labels; small ones get a second drawing coloured by kernel instead.
+bool mesh_labelled(const Arch& a) { return mesh_cell_px(a) >= 30; }
 
 // A cell label: Tessera's fused ops read better without their prefix (TsFusedConv2D -> Conv2D).
 std::string op_label(std::string op) {
@@ -142,47 +153,64 @@ void mesh_svg(std::ostream& o, const RduMapping& mp, size_t s, const SectionTimi
   int numbered = 0;
   for (size_t j = 0; j < sec.kernels.size() && j < sm.pcu_units.size(); ++j)
     if (!sm.pcu_units[j].empty() || !sm.pmu_units[j].empty()) number[j] = ++numbered;
-  const bool labels = px >= 30;
-  int n_pcu = 0, n_pmu = 0;
-  o << "<svg width=\"" << cols * px << "\" height=\"" << rows * px << "\" viewBox=\"0 0 " << cols * px << ' ' << rows * px
-    << "\" role=\"img\">";
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) {
-      bool pcu = a.is_pcu_cell(r, c);
-      if (pcu ? n_pcu++ >= a.pcu.count : n_pmu++ >= a.pmu.count) continue;  // no unit on this cell
-      int j = owner[static_cast<size_t>(r) * cols + c];
-      double x = c * px, y = r * px, h = px / 2.0;
-      std::string fill = "#e3e6ec", title;
-      double u = 0;
-      if (j >= 0) {
-        const Kernel& k = mp.kernels[sec.kernels[j]];
-        u = pcu ? util.pcu[j] : util.pmu[j];
-        fill = util_colour(u);
-        title = std::string(pcu ? "PCU" : "PMU") + " (" + std::to_string(r) + "," + std::to_string(c) + ") #" +
-                std::to_string(number[j]) + " " + short_name(k.name) + " [" + k.op + "] " + fmt("%.0f%%", 100 * u) + (pcu ? " computing" : " port busy");
+  const bool labels = mesh_labelled(a);
+  // One drawing of the mesh: coloured by utilisation (titles and, on big cells, labels), or
+  // by kernel (a categorical palette that repeats) so that small cells still show which op
+  // sits where.
+  auto draw = [&](bool by_kernel) {
+    int n_pcu = 0, n_pmu = 0;
+    o << "<svg width=\"" << cols * px << "\" height=\"" << rows * px << "\" viewBox=\"0 0 " << cols * px << ' ' << rows * px
+      << "\" role=\"img\"" << (by_kernel ? " class=\"kernel-map\"" : "") << ">";
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; ++c) {
+        bool pcu = a.is_pcu_cell(r, c);
+        if (pcu ? n_pcu++ >= a.pcu.count : n_pmu++ >= a.pmu.count) continue;  // no unit on this cell
+        int j = owner[static_cast<size_t>(r) * cols + c];
+        double x = c * px, y = r * px, h = px / 2.0;
+        std::string fill = "#e3e6ec", title;
+        double u = 0;
+        if (j >= 0) {
+          const Kernel& k = mp.kernels[sec.kernels[j]];
+          u = pcu ? util.pcu[j] : util.pmu[j];
+          fill = by_kernel ? kernel_colour(number[j]) : util_colour(u);
+          title = std::string(pcu ? "PCU" : "PMU") + " (" + std::to_string(r) + "," + std::to_string(c) + ") #" +
+                  std::to_string(number[j]) + " " + short_name(k.name) + " [" + k.op + "] " + fmt("%.0f%%", 100 * u) +
+                  (pcu ? " computing" : " port busy");
+        }
+        if (pcu)
+          o << "<rect x=\"" << x + 1 << "\" y=\"" << y + 1 << "\" width=\"" << px - 2 << "\" height=\"" << px - 2
+            << "\" rx=\"1\" fill=\"" << fill << "\">";
+        else
+          o << "<circle cx=\"" << x + h << "\" cy=\"" << y + h << "\" r=\"" << h - 1.5 << "\" fill=\"" << fill << "\">";
+        if (!title.empty()) o << "<title>" << html_escape(title) << "</title>";
+        o << (pcu ? "</rect>" : "</circle>");
+        if (j >= 0 && labels) {
+          const Kernel& k = mp.kernels[sec.kernels[j]];
+          o << "<text x=\"" << x + h << "\" y=\"" << y + h - 1 << "\" font-size=\"" << px * 0.22
+            << "\" text-anchor=\"middle\" fill=\"" << (u > 0.3 && u < 0.85 ? "#111" : "#fff") << "\" pointer-events=\"none\">"
+            << html_escape(op_label(k.op)) << "<tspan x=\"" << x + h << "\" dy=\"" << px / 4 + 1 << "\">#" << number[j]
+            << "</tspan></text>";
+        }
       }
-      if (pcu)
-        o << "<rect x=\"" << x + 1 << "\" y=\"" << y + 1 << "\" width=\"" << px - 2 << "\" height=\"" << px - 2
-          << "\" rx=\"1\" fill=\"" << fill << "\">";
-      else
-        o << "<circle cx=\"" << x + h << "\" cy=\"" << y + h << "\" r=\"" << h - 1.5 << "\" fill=\"" << fill << "\">";
-      if (!title.empty()) o << "<title>" << html_escape(title) << "</title>";
-      o << (pcu ? "</rect>" : "</circle>");
-      if (j >= 0 && labels) {
-        const Kernel& k = mp.kernels[sec.kernels[j]];
-        o << "<text x=\"" << x + h << "\" y=\"" << y + h - 1 << "\" font-size=\"" << px * 0.22 << "\" text-anchor=\"middle\" fill=\""
-          << (u > 0.3 && u < 0.85 ? "#111" : "#fff") << "\" pointer-events=\"none\">" << html_escape(op_label(k.op))
-          << "<tspan x=\"" << x + h << "\" dy=\"" << px / 4 + 1 << "\">#" << number[j] << "</tspan></text>";
-      }
-    }
-  o << "</svg>";
-  if (!labels) return;
+    o << "</svg>";
+  };
+  if (labels) {
+    draw(false);
+  } else {
+    o << "<div class=\"pair\"><div><div class=\"note\">utilisation</div>";
+    draw(false);
+    o << "</div><div><div class=\"note\">which kernel sits where (colours repeat every " << kKernelColours << ")</div>";
+    draw(true);
+    o << "</div></div>";
+  }
   const int key_cap = 24;
   o << "<div class=\"key\">";
   for (size_t j = 0; j < number.size(); ++j) {
     if (!number[j] || number[j] > key_cap) continue;
     const Kernel& k = mp.kernels[sec.kernels[j]];
-    o << (number[j] > 1 ? " &middot; " : "") << "#" << number[j] << " " << html_escape(short_name(k.name));
+    o << (number[j] > 1 ? " &middot; " : "");
+    if (!labels) o << "<span style=\"color:" << kernel_colour(number[j]) << "\">&#9632;</span>";
+    o << "#" << number[j] << " " << html_escape(short_name(k.name));
   }
   if (numbered > key_cap) o << " &middot; &hellip; " << numbered - key_cap << " more";
   o << "</div>";
@@ -220,7 +248,7 @@ void meshes(std::ostream& o, const ReportInput& in, const RduMapping& mp, const 
   for (size_t s : shown) {
     const SectionTiming& st = t.sections[s];
     // The box is as wide as its mesh, so small meshes sit side by side.
-    int width = mp.arch.mesh.cols * mesh_cell_px(mp.arch);
+    int width = mp.arch.mesh.cols * mesh_cell_px(mp.arch) * (mesh_labelled(mp.arch) ? 1 : 2) + 12;
     o << "<div class=\"mesh\" data-section=\"" << s << "\" style=\"max-width:" << width << "px\"><h3>Section " << s << " &middot; " << st.kernel_names.size()
       << " kernels &middot; " << grouped(st.cycles) << " cycles &middot; bottleneck " << html_escape(short_name(st.bottleneck))
       << "</h3>";
