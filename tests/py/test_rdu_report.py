@@ -19,7 +19,8 @@ CASES = [("cnn_k3", "tiny", 2), ("encoder_k3", "small", 8), ("resnet50_k3", "sn4
 
 
 def screenshot(html, png, tmp_path):
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--hide-scrollbars",
                     f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--screenshot={png}",
                     f"--window-size={WIDTH},{HEIGHT}", html.resolve().as_uri()],
                    check=True, capture_output=True, timeout=120)

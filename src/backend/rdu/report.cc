@@ -249,8 +249,8 @@ void meshes(std::ostream& o, const ReportInput& in, const RduMapping& mp, const 
     const SectionTiming& st = t.sections[s];
     // The box is as wide as its mesh, so small meshes sit side by side.
     int width = mp.arch.mesh.cols * mesh_cell_px(mp.arch) * (mesh_labelled(mp.arch) ? 1 : 2) + 12;
-    o << "<div class=\"mesh\" data-section=\"" << s << "\" style=\"max-width:" << width << "px\"><h3>Section " << s << " &middot; " << st.kernel_names.size()
-      << " kernels &middot; " << grouped(st.cycles) << " cycles &middot; bottleneck " << html_escape(short_name(st.bottleneck))
+    o << "<div class=\"mesh\" data-section=\"" << s << "\" style=\"max-width:" << width << "px\"><h3>Section " << s
+      << " &middot; " << st.kernel_names.size() << " kernels &middot; " << grouped(st.cycles) << " cycles &middot; bottleneck " << html_escape(short_name(st.bottleneck))
       << "</h3>";
     mesh_svg(o, mp, s, st);
     o << "</div>\n";
