@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 
+#include "backend/rdu/report.h"
 #include "backend/rdu/simulator.h"
 #include "backend/rdu/validator.h"
 #include "runtime/model.h"
@@ -31,7 +32,9 @@ const char* kUsage =
     "                hbm.bw_Bpc, mesh.vector_link_Bpc) set to each value; prints a table\n"
     "  --chips K --parallel data|pipeline|tensor [--microbatches M]  map onto K linked chips\n"
     "                (data: K replicas + gradient all-reduce; pipeline: K stages of sections;\n"
-    "                tensor: matmul/conv split by output column); docs/rdu.md \"Multi-chip\"\n";
+    "                tensor: matmul/conv split by output column); docs/rdu.md \"Multi-chip\"\n"
+    "  --report OUT.html  one self-contained HTML page: meshes, roofline, sections, fused vs\n"
+    "                unfused (maps the other one too), the sweep as a plot\n";
 
 // Seeded inputs for one signature: normal floats, small integers; unknown dims = batch.
 std::vector<Tensor> seeded_args(const CompiledSignature& cs, int64_t batch) {
@@ -85,7 +88,7 @@ int simulate_chips(const Args& args, const Graph& graph, const rdu::Arch& arch, 
 
 int cmd_simulate(int argc, char** argv) {
   std::vector<std::string> flags = {"--signature", "--chip", "--batch", "--precision", "--json", "--sweep",
-                                    "--chips", "--parallel", "--microbatches"};
+                                    "--chips", "--parallel", "--microbatches", "--report"};
   for (const auto& f : load_value_flags()) flags.push_back(f);
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
@@ -112,8 +115,10 @@ int cmd_simulate(int argc, char** argv) {
   mo.precision.bf16 = precision == "bf16";
   mo.partition.fused = !args.has("--unfused");
   mo.placement.naive = args.has("--naive-placement");
-  if (args.has("--chips") || args.has("--parallel") || args.has("--microbatches"))
+  if (args.has("--chips") || args.has("--parallel") || args.has("--microbatches")) {
+    if (args.has("--report")) fail("--report draws one chip's mapping; it cannot be combined with --chips");
     return simulate_chips(args, *cs.graph, arch, mo, batch);
+  }
   rdu::RduMapping mp = rdu::map_graph(*cs.graph, batch, arch, mo);
   rdu::SimReport rep = rdu::simulate_timing(mp);
   std::vector<std::string> problems = rdu::validate_mapping(mp, &rep);
@@ -214,6 +219,21 @@ int cmd_simulate(int argc, char** argv) {
       std::printf("%14.6g %14.0f %14.6g %9.2f%% %9zu %6s\n", v, r.cycles, r.seconds > 0 ? batch / r.seconds : 0,
                   100 * r.fraction_of_peak(), m.sections.size(), valid ? "yes" : "NO");
     }
+  }
+  if (args.has("--report")) {
+    // The report compares with the other mapping (unfused for a fused run and vice versa).
+    rdu::MapOptions other_mo = mo;
+    other_mo.partition.fused = !mo.partition.fused;
+    rdu::RduMapping other = rdu::map_graph(*cs.graph, batch, arch, other_mo);
+    rdu::SimReport other_rep = rdu::simulate_timing(other);
+    rdu::ReportInput ri{path, key, batch, {&mp, &rep}, {&other, &other_rep}, mo.partition.fused, problems, sweep_param};
+    if (!mo.partition.fused) std::swap(ri.fused, ri.unfused);
+    for (const SweepRow& r : sweep)
+      ri.sweep.push_back({r.value, r.rep.seconds > 0 ? batch / r.rep.seconds : 0, r.rep.fraction_of_peak(), r.sections, r.valid});
+    std::ofstream html(args.get("--report"));
+    if (!(html << rdu::render_report(ri))) fail("--report '", args.get("--report"), "': cannot write the file");
+    std::printf("report written to %s (%s: %.6g samples/s, %zu sections)\n", args.get("--report").c_str(),
+                mo.partition.fused ? "unfused" : "fused", other_rep.seconds > 0 ? batch / other_rep.seconds : 0, other.sections.size());
   }
   if (args.has("--json")) {
     std::ofstream out(args.get("--json"));
