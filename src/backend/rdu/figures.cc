@@ -36,8 +36,8 @@ TrafficFigures traffic_figures(const RduMapping& mapping) {
 }
 
 double weight_switch_seconds(const Arch& arch, int64_t weight_bytes, int chips) {
-  TS_CHECK(chips >= 1, "weight switch: chips must be >= 1, got ", chips);
-  TS_CHECK(weight_bytes >= 0, "weight switch: negative weight bytes ", weight_bytes);
+  if (chips < 1) fail_code(ErrorCode::kInvalidArgument, "weight switch: chips must be >= 1, got ", chips);
+  if (weight_bytes < 0) fail_code(ErrorCode::kInvalidArgument, "weight switch: negative weight bytes ", weight_bytes);
   double share = static_cast<double>(weight_bytes) / chips;
   double bpc = std::min(arch.ddr.effective_Bpc(), arch.hbm.effective_Bpc());
   double cycles = share / bpc + static_cast<double>(arch.ddr.latency_cycles);
