@@ -62,6 +62,7 @@ class CpuTargetExecutable : public Executable {
   std::vector<cpu::PackedWeight> packed_weights() const override { return exe_->packed_weights(); }
   std::string target() const override { return "cpu"; }
   std::string isa() const override { return exe_->isa(); }
+  std::map<std::string, double> op_seconds() const override { return exe_->op_seconds(); }
 
  private:
   std::unique_ptr<cpu::CpuExecutable> exe_;

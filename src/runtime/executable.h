@@ -2,6 +2,7 @@
 // target interprets the (optimised) graph with the reference kernels; "cpu" runs the cpu
 // backend's plan. Executables are immutable after construction and safe to run concurrently.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@ class Executable {
   virtual std::vector<cpu::PackedWeight> packed_weights() const { return {}; }
   virtual std::string target() const = 0;
   virtual std::string isa() const { return ""; }
+  virtual std::map<std::string, double> op_seconds() const { return {}; }  // cpu: see CpuExecutable
 };
 
 // Creates the executable for `target` ("cpu" or "reference"); `prepacked` comes from an artifact.
