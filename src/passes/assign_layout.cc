@@ -2,7 +2,7 @@
 // norm and bias loops) wants channels-last activations, so NCHW convolutions, pools, BiasAdd
 // and FusedBatchNorm (TF1 graphs and some exports use data_format NCHW) are rewritten to NHWC
 // with a Transpose in front and one behind. The transposes are then pushed down through
-// layout-agnostic ops (elementwise ops, reductions) and adjacent inverse pairs cancel, so a
+// layout-agnostic ops (elementwise ops, reductions, pads) and adjacent inverse pairs cancel, so a
 // chain of NCHW layers keeps one transpose at each boundary of the chain. A transpose of a
 // constant operand stays a Transpose node here; fold_constants folds it into the constant.
 #include <algorithm>
@@ -109,15 +109,26 @@ class Sinker {
     if (kUnary.count(n->op) && n->inputs.size() == 1) return sink_unary(n);
     if (kBinary.count(n->op) && n->inputs.size() == 2) return sink_binary(n);
     if (kReduce.count(n->op) && n->inputs.size() == 2) return sink_reduce(n);
+    if ((n->op == "Pad" || n->op == "PadV2" || n->op == "MirrorPad") && n->inputs.size() >= 2) return sink_pad(n);
     return false;
   }
 
  private:
-  // The permutation of `v` when it is a transpose only `v`'s one consumer reads, else empty
-  // (moving a shared transpose would duplicate it).
+  // The permutation of `v` when it is a transpose that can move below its consumers: every
+  // consumer is an op a transpose moves through (or a transpose that cancels it), so each
+  // copy made moves on in turn instead of staying behind as an extra transpose.
   Perm movable(const Value& v) const {
-    if (v.index != 0 || uses_.count(v) != 1 || uses_.is_result(v)) return {};
-    return transpose_perm(*v.node);
+    if (v.index != 0 || uses_.count(v) == 0 || uses_.is_result(v)) return {};
+    Perm p = transpose_perm(*v.node);
+    if (p.empty() || uses_.count(v) == 1) return p;
+    for (const auto& [user, slot] : uses_.users(v.node)) {
+      if (!user->control_inputs.empty()) return {};
+      const std::string& op = user->op;
+      const bool passes = kUnary.count(op) || kBinary.count(op) || op == "Transpose" ||
+                          ((kReduce.count(op) || op == "Pad" || op == "PadV2" || op == "MirrorPad") && slot == 0);
+      if (!passes) return {};
+    }
+    return p;
   }
 
   // n now computes on the un-transposed input; its old value is transpose(n, perm).
@@ -173,7 +184,7 @@ class Sinker {
     const int64_t rank = static_cast<int64_t>(p.size());
     std::vector<Value> ins = n->inputs;
     for (Value& v : ins) {
-      if (!transpose_perm(*v.node).empty() && transpose_perm(*v.node) == p && uses_.count(v) == 1 && !uses_.is_result(v)) {
+      if (movable(v) == p) {
         v = v.node->inputs[0];
         continue;
       }
@@ -235,6 +246,28 @@ class Sinker {
       return true;
     }
     put_transpose_after(n, after);
+    return true;
+  }
+
+  // pad(transpose(x, p), paddings): dimension i of the transpose is x's dimension p[i], so
+  // x's padding row p[i] is the given row i (ResNet's pool pad, an NCHW Pad before MaxPool).
+  bool sink_pad(Node* n) {
+    Perm p = movable(n->inputs[0]);
+    const Tensor* pads = const_value(n->inputs[1]);
+    if (p.empty() || !pads || pads->shape() != Shape{static_cast<int64_t>(p.size()), 2}) return false;
+    std::vector<int64_t> old = pads->to_int_vector();
+    Tensor moved(pads->dtype(), pads->shape());
+    for (size_t i = 0; i < p.size(); ++i)
+      for (size_t j = 0; j < 2; ++j) {
+        const int64_t v = old[i * 2 + j];
+        const size_t at = static_cast<size_t>(p[i]) * 2 + j;
+        if (pads->dtype() == DType::kInt32) moved.data<int32_t>()[at] = static_cast<int32_t>(v);
+        else if (pads->dtype() == DType::kInt64) moved.data<int64_t>()[at] = v;
+        else return false;
+      }
+    n->inputs[0] = n->inputs[0].node->inputs[0];
+    n->inputs[1] = add_const(g_, n->name + "/paddings", moved)->out();
+    put_transpose_after(n, p);
     return true;
   }
 

@@ -2,9 +2,12 @@
 // MaxPool with EXPLICIT padding (what fold_pad_into_conv makes of ResNet's pool1_pad), each
 // against the reference kernels on every ISA.
 #include <cstdlib>
+#include <tuple>
 
 #include "backend/cpu/onednn.h"
 #include "cpu_test_util.h"
+#include "ir/parser.h"
+#include "passes/pass.h"
 
 namespace tessera::cpu::testing {
 namespace {
@@ -98,6 +101,57 @@ TEST(CpuPool, MaxPoolExplicitPadding) {
     // Negative inputs too: padded positions must be ignored, not read as zeros.
     check_graph(fn, {{random_tensor(c.x, 1)}, {random_tensor({3, c.x[1], c.x[2], c.x[3]}, 2)}},
                 "MaxPool EXPLICIT " + shape_str(c.x));
+  }
+}
+
+// An NCHW network (as TF1 graphs write it) through the default pipeline: assign_layout makes
+// it NHWC, so it runs on the oneDNN conv/pool kernels (Winograd included), and the results
+// match the reference interpreter on the graph as written.
+TEST(CpuConvAlgo, NchwGraphRunsOnTheNhwcKernels) {
+  const char* text = R"(
+graph (x: float32[?,16,10,10]) -> (y: y, m: m) {
+  w = Const() {dtype=float32, value=float32[1,1,16,16]{%W1%}}
+  c = Conv2D(x, w) {T=float32, data_format="NCHW", padding="VALID", strides=[1, 1, 1, 1]}
+  b = Const() {dtype=float32, value=float32[16]{%B%}}
+  ba = BiasAdd(c, b) {T=float32, data_format="NCHW"}
+  r = Relu(ba) {T=float32}
+  p = Const() {dtype=int32, value=int32[4,2]{0, 0, 0, 0, 1, 1, 1, 1}}
+  rp = Pad(r, p) {T=float32, Tpaddings=int32}
+  mp = MaxPool(rp) {T=float32, data_format="NCHW", ksize=[1, 1, 3, 3], padding="VALID", strides=[1, 1, 1, 1]}
+  w3 = Const() {dtype=float32, value=float32[3,3,16,16]{%W3%}}
+  c3 = Conv2D(mp, w3) {T=float32, data_format="NCHW", padding="SAME", strides=[1, 1, 1, 1]}
+  y = AddV2(c3, r) {T=float32}
+  ax = Const() {dtype=int32, value=int32[2]{2, 3}}
+  m = Mean(y, ax) {T=float32, Tidx=int32, keep_dims=false}
+}
+)";
+  auto values = [](int64_t n, uint32_t seed) {
+    Tensor t = random_tensor({n}, seed, -0.5f, 0.5f);
+    std::string out;
+    for (int64_t i = 0; i < n; ++i) out += (i ? ", " : "") + std::to_string(t.data<float>()[i]);
+    return out;
+  };
+  std::string src = text;
+  for (auto [key, n, seed] : {std::tuple{"%W1%", 256, 1u}, {"%B%", 16, 2u}, {"%W3%", 2304, 3u}})
+    src.replace(src.find(key), std::string(key).size(), values(n, seed));
+  auto original = parse_graph(src);
+  auto g = parse_graph(src);
+  passes::run_passes(*g, passes::default_pipeline(), {});
+  int transposes = 0;
+  for (const auto& n : g->nodes()) {
+    EXPECT_NE(n->attr_or<std::string>("data_format", "NHWC"), "NCHW") << n->label();
+    EXPECT_NE(n->op, "Pad") << n->label();  // folded into the (now NHWC) MaxPool
+    transposes += n->op == "Transpose";
+  }
+  EXPECT_EQ(transposes, 2);  // the input, and y back to NCHW
+  for (const std::string& isa : available_isas()) {
+    auto exe = CpuExecutable::compile(g, {2, isa});
+    for (int64_t n : {1, 3}) {
+      std::vector<Tensor> args = {random_tensor({n, 16, 10, 10}, static_cast<uint32_t>(n))};
+      std::vector<Tensor> ref = call_function(*original, args, nullptr), got = exe->run(args, nullptr);
+      ASSERT_EQ(ref.size(), got.size());
+      for (size_t i = 0; i < ref.size(); ++i) expect_match(ref[i], got[i], isa + " result " + std::to_string(i));
+    }
   }
 }
 
