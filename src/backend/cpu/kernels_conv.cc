@@ -120,14 +120,7 @@ class ConvKernel final : public CpuKernel {
     r.set_output(0, out);
   }
 
-  // Winograd weights (oneDNN's opaque "wino" format, whose layout name does not say which
-  // variant) are left out of the artifact: the loader repacks them from the constant.
-  std::vector<PackedWeight> packed() const override {
-    std::vector<PackedWeight> out;
-    for (PackedWeight& w : weights_.packed())
-      if (w.layout.find(";kind=") == std::string::npos) out.push_back(std::move(w));
-    return out;
-  }
+  std::vector<PackedWeight> packed() const override { return weights_.packed(); }
 
  private:
   // out = act(out + residual) with our vector loops, where oneDNN's post-ops are unreliable.

@@ -61,19 +61,30 @@ TEST(CpuConvAlgo, EveryAlgorithmMatchesTheReference) {
   }
 }
 
-// Winograd's weights are in oneDNN's opaque format, which the kernel keeps out of the
-// artifact; so whether the filter shows up among the packed weights tells which one ran.
+// Winograd's weights are in oneDNN's "wino" format, which the packed layout's name spells
+// out; so the name tells which algorithm ran. An artifact's Winograd pack is adopted as is.
 TEST(CpuConvAlgo, AutoPicksWinogradWhereOneDnnHasIt) {
   FnGraph fn = winograd_graph(16, 16, 64, 64, false);
-  auto packed_count = [&](const char* algo) {
+  auto layout = [&](const char* algo) {
     ScopedAlgo scoped(algo);
-    return CpuExecutable::compile(fn.g, {2, ""})->packed_weights().size();
+    auto packed = CpuExecutable::compile(fn.g, {2, ""})->packed_weights();
+    return packed.size() == 1 ? packed[0].layout : std::string("(") + std::to_string(packed.size()) + " packs)";
   };
-  EXPECT_EQ(packed_count("direct"), 1u);
+  EXPECT_EQ(layout("direct").find(";wino="), std::string::npos) << layout("direct");
   const std::string isa = onednn::effective_isa();
-  const size_t expect = isa.rfind("avx512", 0) == 0 ? 0u : 1u;  // Winograd is avx512_core only
-  EXPECT_EQ(packed_count("auto"), expect) << "oneDNN ISA " << isa;
-  EXPECT_EQ(packed_count("winograd"), expect) << "oneDNN ISA " << isa;
+  const bool wino = isa.rfind("avx512", 0) == 0;  // Winograd is avx512_core only
+  EXPECT_EQ(layout("auto").find(";wino=") != std::string::npos, wino) << layout("auto");
+  EXPECT_EQ(layout("winograd").find(";wino=") != std::string::npos, wino) << layout("winograd");
+
+  auto first = CpuExecutable::compile(fn.g, {2, ""});
+  std::vector<PackedWeight> packs = first->packed_weights();
+  ASSERT_EQ(packs.size(), 1u);
+  auto second = CpuExecutable::compile(fn.g, {2, ""}, packs);
+  ASSERT_EQ(second->packed_weights().size(), 1u);
+  EXPECT_EQ(second->packed_weights()[0].data.raw(), packs[0].data.raw());  // adopted, not repacked
+  auto runs = runs_for(16, 16, 64, 64, false);
+  for (const auto& args : runs)
+    expect_match(call_function(*fn.g, args, nullptr)[0], second->run(args, nullptr)[0], "adopted pack");
 }
 
 TEST(CpuConvAlgo, UnknownAlgorithmIsAnError) {
