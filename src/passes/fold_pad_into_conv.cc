@@ -33,10 +33,11 @@ bool spatial_only_paddings(const Node& pad, std::vector<int64_t>& out) {
   return true;
 }
 
-// Every element of `v` is >= 0 (or NaN, which loses to anything in a max pool either way).
+// Every element of `v` is >= 0 for finite inputs (Sqrt is left out: it makes NaNs, and a
+// window of NaNs pools to 0 with zero padding but to the lowest float with none).
 bool non_negative(const Value& v) {
   const Node& n = *v.node;
-  static const char* kOps[] = {"Relu", "Relu6", "Sigmoid", "Softplus", "Exp", "Abs", "Square", "Sqrt"};
+  static const char* kOps[] = {"Relu", "Relu6", "Sigmoid", "Softplus", "Exp", "Abs", "Square"};
   for (const char* op : kOps)
     if (n.op == op) return true;
   if (n.op == "TsFusedConv2D" || n.op == "TsFusedDepthwiseConv2D" || n.op == "TsFusedMatMul") {
