@@ -47,14 +47,20 @@ def bench_dir():
 
 
 def find_model(name, models_dir):
-    path = Path(models_dir) / name / "saved_model"
+    """The model's SavedModel: model.json's model_dir (the MLP is the bundled example)."""
+    folder = Path(models_dir) / name
+    path = folder / "saved_model"
+    if (folder / "model.json").exists():
+        path = Path(json.loads((folder / "model.json").read_text())["model_dir"])
+    if name == "mlp" and not path.is_dir():
+        path = ROOT / "examples" / "mnist_mlp"
     if not path.is_dir():
         sys.exit(f"rdu.py: no bench model at {path}; build the bench tier first (python3 bench/run.py --models {name})")
     return path
 
 
-def simulate(tessera, model, chip, batch, fused, tmp):
-    out = Path(tmp) / f"sim_{model.parent.name}_{chip}_{batch}_{int(fused)}.json"
+def simulate(tessera, name, model, chip, batch, fused, tmp):
+    out = Path(tmp) / f"sim_{name}_{chip}_{batch}_{int(fused)}.json"
     cmd = [tessera, "simulate", str(model), "--chip", chip, "--batch", str(batch), "--json", str(out)]
     if not fused:
         cmd.append("--unfused")
@@ -71,7 +77,7 @@ def simulate(tessera, model, chip, batch, fused, tmp):
         mix[kind] = mix.get(kind, 0) + s["cycles"] - s["switch_cycles"]
     total = r["cycles"] or 1
     return {
-        "model": model.parent.name, "chip": chip, "batch": batch, "fused": fused,
+        "model": name, "chip": chip, "batch": batch, "fused": fused,
         "sections": r["sections"], "cycles": r["cycles"], "seconds": r["seconds"],
         "samples_per_s": batch / r["seconds"] if r["seconds"] > 0 else 0,
         "percent_of_peak": 100 * r["fraction_of_peak"], "flops": r["flops"],
@@ -153,7 +159,7 @@ def main():
             for chip in a.chips.split(","):
                 for batch in (int(b) for b in a.batches.split(",")):
                     for fused in (True, False):
-                        r = simulate(tessera, model, chip, batch, fused, tmp)
+                        r = simulate(tessera, name, model, chip, batch, fused, tmp)
                         rows.append(r)
                         print(f"{name:15s} {chip:11s} b{batch:<3d} {'fused' if fused else 'unfused':8s} "
                               f"{r['sections']:4d} sections {r['samples_per_s']:12.6g} samples/s "

@@ -111,6 +111,8 @@ int cmd_simulate(int argc, char** argv) {
   const std::string path = args.positional[0], key = args.get("--signature", "serving_default");
   LoadOptions options;
   apply_load_flags(args, options, "cpu");
+  // A .tsr keeps its own target: an rdu artifact needs no cpu compile (--check makes one).
+  if (!args.has("--target") && is_artifact_file(path)) options.target = "";
   auto model = Model::load(path, options);
   const CompiledSignature& cs = model->compiled_signature(key);
   // A mapping stored in the .tsr (compile --target rdu --chip C --batch N) sets the defaults
