@@ -133,7 +133,8 @@ int cmd_simulate(int argc, char** argv) {
 
   rdu::MapOptions mo;
   mo.precision.bf16 = precision == "bf16";
-  mo.partition.fused = !args.has("--unfused");
+  // A stored unfused mapping keeps simulate unfused (there is no --fused flag to ask otherwise).
+  mo.partition.fused = !args.has("--unfused") && (!stored || stored->options.partition.fused);
   mo.placement.naive = args.has("--naive-placement");
   bool use_stored = stored && rdu::same_arch(arch, stored->mapping.arch) && batch == stored->mapping.batch &&
                     mo.precision.bf16 == stored->options.precision.bf16 &&
