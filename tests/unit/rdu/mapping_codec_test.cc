@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "rdu/rdu_test_util.h"
+#include "runtime/artifact.h"
 
 namespace tessera::rdu {
 namespace {
@@ -158,6 +159,18 @@ TEST(RduMappingCodec, RejectsBrokenMappingsNamingTheProblem) {
   std::string bad_magic = bytes;
   bad_magic[10] = 'X';
   expect_data_loss(bad_magic, *f.g, "magic");
+}
+
+// The fuzzer's seed with an rdu_mapping section still loads and decodes (format drift would
+// silently leave the fuzzer without a valid mapping to mutate).
+TEST(RduMappingCodec, FuzzSeedArtifactDecodes) {
+  Artifact a = read_artifact(std::string(TESSERA_SOURCE_DIR) + "/fuzz/corpus/tsr_fuzzer/rdu_cond_while_tiny.tsr");
+  ASSERT_EQ(a.rdu_mappings.size(), 1u);
+  const auto& [key, bytes] = *a.rdu_mappings.begin();
+  StoredMapping m = decode_mapping(bytes, *a.signatures.at(key).graph, "seed");
+  EXPECT_EQ(m.mapping.arch.name, "tiny");
+  EXPECT_EQ(m.mapping.batch, 2);
+  EXPECT_EQ(simulate_timing(m.mapping).cycles, m.timing.cycles);
 }
 
 }  // namespace
