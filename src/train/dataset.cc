@@ -34,17 +34,17 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Row i of t (dimension 0 removed), copied.
-Tensor slice_row(const Tensor& t, int64_t i) {
+// Row i of t (dimension 0 removed). Numeric rows are views into t's storage (tensors are
+// immutable, and `owner` keeps the storage alive), so slicing allocates no element bytes.
+Tensor slice_row(const Tensor& t, const std::shared_ptr<const Tensor>& owner, int64_t i) {
   Shape shape(t.shape().begin() + 1, t.shape().end());
+  if (t.dtype() != DType::kString) {
+    const size_t bytes = static_cast<size_t>(num_elements(shape)) * dtype_size(t.dtype());
+    return Tensor::borrow(t.dtype(), std::move(shape), static_cast<const char*>(t.raw()) + i * bytes, owner);
+  }
   Tensor out(t.dtype(), shape);
   const int64_t n = out.num_elements();
-  if (t.dtype() == DType::kString) {
-    for (int64_t k = 0; k < n; ++k) out.strings()[k] = t.strings()[i * n + k];
-  } else {
-    const size_t bytes = out.nbytes();
-    std::memcpy(out.mutable_raw(), static_cast<const char*>(t.raw()) + i * bytes, bytes);
-  }
+  for (int64_t k = 0; k < n; ++k) out.strings()[k] = t.strings()[i * n + k];
   return out;
 }
 
@@ -77,6 +77,7 @@ class TensorSlices : public Dataset {
  public:
   explicit TensorSlices(std::vector<Tensor> c) : components_(std::move(c)) {
     TS_CHECK(!components_.empty(), "from_tensors: no components");
+    for (const auto& t : components_) owners_.push_back(std::make_shared<const Tensor>(t));
     for (size_t i = 0; i < components_.size(); ++i)
       TS_CHECK(components_[i].rank() >= 1 && components_[i].dim(0) == components_[0].dim(0),
                "from_tensors: component ", i, " has shape ", shape_str(components_[i].shape()),
@@ -95,7 +96,8 @@ class TensorSlices : public Dataset {
       bool next(Element* out) override {
         if (pos >= ds->cardinality()) return false;
         out->clear();
-        for (const auto& c : ds->components_) out->push_back(slice_row(c, pos));
+        for (size_t c = 0; c < ds->components_.size(); ++c)
+          out->push_back(slice_row(ds->components_[c], ds->owners_[c], pos));
         ++pos;
         return true;
       }
@@ -113,6 +115,7 @@ class TensorSlices : public Dataset {
 
  private:
   std::vector<Tensor> components_;
+  std::vector<std::shared_ptr<const Tensor>> owners_;  // keep storage alive for row views
 };
 
 // ---- tfrecord -------------------------------------------------------------------------------
