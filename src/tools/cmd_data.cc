@@ -8,6 +8,9 @@
 //       a TensorBundle with one tensor per array; --update-state also points the directory's
 //       `checkpoint` file at it; --fault-stage dies right after stage K (see
 //       io/tensor_bundle_writer.h)
+//   rewrite-checkpoint IN_PREFIX OUT_PREFIX [--scale X]
+//       reads a TensorBundle with our reader and writes it back with our writer (float tensors
+//       multiplied by X); the keys, including TF2's object graph, are kept
 //   write-events LOGDIR [--scalar TAG=STEP:VALUE]... [--graph GRAPH.pb] [--tensor-form]
 //   pipeline (--mnist IMAGES LABELS | --numpy FILE | --csv FILE --label COL |
 //             --tfrecord FILE --feature SPEC...) [--batch N] [--shuffle B] [--seed S]
@@ -20,6 +23,7 @@
 #include <filesystem>
 
 #include "io/npy.h"
+#include "io/tensor_bundle.h"
 #include "io/tensor_bundle_writer.h"
 #include "support/error.h"
 #include "support/file.h"
@@ -40,6 +44,7 @@ const char* kUsage =
     "       tessera data-dump examples FILE --feature NAME:DTYPE:SHAPE[:DEFAULT]... --output OUT.npz\n"
     "       tessera data-dump write-records FILE [--compression C] RECORD...\n"
     "       tessera data-dump write-checkpoint IN.npz PREFIX [--update-state] [--fault-stage K]\n"
+    "       tessera data-dump rewrite-checkpoint IN_PREFIX OUT_PREFIX [--scale X]\n"
     "       tessera data-dump write-events LOGDIR [--scalar TAG=STEP:VALUE]... [--graph G.pb]\n"
     "                                     [--tensor-form]\n"
     "       tessera data-dump pipeline (--mnist IMAGES LABELS | --numpy FILE | --csv FILE --label COL\n"
@@ -126,6 +131,23 @@ int write_checkpoint(const Args& args) {
   return 0;
 }
 
+int rewrite_checkpoint(const Args& args) {
+  TS_CHECK(args.positional.size() == 3, kUsage);
+  const float scale = std::stof(args.get("--scale", "1"));
+  TensorBundleReader reader(args.positional[1]);
+  TensorBundleWriter writer(args.positional[2]);
+  for (const auto& key : reader.keys()) {
+    Tensor t = reader.read(key);
+    if (t.dtype() == DType::kFloat32) {
+      t = t.clone();
+      for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] *= scale;
+    }
+    writer.add(key, t);
+  }
+  writer.finish();
+  return 0;
+}
+
 int write_events(const Args& args) {
   TS_CHECK(args.positional.size() == 2, kUsage);
   EventWriter w(args.positional[1], "",
@@ -203,6 +225,7 @@ int cmd_data_dump(int argc, char** argv) {
   if (mode == "write-records") return write_records(args);
   if (mode == "write-checkpoint") return write_checkpoint(args);
   if (mode == "write-events") return write_events(args);
+  if (mode == "rewrite-checkpoint") return rewrite_checkpoint(args);
   if (mode == "pipeline") return run_pipeline(args);
   fail("data-dump: unknown mode '", mode, "'\n", kUsage);
 }

@@ -240,3 +240,33 @@ def test_crash_at_each_checkpoint_stage_keeps_the_previous_one(tmp_path, stage):
     # Saving again after the crash works and leaves only complete checkpoints.
     _write_checkpoint(tmp_path, "ckpt-3", second)
     _assert_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "ckpt")), second)
+
+
+def test_savedmodel_with_variables_rewritten_by_us_loads_in_tensorflow(tmp_path):
+    """The export path of training: a SavedModel whose variables/ we rewrote (same keys and
+    object graph, new values) loads in TensorFlow with the new values and outputs."""
+    import shutil
+
+    class M(tf.Module):
+        def __init__(self):
+            self.w = tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3))
+            self.b = tf.Variable(np.array([1.0, -2.0, 0.5], np.float32))
+            self.steps = tf.Variable(np.int64(7))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+        def __call__(self, x):
+            return tf.matmul(x, self.w) + self.b
+
+    src, dst = tmp_path / "orig", tmp_path / "trained"
+    tf.saved_model.save(M(), str(src))
+    shutil.copytree(src, dst)
+    for f in (dst / "variables").iterdir():
+        f.unlink()
+    run_cli("data-dump", "rewrite-checkpoint", src / "variables" / "variables",
+            dst / "variables" / "variables", "--scale", "2")
+    loaded = tf.saved_model.load(str(dst))
+    np.testing.assert_array_equal(loaded.w.numpy(), np.arange(6, dtype=np.float32).reshape(2, 3) * 2)
+    np.testing.assert_array_equal(loaded.b.numpy(), np.array([2.0, -4.0, 1.0], np.float32))
+    assert int(loaded.steps.numpy()) == 7
+    x = np.array([[1.0, 2.0]], np.float32)
+    np.testing.assert_allclose(loaded(x).numpy(), x @ (np.arange(6).reshape(2, 3) * 2) + [2, -4, 1])
