@@ -299,11 +299,15 @@ class RepeatDataset : public Dataset {
       uint64_t base = 0;  // epoch numbers of the passes: base + e
       int64_t e = 0;
       bool pass_empty = true;  // the current pass has produced nothing yet
+      uint64_t pass_count = 0;  // elements taken from the current pass
+      int64_t pass_size = -1;   // the input's cardinality, or learnt from a finished pass
       std::unique_ptr<Iterator> in;
       // Moves to the next pass; false when there is none (count reached, or an empty pass,
       // which would otherwise loop forever).
       bool advance() {
         if (pass_empty) return false;
+        if (pass_size < 0) pass_size = static_cast<int64_t>(pass_count);  // passes are equal
+        pass_count = 0;
         ++e;
         if (ds->count_ >= 0 && e >= ds->count_) return false;
         in = ds->in_->make_iterator(base + static_cast<uint64_t>(e));
@@ -315,6 +319,7 @@ class RepeatDataset : public Dataset {
         for (;;) {
           if (in->next(out)) {
             pass_empty = false;
+            ++pass_count;
             return true;
           }
           if (!advance()) {
@@ -327,10 +332,11 @@ class RepeatDataset : public Dataset {
         uint64_t done = 0;
         while (in && done < n) {
           // Whole passes of known size are skipped without creating them.
-          const int64_t card = ds->in_->cardinality();
           const uint64_t got = in->skip(n - done);
           done += got;
+          pass_count += got;
           if (got > 0) pass_empty = false;
+          const int64_t card = pass_size >= 0 ? pass_size : static_cast<int64_t>(pass_count);
           if (done == n) break;
           if (card > 0 && pass_empty == false) {
             const uint64_t passes = (n - done) / static_cast<uint64_t>(card);
@@ -351,6 +357,7 @@ class RepeatDataset : public Dataset {
     it->ds = this;
     // Nested repeats: give each (outer pass, inner pass) pair its own epoch number.
     it->base = epoch * 1000003ull;
+    it->pass_size = in_->cardinality();
     if (count_ != 0) it->in = in_->make_iterator(it->base);
     return it;
   }

@@ -207,5 +207,38 @@ TEST(Dataset, TFRecordsOfExamples) {
   EXPECT_EQ(all[10], 0);  // second file
 }
 
+// A source of unknown size: repeat learns the pass size from the first pass, so resuming
+// epochs later still matches.
+TEST(Dataset, ResumeOverRecordsOfUnknownSize) {
+  testing::TempDir dir;
+  const std::string path = dir.file("ex.tfrecord");
+  {
+    TFRecordWriter w(path);
+    for (int64_t i = 0; i < 37; ++i) w.write(make_example({{"v", Tensor::from_vector<int64_t>({i})}}));
+  }
+  auto ds = Dataset::tfrecord({path})
+                ->map(parse_example({parse_feature_spec("v:int64:")}), 2, "parse")
+                ->shuffle(8, 11)
+                ->repeat()
+                ->batch(5)
+                ->prefetch(2);
+  EXPECT_EQ(ds->cardinality(), kInfiniteCardinality);
+  const auto full = drain(ds, 600);
+  for (uint64_t stop : {3, 8, 50, 100}) {
+    Pipeline first(ds);
+    Element e;
+    std::vector<int64_t> seen;
+    for (uint64_t i = 0; i < stop; ++i) {
+      ASSERT_TRUE(first.next(&e));
+      for (int64_t j = 0; j < 5; ++j) seen.push_back(e[0].data<int64_t>()[j]);
+    }
+    Pipeline resumed(ds, first.state());
+    while (seen.size() < full.size() && resumed.next(&e))
+      for (int64_t j = 0; j < 5; ++j) seen.push_back(e[0].data<int64_t>()[j]);
+    seen.resize(full.size());
+    EXPECT_EQ(seen, full) << "stopped after " << stop;
+  }
+}
+
 }  // namespace
 }  // namespace tessera::train
