@@ -15,11 +15,23 @@
 
 namespace {
 
+// The reader works on files; a RAM-backed directory keeps that cheap.
 std::string scratch_path(const char* what) {
-  return "/tmp/tessera_tfrecord_fuzz_" + std::to_string(::getpid()) + what;
+  static const std::string dir = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  return dir + "/tessera_tfrecord_fuzz_" + std::to_string(::getpid()) + what;
+}
+
+void remove_scratch() {
+  ::unlink(scratch_path(".in").c_str());
+  ::unlink(scratch_path(".out").c_str());
 }
 
 }  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  std::atexit(remove_scratch);
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tessera::train;
