@@ -6,6 +6,10 @@
 #include "support/error.h"
 #include "tools/cli.h"
 
+namespace tessera::cli {
+int cmd_grad(int argc, char** argv);  // cmd_grad.cc: hidden, used by the autodiff tests
+}
+
 namespace {
 
 struct Command {
@@ -22,11 +26,13 @@ const Command kCommands[] = {
     {"simulate", tessera::cli::cmd_simulate, "map a model onto an rdu chip and simulate it"},
     {"passes", tessera::cli::cmd_passes, "list the optimisation passes"},
     {"ops", tessera::cli::cmd_ops, "list the ops Tessera supports"},
+    {"grad", tessera::cli::cmd_grad, nullptr},  // hidden: not listed by usage()
 };
 
 void usage(FILE* out) {
   std::fprintf(out, "usage: tessera <command> [args]\n\ncommands:\n");
-  for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  for (const Command& c : kCommands)
+    if (c.summary) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out, "\nrun 'tessera <command> --help' for a command's options\n");
 }
 
