@@ -88,6 +88,7 @@ void differentiate(Graph& g, Value loss, const std::vector<GradTarget>& targets)
     }
   }
 
+  g.result_names.resize(g.results.size());  // keep names aligned with results
   for (const auto& t : targets) {
     std::vector<Value> parts;
     for (const Value& v : t.values) {

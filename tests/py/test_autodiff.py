@@ -8,9 +8,8 @@ and CNN (Keras 3 and tf_keras exports), loss = MSE to a random target (and, for 
 the sum of the outputs; the MLPs end in a softmax, whose sum is constant), gradients with
 respect to every trainable variable, against a GradientTape over the same loaded SavedModel.
 
-Tolerance: the numeric-match rule (max|a-b| <= 1e-4*max|ref| + 1e-6) per op. Whole-model
-gradients add up thousands of float32 products in a different order than TensorFlow's
-kernels (e.g. a conv filter gradient sums over batch x positions), so they use rtol 1e-3.
+Tolerance: the numeric-match rule (max|a-b| <= 1e-4*max|ref| + 1e-6), per op and per
+variable (measured: whole-model gradients agree to ~1e-6 relative).
 
 The gradient ops Tessera adds (Conv2DBackpropFilter, MaxPoolGrad, AvgPoolGrad,
 StridedSliceGrad) are also compared with TensorFlow's raw ops directly (op coverage).
@@ -28,7 +27,7 @@ tf = pytest.importorskip("tensorflow")
 raw = tf.raw_ops
 
 GRAD_RTOL = 1e-4
-MODEL_RTOL = 1e-3
+MODEL_RTOL = 1e-4
 
 
 def _rand(rng, shape, lo=-1.0, hi=1.0):
@@ -136,12 +135,14 @@ def test_op_gradient_matches_gradient_tape(name):
     check_grad(build, feeds)
 
 
-def test_batch_norm_inference_gradient_all_inputs():
+def test_batch_norm_inference_gradient():
+    # TensorFlow defines no gradient for the mean and variance inputs (Tessera's, checked by
+    # finite differences in the unit tests, is the true derivative): they stay constants here.
     rng = np.random.default_rng(3)
-    feeds = dict(x=_rand(rng, (2, 3, 3, 2)), s=_rand(rng, (2,)), o=_rand(rng, (2,)),
-                 m=_rand(rng, (2,)), v=_rand(rng, (2,), 0.5, 2))
-    check_grad(lambda x, s, o, m, v: raw.FusedBatchNormV3(x=x, scale=s, offset=o, mean=m, variance=v,
-                                                          epsilon=1e-3, is_training=False)[0], feeds)
+    feeds = dict(x=_rand(rng, (2, 3, 3, 2)), s=_rand(rng, (2,)), o=_rand(rng, (2,)))
+    m, v = _rand(rng, (2,)), _rand(rng, (2,), 0.5, 2)
+    check_grad(lambda x, s, o: raw.FusedBatchNormV3(x=x, scale=s, offset=o, mean=m, variance=v,
+                                                    epsilon=1e-3, is_training=False)[0], feeds)
 
 
 # ---- the gradient ops Tessera adds, against TensorFlow's raw ops --------------------------------
