@@ -499,6 +499,23 @@ void depthwise_kernel(KernelContext& c) {
   });
 }
 
+// A depthwise convolution with filter [H, W, C, M] is the grouped Conv2D (C groups) with the
+// filter viewed as [H, W, 1, C*M] (output channel c*M + m in both), so its gradients are the
+// grouped convolution's.
+GradList grad_depthwise(GradContext& c) {
+  Value x = c.x(0), f = c.x(1), g = c.dy();
+  AttrMap attrs = conv_grad_attrs(c.node);
+  Value hw = c.op("Slice", {c.shape(f), c.ints({0}), c.ints({2})}, {{"T", DType::kInt32}, {"Index", DType::kInt32}});
+  Value grouped_shape = c.op("ConcatV2", {hw, c.ints({1, -1}), c.int_scalar(0)},
+                             {{"T", DType::kInt32}, {"N", int64_t{2}}, {"Tidx", DType::kInt32}});
+  Value grouped = c.reshape(f, grouped_shape);
+  GradList out(2);
+  if (c.needs(0)) out[0] = c.op("Conv2DBackpropInput", {c.shape(x), grouped, g}, attrs);
+  if (c.needs(1))
+    out[1] = c.reshape(c.op("Conv2DBackpropFilter", {x, c.shape(grouped), g}, attrs), c.shape(f));
+  return out;
+}
+
 }  // namespace
 
 void register_conv_ops(OpRegistry& r) {
@@ -527,11 +544,12 @@ void register_conv_ops(OpRegistry& r) {
                            {"Tshape", DType::kInt32}},
          .infer = [](InferContext& c) { infer_conv_backprop_input(c, 3); },
          .compute = [](KernelContext& c) { conv_backprop_input_kernel(c, 3); }});
-  r.add({.name = "DepthwiseConv2dNative",
-         .attr_defaults = {{"explicit_paddings", std::vector<int64_t>{}},
-                           {"data_format", std::string("NHWC")},
-                           {"dilations", std::vector<int64_t>{1, 1, 1, 1}}},
-         .infer = infer_depthwise, .compute = depthwise_kernel});
+  add_with_grad(r, {.name = "DepthwiseConv2dNative",
+                    .attr_defaults = {{"explicit_paddings", std::vector<int64_t>{}},
+                                      {"data_format", std::string("NHWC")},
+                                      {"dilations", std::vector<int64_t>{1, 1, 1, 1}}},
+                    .infer = infer_depthwise, .compute = depthwise_kernel},
+                grad_depthwise);
 }
 
 }  // namespace tessera

@@ -121,6 +121,8 @@ OP_CASES = {
                              _ab(R, (1, 7, 6, 2), (2, 2, 2, 3))),
     "conv2d_transpose": (lambda a, b: raw.Conv2DBackpropInput(input_sizes=[2, 5, 5, 3], filter=b, out_backprop=a,
                                                               **CONV), _ab(R, (2, 3, 3, 4), (3, 3, 3, 4))),
+    "depthwise_conv2d": (lambda a, b: tf.nn.depthwise_conv2d(a, b, [1, 2, 2, 1], "SAME"),
+                         _ab(R, (2, 5, 6, 3), (3, 3, 3, 2))),
     "pooling": (lambda x: [tf.nn.max_pool2d(x, 2, 2, "VALID"), tf.nn.max_pool2d(x, 3, 2, "SAME"),
                            tf.nn.avg_pool2d(x, 3, 2, "SAME")], _x(R, (2, 5, 6, 3))),
     "batch_norm_training": (lambda x: tf.compat.v1.nn.fused_batch_norm(

@@ -169,6 +169,10 @@ std::vector<GradCase> cases() {
   v.push_back({"Conv2DBackpropInput", "(f: float64[3,3,2,3], dy: float64[1,3,3,3]) -> (r)",
                "s = Const() {dtype=int32, value=int32[4]{1, 5, 5, 2}}\n"
                "  r = Conv2DBackpropInput(s, f, dy) {T=float64, padding=\"SAME\", strides=[1, 2, 2, 1]}"});
+  v.push_back({"DepthwiseConv2dNative", "(x: float64[2,5,5,2], f: float64[3,3,2,2]) -> (r)",
+               "r = DepthwiseConv2dNative(x, f) {T=float64, padding=\"SAME\", strides=[1, 2, 2, 1]}"});
+  v.push_back({"DepthwiseConv2dNative", "(x: float64[1,3,5,4], f: float64[2,2,3,1]) -> (r)",
+               "r = DepthwiseConv2dNative(x, f) {T=float64, padding=\"VALID\", strides=[1, 1, 1, 1], data_format=\"NCHW\"}"});
   v.push_back({"MaxPool", "(x: float64[2,4,5,2]) -> (r)",
                "r = MaxPool(x) {T=float64, ksize=[1, 2, 3, 1], strides=[1, 2, 2, 1], padding=\"SAME\"}"});
   v.push_back({"MaxPool", "(x: float64[1,2,4,4]) -> (r)",
