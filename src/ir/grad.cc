@@ -1,6 +1,7 @@
 #include "ir/grad.h"
 
 #include <map>
+#include <set>
 
 namespace tessera {
 namespace {
@@ -120,6 +121,91 @@ std::optional<std::vector<int64_t>> GradContext::known_ints(size_t i) const {
   const Tensor& t = v.node->known[v.index];
   if (!t.valid()) return std::nullopt;
   return t.to_int_vector();
+}
+
+// ---- the reverse sweep ---------------------------------------------------------------------
+// Forward over the seeds' schedule, mark values that depend on a target through
+// floating-point edges; backward in reverse order, sum each value's incoming gradients and
+// call its op's gradient for the inputs that need one.
+
+namespace {
+using Key = std::pair<const Node*, int>;
+Key key_of(const Value& v) { return {v.node, v.index}; }
+DType dtype_at(const Value& v) { return v.node->outputs.at(v.index).dtype; }
+
+Value sum_grads(Graph& g, const Value& of, const std::vector<Value>& parts) {
+  if (parts.size() == 1) return parts[0];
+  Node* n = g.add(g.unique_name("gradients/" + of.node->name + "/AddN"), "AddN", parts,
+                  {{"T", dtype_at(parts[0])}, {"N", static_cast<int64_t>(parts.size())}});
+  infer_node(*n);
+  return n->out(0);
+}
+}  // namespace
+
+std::vector<std::optional<Value>> backprop(Graph& g, const std::vector<std::pair<Value, Value>>& seeds,
+                                           const std::vector<std::vector<Value>>& targets) {
+  std::set<Key> wanted;
+  for (const auto& t : targets)
+    for (const Value& v : t) wanted.insert(key_of(v));
+  std::vector<Value> fetches;
+  for (const auto& [v, grad] : seeds) fetches.push_back(v);
+  std::vector<Node*> order = g.schedule(fetches, {});
+  std::set<Key> on;  // values on a float path from a target
+  for (Node* n : order) {
+    bool dep = false;
+    for (const Value& in : n->inputs) dep = dep || on.count(key_of(in));
+    for (int i = 0; i < n->num_outputs(); ++i) {
+      Value v = n->out(i);
+      if (wanted.count(key_of(v)) || (dep && is_differentiable(dtype_at(v)))) on.insert(key_of(v));
+    }
+  }
+  std::map<Key, std::vector<Value>> grads;
+  for (const auto& [v, grad] : seeds)
+    if (on.count(key_of(v))) grads[key_of(v)].push_back(grad);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* n = *it;
+    GradContext ctx{g, *n, {}, {}};
+    bool any_out = false;
+    for (int i = 0; i < n->num_outputs(); ++i) {
+      auto found = grads.find({n, i});
+      if (found == grads.end()) {
+        ctx.out_grads.push_back(std::nullopt);
+        continue;
+      }
+      Value s = sum_grads(g, n->out(i), found->second);
+      found->second = {s};
+      ctx.out_grads.push_back(s);
+      any_out = true;
+    }
+    if (!any_out) continue;
+    bool any_in = false;
+    for (const Value& in : n->inputs) {
+      ctx.wanted.push_back(on.count(key_of(in)) > 0);
+      any_in = any_in || ctx.wanted.back();
+    }
+    if (!any_in) continue;
+    const GradFn* grad = find_grad(n->op);
+    TS_CHECK(grad, n->label(), ": op '", n->op, "' has no gradient, but the loss depends on a target through it");
+    GradList in_grads = with_context(n->label() + " (gradient)", [&] { return (*grad)(ctx); });
+    for (size_t i = 0; i < n->inputs.size(); ++i) {
+      if (!ctx.wanted[i] || i >= in_grads.size() || !in_grads[i]) continue;
+      const Value& gi = *in_grads[i];
+      TS_CHECK(dtype_at(gi) == dtype_at(n->inputs[i]), n->label(), ": gradient for input ", i, " is ",
+               dtype_name(dtype_at(gi)), ", input is ", dtype_name(dtype_at(n->inputs[i])));
+      grads[key_of(n->inputs[i])].push_back(gi);
+    }
+  }
+  std::vector<std::optional<Value>> out;
+  for (const auto& t : targets) {
+    std::vector<Value> parts;
+    for (const Value& v : t) {
+      auto found = grads.find(key_of(v));
+      if (found != grads.end()) parts.push_back(sum_grads(g, v, found->second));
+    }
+    if (parts.empty()) out.push_back(std::nullopt);
+    else out.push_back(sum_grads(g, t.at(0), parts));
+  }
+  return out;
 }
 
 }  // namespace tessera

@@ -87,4 +87,11 @@ struct GradContext {
 // Whether gradients can flow through values of this dtype (floating point).
 bool is_differentiable(DType t);
 
+// The reverse sweep (passes/autodiff and the control-flow gradients use it): `seeds` pairs
+// values with their incoming gradients; for each target group, the gradient summed over its
+// values, or nullopt if no seed depends on it. Adds nodes to `g`; fails naming the node when
+// an op on a path has no gradient.
+std::vector<std::optional<Value>> backprop(Graph& g, const std::vector<std::pair<Value, Value>>& seeds,
+                                           const std::vector<std::vector<Value>>& targets);
+
 }  // namespace tessera

@@ -123,6 +123,10 @@ OP_CASES = {
                                                               **CONV), _ab(R, (2, 3, 3, 4), (3, 3, 3, 4))),
     "depthwise_conv2d": (lambda a, b: tf.nn.depthwise_conv2d(a, b, [1, 2, 2, 1], "SAME"),
                          _ab(R, (2, 5, 6, 3), (3, 3, 3, 2))),
+    "cond_true": (lambda a, b: tf.cond(tf.reduce_sum(a) > -100, lambda: a * b, lambda: tf.sin(a)),
+                  _ab(R, (2, 3), (2, 3))),
+    "cond_false": (lambda a, b: tf.cond(tf.reduce_sum(a) > 100, lambda: a * b, lambda: tf.sin(a)),
+                   _ab(R, (2, 3), (2, 3))),
     "pooling": (lambda x: [tf.nn.max_pool2d(x, 2, 2, "VALID"), tf.nn.max_pool2d(x, 3, 2, "SAME"),
                            tf.nn.avg_pool2d(x, 3, 2, "SAME")], _x(R, (2, 5, 6, 3))),
     "batch_norm_training": (lambda x: tf.compat.v1.nn.fused_batch_norm(

@@ -23,6 +23,7 @@ struct GradCase {
   double lo = -1, hi = 1;        // random input range
   double step = 1e-6, tol = 1e-6;  // central-difference step; |analytic - numeric| <= tol·(1 + max|numeric|)
   std::set<std::string> stopped;   // args behind a gradient stop: their gradient must be exactly zero
+  std::string library;             // library functions ("func f (...) -> (...) {...}")
 };
 
 GradCase f32(GradCase c) {  // ops whose reference kernels are float32 only
@@ -193,6 +194,34 @@ std::vector<GradCase> cases() {
                    "b = FusedBatchNormV3(x, s, o, m, var) {T=float32, U=float32, data_format=\"NCHW\"}\n"
                    "  r = Identity(b:0) {T=float32}",
                    0.5, 2}));
+  // Conditionals: the taken branch's gradient; an argument one branch ignores gets zeros.
+  const std::string branches =
+      "func mul (a: float64[3], b: float64[3]) -> (m, n) {\n  m = Mul(a, b) {T=float64}\n  n = Identity(a) {T=float64}\n}\n"
+      "func sin (a: float64[3], b: float64[3]) -> (s, a) {\n  s = Sin(a) {T=float64}\n}\n";
+  for (const char* cond : {"true", "false"}) {
+    GradCase c{"If", "(x: float64[3], y: float64[3]) -> (r0, r1)",
+               std::string("c = Const() {dtype=bool, value=bool[]{") + cond + "}}\n"
+               "  i = If(c, x, y) {Tcond=bool, Tin=[float64, float64], Tout=[float64, float64], "
+               "then_branch=@mul, else_branch=@sin, "
+               "output_shapes=[shape[3], shape[3]]}\n  r0 = Identity(i:0) {T=float64}\n  r1 = Square(i:1) {T=float64}"};
+    c.library = branches;
+    v.push_back(c);
+    c.op = "StatelessIf";
+    c.body.replace(c.body.find("If("), 3, "StatelessIf(");
+    v.push_back(c);
+  }
+  for (int index : {0, 1, 5}) {  // 5: out of range runs the last branch
+    GradCase c{"Case", "(x: float64[3], y: float64[3]) -> (r0, r1)",
+               "k = Const() {dtype=int32, value=int32[]{" + std::to_string(index) + "}}\n"
+               "  i = Case(k, x, y) {Tin=[float64, float64], Tout=[float64, float64], branches=[@mul, @sin], "
+               "output_shapes=[shape[3], shape[3]]}\n"
+               "  r0 = Identity(i:0) {T=float64}\n  r1 = Identity(i:1) {T=float64}"};
+    c.library = branches;
+    v.push_back(c);
+    c.op = "StatelessCase";
+    c.body.replace(c.body.find("Case("), 5, "StatelessCase(");
+    v.push_back(c);
+  }
   return v;
 }
 
@@ -220,7 +249,7 @@ class GradientCheck : public ::testing::TestWithParam<GradCase> {};
 
 TEST_P(GradientCheck, MatchesFiniteDifferences) {
   const GradCase& c = GetParam();
-  auto g = parse_graph("graph " + c.header + " {\n  " + c.body + "\n}\n");
+  auto g = parse_graph("graph " + c.header + " {\n  " + c.body + "\n}\n" + c.library);
   std::mt19937 rng(1234);
   // loss = sum_k sum(result_k * w_k)
   std::vector<Value> terms;
