@@ -179,6 +179,15 @@ GradList grad_extremum(GradContext& c) {
 
 GradList grad_l2_loss(GradContext& c) { return {c.mul(c.x(0), c.dy())}; }
 
+// cumsum: each input adds into the outputs at and after it (before it when reversed), so
+// its gradient is the cumulative sum of g in the other direction.
+GradList grad_cumsum(GradContext& c) {
+  const bool exclusive = c.node.attr_or<bool>("exclusive", false), reverse = c.node.attr_or<bool>("reverse", false);
+  return {c.op("Cumsum", {c.dy(), c.x(1)}, {{"T", c.dtype(c.dy())}, {"Tidx", c.dtype(c.x(1))},
+                                            {"exclusive", exclusive}, {"reverse", !reverse}}),
+          std::nullopt};
+}
+
 // softmax: (g - sum(g * y)) * y over the last axis.
 GradList grad_softmax(GradContext& c) {
   Value g = c.dy(), y = c.y();
@@ -513,7 +522,8 @@ void register_reduction_ops(OpRegistry& r) {
   add_with_grad(r, {.name = "Softmax", .infer = same, .compute = softmax_kernel<false>}, grad_softmax);
   add_with_grad(r, {.name = "LogSoftmax", .infer = same, .compute = softmax_kernel<true>}, grad_log_softmax);
   const AttrMap scan_defaults = {{"exclusive", false}, {"reverse", false}, {"Tidx", DType::kInt32}};
-  r.add({.name = "Cumsum", .attr_defaults = scan_defaults, .infer = same, .compute = scan_kernel<false>});
+  add_with_grad(r, {.name = "Cumsum", .attr_defaults = scan_defaults, .infer = same, .compute = scan_kernel<false>},
+                grad_cumsum);
   r.add({.name = "Cumprod", .attr_defaults = scan_defaults, .infer = same, .compute = scan_kernel<true>});
   r.add({.name = "TopKV2",
          .attr_defaults = {{"sorted", true}, {"Tk", DType::kInt32}, {"index_type", DType::kInt32}},

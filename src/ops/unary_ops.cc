@@ -209,6 +209,25 @@ constexpr auto kGradLeakyRelu = grad1([](GradContext& c, Value g) {
   Value pos = c.binary("Greater", c.x(0), c.scalar(0, g));
   return c.select(pos, g, c.mul(g, c.scalar(c.node.attr_or<float>("alpha", 0.2f), g)));
 });
+constexpr auto kGradTan = grad1([](GradContext& c, Value g) {  // 1 + tan^2
+  return c.mul(g, c.add(c.scalar(1, g), c.mul(c.y(), c.y())));
+});
+constexpr auto kGradSinh = grad1([](GradContext& c, Value g) { return c.mul(g, c.unary("Cosh", c.x(0))); });
+constexpr auto kGradCosh = grad1([](GradContext& c, Value g) { return c.mul(g, c.unary("Sinh", c.x(0))); });
+// 1 / sqrt(1 - x^2), its negation for acos.
+Value asin_slope(GradContext& c, Value g) {
+  return c.unary("Rsqrt", c.sub(c.scalar(1, g), c.mul(c.x(0), c.x(0))));
+}
+constexpr auto kGradAsin = grad1([](GradContext& c, Value g) { return c.mul(g, asin_slope(c, g)); });
+constexpr auto kGradAcos = grad1([](GradContext& c, Value g) { return c.neg(c.mul(g, asin_slope(c, g))); });
+constexpr auto kGradAtan = grad1([](GradContext& c, Value g) {
+  return c.div(g, c.add(c.scalar(1, g), c.mul(c.x(0), c.x(0))));
+});
+constexpr auto kGradAsinh = grad1([](GradContext& c, Value g) { return c.div(g, c.unary("Cosh", c.y())); });
+constexpr auto kGradAcosh = grad1([](GradContext& c, Value g) { return c.div(g, c.unary("Sinh", c.y())); });
+constexpr auto kGradAtanh = grad1([](GradContext& c, Value g) {
+  return c.div(g, c.sub(c.scalar(1, g), c.mul(c.x(0), c.x(0))));
+});
 // Cast: the gradient is cast back; none from or to a non-float type.
 constexpr auto kGradCast = [](GradContext& c) -> GradList {
   if (!is_differentiable(c.dtype(c.x(0))) || !is_differentiable(c.dtype(c.y()))) return {std::nullopt};
@@ -241,15 +260,15 @@ void register_unary_ops(OpRegistry& r) {
   add_map(r, "Inv", FloatTypes{}, [](auto v) { return decltype(v)(1) / v; }, kGradReciprocal);
   add_map(r, "Sin", FloatTypes{}, [](auto v) { return std::sin(v); }, kGradSin);
   add_map(r, "Cos", FloatTypes{}, [](auto v) { return std::cos(v); }, kGradCos);
-  add_map(r, "Tan", FloatTypes{}, [](auto v) { return std::tan(v); });
-  add_map(r, "Asin", FloatTypes{}, [](auto v) { return std::asin(v); });
-  add_map(r, "Acos", FloatTypes{}, [](auto v) { return std::acos(v); });
-  add_map(r, "Atan", FloatTypes{}, [](auto v) { return std::atan(v); });
-  add_map(r, "Sinh", FloatTypes{}, [](auto v) { return std::sinh(v); });
-  add_map(r, "Cosh", FloatTypes{}, [](auto v) { return std::cosh(v); });
-  add_map(r, "Asinh", FloatTypes{}, [](auto v) { return std::asinh(v); });
-  add_map(r, "Acosh", FloatTypes{}, [](auto v) { return std::acosh(v); });
-  add_map(r, "Atanh", FloatTypes{}, [](auto v) { return std::atanh(v); });
+  add_map(r, "Tan", FloatTypes{}, [](auto v) { return std::tan(v); }, kGradTan);
+  add_map(r, "Asin", FloatTypes{}, [](auto v) { return std::asin(v); }, kGradAsin);
+  add_map(r, "Acos", FloatTypes{}, [](auto v) { return std::acos(v); }, kGradAcos);
+  add_map(r, "Atan", FloatTypes{}, [](auto v) { return std::atan(v); }, kGradAtan);
+  add_map(r, "Sinh", FloatTypes{}, [](auto v) { return std::sinh(v); }, kGradSinh);
+  add_map(r, "Cosh", FloatTypes{}, [](auto v) { return std::cosh(v); }, kGradCosh);
+  add_map(r, "Asinh", FloatTypes{}, [](auto v) { return std::asinh(v); }, kGradAsinh);
+  add_map(r, "Acosh", FloatTypes{}, [](auto v) { return std::acosh(v); }, kGradAcosh);
+  add_map(r, "Atanh", FloatTypes{}, [](auto v) { return std::atanh(v); }, kGradAtanh);
   add_map(r, "Tanh", FloatTypes{}, [](auto v) { return std::tanh(v); }, kGradTanh);
   add_map(r, "Sigmoid", FloatTypes{}, [](auto v) { return decltype(v)(1) / (decltype(v)(1) + std::exp(-v)); }, kGradSigmoid);
   add_map(r, "Erf", FloatTypes{}, [](auto v) { return std::erf(v); }, kGradErf);

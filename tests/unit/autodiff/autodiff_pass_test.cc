@@ -71,10 +71,10 @@ TEST(Autodiff, MissingGradientNamesTheNode) {
   auto g = parse_graph(R"(
 graph (x: float32[4]) -> (r) {
   a = Const() {dtype=int32, value=int32[]{0}}
-  r = Cumsum(x, a) {T=float32}
+  r = Cumprod(x, a) {T=float32}
 })");
   std::string err = testing::error_of([&] { passes::differentiate(*g, g->results[0], passes::arg_targets(*g, {0})); });
-  EXPECT_NE(err.find("node 'r' (Cumsum): op 'Cumsum' has no gradient"), std::string::npos) << err;
+  EXPECT_NE(err.find("node 'r' (Cumprod): op 'Cumprod' has no gradient"), std::string::npos) << err;
 }
 
 TEST(Autodiff, VariableGradientSumsOverItsReads) {

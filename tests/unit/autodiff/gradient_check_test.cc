@@ -42,6 +42,9 @@ std::vector<GradCase> cases() {
     unary(op);
   for (const char* op : {"Log", "Log1p", "Sqrt", "Rsqrt", "Reciprocal", "Inv"}) unary(op, 0.5, 2);
   unary("Relu6", -2, 8);
+  for (const char* op : {"Tan", "Sinh", "Cosh", "Atan", "Asinh"}) unary(op);
+  for (const char* op : {"Asin", "Acos", "Atanh"}) unary(op, -0.8, 0.8);
+  unary("Acosh", 1.5, 3);
   // Piecewise-constant ops: the gradient is zero (and so is the finite difference).
   for (const char* op : {"Sign", "Floor", "Ceil", "Round", "Rint"}) unary(op, -3, 3);
   v.push_back({"LeakyRelu", "(x: float64[2,3]) -> (r)", "r = LeakyRelu(x) {T=float64, alpha=0.3}"});
@@ -81,6 +84,9 @@ std::vector<GradCase> cases() {
                  "a = Const() {dtype=int32, value=int32[]{1}}\n  r = " + op + "(x, a) {T=float64, keep_dims=true}"});
   };
   for (const char* op : {"Sum", "Mean", "Max", "Min"}) reduce(op);
+  for (const char* flags : {"", ", exclusive=true", ", reverse=true", ", exclusive=true, reverse=true"})
+    v.push_back({"Cumsum", "(x: float64[2,4]) -> (r)",
+                 std::string("a = Const() {dtype=int32, value=int32[]{1}}\n  r = Cumsum(x, a) {T=float64") + flags + "}"});
   v.push_back({"L2Loss", "(x: float64[2,3]) -> (r)", "r = L2Loss(x) {T=float64}"});
   v.push_back({"Softmax", "(x: float64[2,4]) -> (r)", "r = Softmax(x) {T=float64}", -2, 2});
   v.push_back({"LogSoftmax", "(x: float64[2,4]) -> (r)", "r = LogSoftmax(x) {T=float64}", -2, 2});
