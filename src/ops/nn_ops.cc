@@ -434,6 +434,33 @@ GradList grad_fused_bn(GradContext& c) {
   return out;
 }
 
+// Einsum with two operands "A,B->Z" (no ellipsis): each operand's gradient is the einsum of
+// the output gradient with the other operand back to the operand's subscripts, which is
+// exact when every operand index also appears in Z or in the other operand (no index summed
+// within one operand alone, none repeated).
+GradList grad_einsum(GradContext& c) {
+  std::string eq = c.node.attr<std::string>("equation");
+  eq.erase(std::remove(eq.begin(), eq.end(), ' '), eq.end());
+  size_t comma = eq.find(','), arrow = eq.find("->");
+  if (c.node.inputs.size() != 2 || comma == std::string::npos || arrow == std::string::npos ||
+      eq.find('.') != std::string::npos)
+    fail_code(ErrorCode::kUnimplemented, "gradient of einsum '", eq, "' (only two operands, no ellipsis)");
+  std::string sub[2] = {eq.substr(0, comma), eq.substr(comma + 1, arrow - comma - 1)};
+  std::string out = eq.substr(arrow + 2);
+  GradList grads(2);
+  for (int i = 0; i < 2; ++i) {
+    if (!c.needs(static_cast<size_t>(i))) continue;
+    const std::string &mine = sub[i], &other = sub[1 - i];
+    for (char ch : mine)
+      if (std::count(mine.begin(), mine.end(), ch) != 1 ||
+          (out.find(ch) == std::string::npos && other.find(ch) == std::string::npos))
+        fail_code(ErrorCode::kUnimplemented, "gradient of einsum '", eq, "' for operand ", i);
+    grads[i] = c.op("Einsum", {c.dy(), c.x(1 - i)},
+                    {{"T", c.dtype(c.dy())}, {"N", int64_t{2}}, {"equation", out + "," + other + "->" + mine}});
+  }
+  return grads;
+}
+
 void register_batch_matmul(OpRegistry& r) {
   AttrMap defaults = {{"adj_x", false}, {"adj_y", false}, {"grad_x", false}, {"grad_y", false}};
   for (int version : {1, 2, 3}) {
@@ -1109,7 +1136,7 @@ void register_nn_ops(OpRegistry& r) {
                     .infer = infer_matmul, .compute = matmul_kernel},
                 [](GradContext& c) { return grad_matmul_like(c, "MatMul", "transpose_a", "transpose_b"); });
   register_batch_matmul(r);
-  r.add({.name = "Einsum", .infer = infer_einsum, .compute = einsum_kernel});
+  add_with_grad(r, {.name = "Einsum", .infer = infer_einsum, .compute = einsum_kernel}, grad_einsum);
 
   AttrMap bn_defaults = {{"epsilon", 0.0001f}, {"exponential_avg_factor", 1.0f},
                          {"data_format", std::string("NHWC")}, {"is_training", true}};

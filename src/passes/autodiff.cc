@@ -46,6 +46,14 @@ std::vector<GradTarget> variable_targets(const Graph& g, Value loss) {
   std::map<std::string, GradTarget> by_key;
   std::vector<std::string> order;
   for (Node* n : g.schedule({loss}, {})) {
+    // A handle used any other way (a While/If/call reading it inside a function, a
+    // ResourceGather) would hide part of the variable's gradient: refuse rather than be wrong.
+    if (n->op != "ReadVariableOp")
+      for (const Value& in : n->inputs)
+        if (in.node->outputs.at(in.index).dtype == DType::kResource)
+          fail_code(ErrorCode::kUnimplemented, n->label(), " uses the variable handle ", in.str(),
+                    " directly; gradients with respect to variables flow only through ReadVariableOp "
+                    "(not yet through reads inside While/If bodies or ResourceGather)");
     if (n->op != "ReadVariableOp" || !is_differentiable(n->outputs.at(0).dtype)) continue;
     const Node& h = *n->inputs.at(0).node;
     std::string k = h.op == "VarHandleOp" ? variable_key(h) : "arg:" + h.name;

@@ -27,7 +27,8 @@ std::vector<GradTarget> arg_targets(const Graph& g, const std::vector<int>& arg_
 
 // Trainable variables: every float variable the loss reads, one target per variable (its
 // ReadVariableOps grouped by store key; name = the key). Reads through an _Arg resource are
-// grouped by the arg.
+// grouped by the arg. Fails (unimplemented) when the loss depends on a handle used another
+// way (e.g. passed into a While body), whose gradient would otherwise be silently missing.
 std::vector<GradTarget> variable_targets(const Graph& g, Value loss);
 
 }  // namespace tessera::passes

@@ -102,6 +102,8 @@ OP_CASES = {
                              tf.matmul(tf.transpose(a), tf.transpose(b), transpose_a=True, transpose_b=True)],
                _ab(R, (2, 3), (3, 4))),
     "batch_matmul": (lambda a, b: tf.matmul(a, b, adjoint_b=True), _ab(R, (2, 2, 3), (4, 3))),
+    "einsum": (lambda a, b: [tf.einsum("abc,cde->abde", a, b), tf.einsum("abc,cde->abde", a, b * 2)],
+               _ab(R, (2, 3, 4), (4, 2, 3))),
     "bias_add": (lambda a, b: tf.nn.bias_add(a, b), _ab(R, (2, 3, 4), (4,))),
     "reductions": (lambda x: [tf.reduce_sum(x, 1), tf.reduce_mean(x, [0, 2], keepdims=True),
                               tf.reduce_max(x, -1), tf.reduce_min(x, 0)], _x(R, (2, 3, 4))),
@@ -256,7 +258,12 @@ def test_model_gradients_sum_loss(name):
     _compare_model(name, "sum")
 
 
-@pytest.mark.parametrize("name", MODELS)
+# Beyond the MLP/CNN: attention (Einsum, layer norm) and depthwise/swish/BatchNorm networks.
+MSE_MODELS = MODELS + ["encoder_k3", "encoder_tfk", "efficientnetb0_k3", "efficientnetb0_tfk",
+                       "mobilenetv2_k3", "mobilenetv2_tfk"]
+
+
+@pytest.mark.parametrize("name", MSE_MODELS)
 def test_model_gradients_mse_loss(name):
     if not (ZOO / name).exists():
         pytest.skip(f"zoo model {name} not generated")
@@ -264,3 +271,16 @@ def test_model_gradients_mse_loss(name):
         rng = np.random.default_rng(5)
         target = {k: rng.uniform(0, 1, z[k].shape).astype(np.float32) for k in z.files}
     _compare_model(name, "mse", target)
+
+
+def test_variables_read_inside_loops_are_refused():
+    # Keras' GRU reads its weights inside a While body (through the handles): until While has a
+    # gradient, Tessera must refuse rather than return zeros for those weights.
+    model = ZOO / "gru_k3" / "saved_model"
+    if not model.exists():
+        pytest.skip("zoo model gru_k3 not generated")
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = run_cli("grad", model, "--input", ZOO / "gru_k3" / "inputs_b1.npz", "--output",
+                       pathlib.Path(tmp) / "out.npz", check=False)
+    assert proc.returncode == 1, proc.stdout
+    assert "(While) uses the variable handle" in proc.stderr, proc.stderr

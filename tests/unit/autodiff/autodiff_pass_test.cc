@@ -97,6 +97,22 @@ graph (x: float32[3]) -> (r) {
   EXPECT_EQ(std::vector<float>(out[1].data<float>(), out[1].data<float>() + 3), (std::vector<float>{6, 7, 8}));
 }
 
+TEST(Autodiff, VariableUsedOtherThanByReadsIsRefused) {
+  // ResourceGather (like a While body reading a captured handle) would hide the variable's
+  // gradient: variable_targets must refuse instead of returning a partial gradient.
+  auto g = parse_graph(R"(
+graph (x: float32[3]) -> (r) {
+  v = VarHandleOp() {dtype=float32, shape=shape[3], shared_name="v"}
+  a = ReadVariableOp(v) {dtype=float32}
+  i = Const() {dtype=int32, value=int32[1]{0}}
+  h = ResourceGather(v, i) {dtype=float32, Tindices=int32}
+  m = Mul(a, x) {T=float32}
+  r = Mul(m, h) {T=float32}
+})");
+  std::string err = testing::error_of([&] { passes::variable_targets(*g, g->results[0]); });
+  EXPECT_NE(err.find("node 'h' (ResourceGather) uses the variable handle v:0 directly"), std::string::npos) << err;
+}
+
 TEST(Autodiff, ChainThroughBroadcastWithUnknownBatch) {
   // Unknown batch: reduce_to works from run-time shapes (BroadcastGradientArgs).
   auto g = parse_graph(R"(

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 #include <set>
 
@@ -167,6 +168,18 @@ std::vector<GradCase> cases() {
   v.push_back({"BatchMatMulV2", "(a: float64[2,3,2], b: float64[2,4,3]) -> (r)",
                "r = BatchMatMulV2(a, b) {T=float64, adj_x=true, adj_y=true}"});
   v.push_back({"BatchMatMul", "(a: float64[2,2,3], b: float64[2,3,2]) -> (r)", "r = BatchMatMul(a, b) {T=float64}"});
+  // Keras MultiHeadAttention's projections and attention products.
+  for (const char* eq : {"abc,cde->abde", "aecd,abcd->acbe", "acbe,aecd->abcd", "abcd,cde->abe"}) {
+    std::map<char, int> size = {{'a', 2}, {'b', 3}, {'c', 2}, {'d', 3}, {'e', 2}};
+    std::string e(eq), a_sub = e.substr(0, e.find(',')), b_sub = e.substr(e.find(',') + 1, e.find('-') - e.find(',') - 1);
+    auto shape = [&](const std::string& sub) {
+      std::string t = "float64[";
+      for (size_t k = 0; k < sub.size(); ++k) t += (k ? "," : "") + std::to_string(size[sub[k]]);
+      return t + "]";
+    };
+    v.push_back({"Einsum", "(a: " + shape(a_sub) + ", b: " + shape(b_sub) + ") -> (r)",
+                 std::string("r = Einsum(a, b) {T=float64, N=2, equation=\"") + eq + "\"}"});
+  }
   v.push_back({"Conv2D", "(x: float64[2,5,5,2], f: float64[3,3,2,3]) -> (r)",
                "r = Conv2D(x, f) {T=float64, padding=\"SAME\", strides=[1, 2, 2, 1]}"});
   v.push_back({"Conv2D", "(x: float64[1,6,5,2], f: float64[2,3,2,2]) -> (r)",
