@@ -264,6 +264,9 @@ void set(Tensor& t, int64_t i, double v) {
   else t.data<float>()[i] = static_cast<float>(v);
 }
 
+// gtest prints parameters of failing cases with this.
+void PrintTo(const GradCase& c, std::ostream* os) { *os << label(c); }
+
 class GradientCheck : public ::testing::TestWithParam<GradCase> {};
 
 TEST_P(GradientCheck, MatchesFiniteDifferences) {
