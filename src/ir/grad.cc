@@ -4,29 +4,20 @@
 #include <set>
 
 namespace tessera {
-namespace {
-std::map<std::string, GradFn>& grad_table() {
-  static std::map<std::string, GradFn> table;
-  return table;
-}
-}  // namespace
-
 void add_with_grad(OpRegistry& r, OpDef def, GradFn grad) {
-  std::string name = def.name;
+  def.grad = std::move(grad);
   r.add(std::move(def));
-  if (grad) grad_table()[name] = std::move(grad);
 }
 
 const GradFn* find_grad(const std::string& op) {
-  OpRegistry::global();  // the family files fill the table while the registry is built
-  auto it = grad_table().find(op);
-  return it == grad_table().end() ? nullptr : &it->second;
+  const OpDef* def = OpRegistry::global().find(op);
+  return def && def->grad ? &def->grad : nullptr;
 }
 
 std::vector<std::string> ops_with_grad() {
-  OpRegistry::global();
   std::vector<std::string> out;
-  for (const auto& [name, fn] : grad_table()) out.push_back(name);
+  for (const std::string& name : OpRegistry::global().names())
+    if (find_grad(name)) out.push_back(name);
   return out;
 }
 

@@ -13,14 +13,8 @@
 
 namespace tessera {
 
-using GradList = std::vector<std::optional<Value>>;
-struct GradContext;
-// Emits nodes computing one gradient per input (nullopt where the input is not
-// differentiable or gets no gradient) from the gradients of the node's outputs.
-using GradFn = std::function<GradList(GradContext&)>;
-
-// Gradients are registered by the op family files next to each op's OpDef (add_with_grad),
-// in a table beside the OpRegistry, filled when the registry is built.
+// Registers an op with its gradient (OpDef::grad): the op family files call this right beside
+// each differentiable op's definition.
 void add_with_grad(OpRegistry& r, OpDef def, GradFn grad);
 // The op's gradient, or nullptr if it has none.
 const GradFn* find_grad(const std::string& op);
