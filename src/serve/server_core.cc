@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "frontend/tf/proto_convert.h"
+#include "runtime/artifact.h"
 #include "serve/batching.h"
 #include "serve/metrics.h"
 #include "serve/model_config.h"
@@ -165,10 +166,18 @@ ServerCoreImpl::ServerCoreImpl(const ServerOptions& options) : options_(options)
   lo.threads = options_.intra_op_threads;
   manager_ = std::make_unique<ModelManager>(
       [lo](const std::string& path) {
-        auto model = Model::load(path, lo);
+        LoadOptions o = lo;
+        if (is_artifact_file(path)) o.target = "";  // an artifact runs on the target it was compiled for
+        auto model = Model::load(path, o);
         // Compile every signature now, so the first request does not pay for it.
+        // One signature that cannot compile must not take the others down: its calls report it.
         if (model->compiled())
-          for (const auto& [key, sig] : model->signatures()) model->compiled_signature(key);
+          for (const auto& [key, sig] : model->signatures()) {
+            try {
+              model->compiled_signature(key);
+            } catch (const Error&) {
+            }
+          }
         return model;
       },
       [this](const ServableHandle& s) { warm_up(s); }, &metrics_, options_.allow_version_labels_for_unavailable_models);
@@ -520,6 +529,14 @@ ServeStatus ServerCoreImpl::get_model_metadata(const tfs::GetModelMetadataReques
       def.set_method_name(sig.method_name);
       for (const auto& in : sig.inputs) (*def.mutable_inputs())[in.key] = tensor_info(in);
       for (const auto& out : sig.outputs) (*def.mutable_outputs())[out.key] = tensor_info(out);
+    }
+    // TF2 exports list their init op as a signature too; the importer keeps it as an init target.
+    const Module& module = s->model().module();
+    if (module.format == "saved_model (TF2)" && module.init_targets.size() == 1) {
+      auto& def = (*map.mutable_signature_def())["__saved_model_init_op"];
+      auto& info = (*def.mutable_outputs())["__saved_model_init_op"];
+      info.set_name(module.init_targets[0]->name);
+      info.mutable_tensor_shape()->set_unknown_rank(true);
     }
     (*response->mutable_metadata())["signature_def"].PackFrom(map);
     return ServeStatus{};

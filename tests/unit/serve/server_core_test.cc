@@ -229,6 +229,28 @@ TEST(ServerCore, MetadataEqualsTfServingsExpectedJson) {
   EXPECT_EQ(core->get_model_metadata(req, &resp).code, tfe::INVALID_ARGUMENT);
 }
 
+TEST(ServerCore, Tf2MetadataEqualsTfServingsExpectedJson) {
+  ServerOptions o = reference_options();
+  o.model_base_path = kServables + "saved_model_half_plus_two_tf2_cpu";
+  auto core = ServerCore::create(o);
+  tfs::GetModelMetadataRequest req;
+  req.mutable_model_spec()->set_name("default");
+  req.add_metadata_field("signature_def");
+  tfs::GetModelMetadataResponse resp;
+  ServeStatus st = core->get_model_metadata(req, &resp);
+  ASSERT_TRUE(st.ok()) << st.message;
+  const std::string json = read_file(kServables + "saved_model_half_plus_two_tf2_2_versions_metadata.json");
+  tfs::SignatureDefMap got, want;
+  auto parsed = google::protobuf::util::JsonStringToMessage(
+      json_object_after(json_object_after(json, "\"metadata\""), "\"signature_def\""), &want);
+  ASSERT_TRUE(parsed.ok()) << parsed.ToString();
+  ASSERT_TRUE(resp.metadata().at("signature_def").UnpackTo(&got));
+  google::protobuf::util::MessageDifferencer diff;
+  std::string report;
+  diff.ReportDifferencesToString(&report);
+  EXPECT_TRUE(diff.Compare(got, want)) << report;
+}
+
 TEST(ServerCore, ModelStatus) {
   auto core = half_plus_two();
   tfs::GetModelStatusRequest req;
