@@ -106,11 +106,15 @@ ServeStatus ModelManager::apply_config(const ::tensorflow::serving::ModelServerC
   }
   for (const auto& mc : config.model_config_list().config()) sync_model(mc.name());
   ServeStatus result;
-  std::unique_lock lock(mu_);
-  for (const auto& mc : config.model_config_list().config()) {
-    ServeStatus s = set_labels_locked(models_.at(mc.name()), mc);
-    if (!s.ok() && result.ok()) result = s;
+  {
+    std::unique_lock lock(mu_);
+    for (const auto& mc : config.model_config_list().config()) {
+      ServeStatus s = set_labels_locked(models_.at(mc.name()), mc);
+      if (!s.ok() && result.ok()) result = s;
+    }
   }
+  // Versions kept only for a label that is gone can go now (nothing new loads here).
+  for (const auto& mc : config.model_config_list().config()) sync_model(mc.name());
   return result;
 }
 

@@ -142,6 +142,17 @@ TEST(ModelVersions, PoliciesAndLabels) {
   EXPECT_EQ(st.code, tfe::FAILED_PRECONDITION);
   ASSERT_TRUE(m->find(spec(-1, "stable"), &s).ok());
   EXPECT_EQ(s->version(), 1);
+  // Latest again, with "stable" still on 1: 1 keeps serving for its label alongside 3.
+  st = m->apply_config(config_for(dir.str(), "version_labels { key: \"stable\" value: 1 }"));
+  ASSERT_TRUE(st.ok()) << st.message;
+  EXPECT_EQ(states(*m)[1], MVS::AVAILABLE);
+  EXPECT_EQ(states(*m)[3], MVS::AVAILABLE);
+  ASSERT_TRUE(m->find(spec(), &s).ok());
+  EXPECT_EQ(s->version(), 3);
+  s.reset();
+  // Dropping the label lets 1 go.
+  ASSERT_TRUE(m->apply_config(config_for(dir.str())).ok());
+  EXPECT_EQ(states(*m)[1], MVS::END);
 }
 
 TEST(ModelVersions, LabelsForUnavailableVersionsWhenAllowed) {
