@@ -12,6 +12,7 @@
 #include "serve/model_manager.h"
 #include "serve/serve_test_util.h"
 #include "serve/warmup.h"
+#include "train/tfrecord.h"
 #include "tensorflow_serving/apis/prediction_log.pb.h"
 
 namespace tessera::serve {
@@ -298,7 +299,7 @@ std::string warmup_predict_record(float x, tensorflow::DataType dtype = tensorfl
     t.add_float_val(x);
   else
     t.add_int_val(static_cast<int>(x));
-  return tfrecord_frame(log.SerializeAsString());
+  return train::frame_record(log.SerializeAsString());
 }
 
 TEST(ModelVersions, WarmupRecordsAreReplayedAndBadOnesFailTheVersion) {
@@ -337,10 +338,17 @@ TEST(ModelVersions, WarmupRecordsAreReplayedAndBadOnesFailTheVersion) {
   // A corrupted warm-up file fails its version too.
   std::string rec = warmup_predict_record(1.0f);
   rec[rec.size() - 6] ^= 1;
-  write_file(dir.path / "tmp", "");
-  EXPECT_THROW(read_tfrecords((dir.path / "tmp").string()).at(0), std::out_of_range);
-  write_file(dir.path / "bad.tfrecord", rec);
-  EXPECT_THROW(read_tfrecords((dir.path / "bad.tfrecord").string()), Error);
+  add_version(dir.path, 3, kTwo);
+  write_file(dir.path / "3" / kWarmupFile, rec);
+  ASSERT_TRUE(core->reload_config(req, &rr).ok());
+  *sreq.mutable_model_spec() = spec(3);
+  sresp.Clear();
+  ASSERT_TRUE(core->get_model_status(sreq, &sresp).ok());
+  EXPECT_EQ(sresp.model_version_status(0).state(), MVS::END);
+  EXPECT_EQ(sresp.model_version_status(0).status().error_code(), tfe::DATA_LOSS)
+      << sresp.model_version_status(0).status().error_message();
+  ASSERT_TRUE(core->predict(predict_x("m", {2.0f}), &resp, {}).ok());
+  EXPECT_EQ(resp.model_spec().version().value(), 1);
 }
 
 TEST(ModelVersions, PollingThreadsPickUpNewVersionsAndConfigChanges) {
