@@ -8,6 +8,7 @@
 
 namespace tessera::cli {
 int cmd_data_dump(int argc, char** argv);  // cmd_data.cc (hidden: tests of the training I/O)
+int cmd_grad(int argc, char** argv);       // cmd_grad.cc (hidden: tests of autodiff)
 }
 
 namespace {
@@ -29,6 +30,7 @@ const Command kCommands[] = {
     {"passes", tessera::cli::cmd_passes, "list the optimisation passes"},
     {"ops", tessera::cli::cmd_ops, "list the ops Tessera supports"},
     {"data-dump", tessera::cli::cmd_data_dump, "read/write TFRecords, checkpoints, events", true},
+    {"grad", tessera::cli::cmd_grad, "gradients of a loss w.r.t. variables or inputs, as .npz", true},
 };
 
 void usage(FILE* out) {
