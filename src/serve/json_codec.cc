@@ -98,6 +98,10 @@ class TensorBuilder {
     }
     if (rows_ == 0) {
       row_shape_ = shape;
+      // One allocation for the whole tensor (ResNet-size bodies hold ~150k numbers per row).
+      int64_t n = expected_rows_;
+      for (int64_t d : shape) n *= d;
+      if (dtype_ != tf::DT_STRING && n > 0 && n < (int64_t{1} << 31)) bytes_.reserve(n * 8);
     } else if (shape != row_shape_) {
       fail(what_, ": expecting tensors of the same shape in every instance (got ", shape_text(shape), " and ",
            shape_text(row_shape_), ")");
@@ -108,6 +112,7 @@ class TensorBuilder {
 
   // Writes the tensor: `batched` prepends the number of added rows as dim 0.
   int64_t rows() const { return rows_; }
+  void expect_rows(int64_t n) { expected_rows_ = n; }
 
   void finish(tf::TensorProto* out, bool batched) {
     out->Clear();  // a key repeated in the JSON object: the last one wins
@@ -143,9 +148,7 @@ class TensorBuilder {
 
   template <typename T>
   void put(T x) {
-    char buf[sizeof(T)];
-    std::memcpy(buf, &x, sizeof(T));
-    bytes_.append(buf, sizeof(T));
+    bytes_.append(reinterpret_cast<const char*>(&x), sizeof(T));
   }
 
   template <typename T>
@@ -200,7 +203,7 @@ class TensorBuilder {
   tf::DataType dtype_;
   std::string what_;
   std::vector<int64_t> row_shape_;
-  int64_t rows_ = 0;
+  int64_t rows_ = 0, expected_rows_ = 1;
   std::string bytes_;
   std::vector<std::string> strings_;
 };
@@ -225,7 +228,8 @@ void fill_row_format(const Value& instances, const tf::SignatureDef& sig, tfs::P
   if (is_named_object(instances[0])) {
     for (const auto& m : instances[0].GetObject()) {
       std::string name(m.name.GetString(), m.name.GetStringLength());
-      builders.emplace(name, TensorBuilder(input_info(sig, name).dtype(), "input '" + name + "'"));
+      builders.emplace(name, TensorBuilder(input_info(sig, name).dtype(), "input '" + name + "'"))
+          .first->second.expect_rows(instances.Size());
     }
     for (const Value& inst : instances.GetArray()) {
       TS_CHECK(is_named_object(inst) && inst.MemberCount() == builders.size(), "expecting object with ",
@@ -241,6 +245,7 @@ void fill_row_format(const Value& instances, const tf::SignatureDef& sig, tfs::P
              " inputs; each instance must be an object naming them");
     const auto& [name, info] = *sig.inputs().begin();
     auto& b = builders.emplace(name, TensorBuilder(info.dtype(), "input '" + name + "'")).first->second;
+    b.expect_rows(instances.Size());
     for (const Value& inst : instances.GetArray()) {
       TS_CHECK(!is_named_object(inst), "instances mix named objects and plain values");
       b.add(inst);
@@ -375,8 +380,9 @@ class TensorReader {
     return x;
   }
 
+  // By value: Get() returns a reference, and an empty list yields a temporary zero.
   template <typename R>
-  static auto pick(const R& list, int64_t i) -> decltype(list.Get(0)) {
+  static auto pick(const R& list, int64_t i) -> std::decay_t<decltype(list.Get(0))> {
     using E = std::decay_t<decltype(list.Get(0))>;
     if (list.size() == 0) return E{};
     return list.Get(static_cast<int>(std::min<int64_t>(i, list.size() - 1)));
