@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -157,6 +158,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Answers and closes: the rest of the request (if any) is not read.
   void send_error(int status, const std::string& message) {
     keep_alive_ = false;
+    unread_ = true;
     HttpResponse r{status, "application/json", error_json(message)};
     method_ = parser_ && parser_->is_header_done() ? std::string(parser_->get().method_string()) : "?";
     target_ = parser_ && parser_->is_header_done() ? std::string(parser_->get().target()) : "?";
@@ -219,8 +221,27 @@ class Session : public std::enable_shared_from_this<Session> {
     if (counted_) --server_.in_flight;
     counted_ = false;
     start_ = Clock::time_point();
+    if (!ec && unread_) return linger();
     if (ec || !keep_alive) return close();
     read_request();
+  }
+
+  // After an error answer to a request whose body was not read: closing at once would make
+  // the kernel reset the connection (unread data), and the client could lose the answer. So
+  // stop sending, discard what the client still sends for a bounded time and size, then close.
+  void linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(ms(1000));
+    discard_ = std::make_shared<std::array<char, 65536>>();
+    read_discard(0);
+  }
+
+  void read_discard(size_t total) {
+    stream_.async_read_some(net::buffer(*discard_), [self = shared_from_this(), total](beast::error_code ec, size_t n) {
+      if (ec || total + n > (64u << 20)) return self->stream_.close();
+      self->read_discard(total + n);
+    });
   }
 
   void close() {
@@ -235,7 +256,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string peer_, method_, target_;
   Clock::time_point start_;
-  bool keep_alive_ = false, counted_ = false;
+  bool keep_alive_ = false, counted_ = false, unread_ = false;
+  std::shared_ptr<std::array<char, 65536>> discard_;
   int status_ = 0;
   size_t bytes_in_ = 0, bytes_out_ = 0;
 };

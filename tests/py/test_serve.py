@@ -328,6 +328,9 @@ def test_oversized_body_gets_413(server):
     reply = _raw(server, head)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert b'"error"' in reply
+    # A client that sends the whole oversized body at once still reads the 413.
+    status, text = server.http("POST", "/v1/models/default:predict", b"[" + b"1," * (MAX_BODY // 2 + 10) + b"1]")
+    assert status == 413 and "too large" in json.loads(text)["error"], text
     assert_still_serving(server)
 
 
