@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import ZOO_DIR, zoo_models
 from tessera_testlib import SERVING_TESTDATA, TESSERA, assert_numeric_match
 
 grpc = pytest.importorskip("grpc")
@@ -33,17 +34,18 @@ HEADER_TIMEOUT_MS = 1000
 
 
 class Server:
-    def __init__(self, tmp):
+    def __init__(self, tmp, base=None, name="default"):
         self.tmp = tmp
-        base = tmp / "models" / "default"
-        shutil.copytree(HALF_PLUS_TWO / "00000123", base / "00000123")
+        if base is None:
+            base = tmp / "models" / "default"
+            shutil.copytree(HALF_PLUS_TWO / "00000123", base / "00000123")
         (tmp / "monitoring.txt").write_text('prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n')
         self.port_file = tmp / "ports.json"
         self.access_log = tmp / "access.log"
         self.stderr = open(tmp / "stderr.txt", "w+")
         self.proc = subprocess.Popen(
             [str(TESSERA), "serve", "--port=0", "--rest_api_port=auto", "--host=127.0.0.1",
-             f"--model_base_path={base}", f"--port_file={self.port_file}",
+             f"--model_name={name}", f"--model_base_path={base}", f"--port_file={self.port_file}",
              f"--monitoring_config_file={tmp / 'monitoring.txt'}", f"--rest_api_max_body_bytes={MAX_BODY}",
              f"--rest_api_header_timeout_in_ms={HEADER_TIMEOUT_MS}", "--rest_api_body_timeout_in_ms=2000",
              f"--access_log={self.access_log}", "--file_system_poll_wait_seconds=1"],
@@ -384,3 +386,56 @@ def test_keep_alive_many_requests_one_connection(server):
             assert json.loads(r.read()) == {"predictions": [[0.5 * i + 2]]}
     finally:
         conn.close()
+
+
+# ---------------------------------------------------------------- zoo models vs TensorFlow
+
+ZOO_SERVED = [m for m in zoo_models("inference") if m["name"] in ("mlp_k3", "resnet50_k3")]
+
+
+@pytest.mark.parametrize("model", ZOO_SERVED, ids=[m["name"] for m in ZOO_SERVED])
+def test_zoo_model_through_both_apis(tmp_path, model):
+    """TensorFlow's outputs (stored with the zoo) through gRPC and REST at batch 3."""
+    import tensorflow as tf
+    from tensorflow.core.framework import types_pb2
+    folder = ZOO_DIR / model["path"]
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "1").symlink_to(folder.resolve(), target_is_directory=True)
+    with np.load(folder.parent / "inputs_b3.npz") as z:
+        inputs = {k: z[k] for k in z.files}
+    with np.load(folder.parent / "outputs_b3.npz") as z:
+        expected = {k: z[k] for k in z.files}
+    s = Server(tmp_path, base=base, name=model["name"])
+    try:
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = model["name"]
+        for k, v in inputs.items():
+            req.inputs[k].CopyFrom(tf.make_tensor_proto(v))
+        resp = s.predict_stub.Predict(req, timeout=120)
+        assert set(resp.outputs) == set(expected)
+        for k, ref in expected.items():
+            assert_numeric_match(ref, tf.make_ndarray(resp.outputs[k]), f"gRPC {k}")
+
+        body = {"inputs": {k: v.tolist() for k, v in inputs.items()}}
+        status, text = s.http("POST", f"/v1/models/{model['name']}:predict", body)
+        assert status == 200, text[:500]
+        out = json.loads(text)["outputs"]
+        if len(expected) == 1:
+            out = {next(iter(expected)): out}
+        for k, ref in expected.items():
+            assert_numeric_match(ref, np.asarray(out[k], ref.dtype), f"REST {k}")
+
+        # The REST metadata equals TensorFlow's own SignatureDef for the signature.
+        status, text = s.http("GET", f"/v1/models/{model['name']}/metadata")
+        assert status == 200, text[:500]
+        sig = json.loads(text)["metadata"]["signature_def"]["signature_def"][model["signature"]]
+        loaded = tf.saved_model.load(str(folder))
+        tf_sig = loaded.signatures[model["signature"]]
+        for k, spec in tf_sig.structured_input_signature[1].items():
+            assert sig["inputs"][k]["dtype"] == types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
+            assert [int(d["size"]) for d in sig["inputs"][k]["tensor_shape"]["dim"]] == \
+                [-1 if d is None else d for d in spec.shape.as_list()]
+        assert set(sig["outputs"]) == set(tf_sig.structured_outputs)
+    finally:
+        assert s.stop() == 0
