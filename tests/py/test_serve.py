@@ -34,7 +34,7 @@ HEADER_TIMEOUT_MS = 1000
 
 
 class Server:
-    def __init__(self, tmp, base=None, name="default"):
+    def __init__(self, tmp, base=None, name="default", extra=()):
         self.tmp = tmp
         if base is None:
             base = tmp / "models" / "default"
@@ -48,7 +48,7 @@ class Server:
              f"--model_name={name}", f"--model_base_path={base}", f"--port_file={self.port_file}",
              f"--monitoring_config_file={tmp / 'monitoring.txt'}", f"--rest_api_max_body_bytes={MAX_BODY}",
              f"--rest_api_header_timeout_in_ms={HEADER_TIMEOUT_MS}", "--rest_api_body_timeout_in_ms=2000",
-             f"--access_log={self.access_log}", "--file_system_poll_wait_seconds=1"],
+             f"--access_log={self.access_log}", "--file_system_poll_wait_seconds=1", *extra],
             stdout=subprocess.DEVNULL, stderr=self.stderr)
         deadline = time.time() + 120
         while not self.port_file.exists():
@@ -386,6 +386,49 @@ def test_keep_alive_many_requests_one_connection(server):
             assert json.loads(r.read()) == {"predictions": [[0.5 * i + 2]]}
     finally:
         conn.close()
+
+
+# ---------------------------------------------------------------- configs, bad model, channel args
+
+def test_two_model_config_and_channel_arguments(tmp_path):
+    """TF Serving's good_model_config (half_plus_two + half_plus_three) with its gRPC channel
+    arguments test: both models answer on both APIs."""
+    text = (SERVABLES / "good_model_config.txt").read_text()
+    text = text.replace("${TEST_HALF_PLUS_TWO_DIR}", str(HALF_PLUS_TWO))
+    text = text.replace("${TEST_HALF_PLUS_THREE_DIR}", str(SERVABLES / "saved_model_half_plus_three"))
+    (tmp_path / "config.txt").write_text(text)
+    s = Server(tmp_path, base=tmp_path / "unused", extra=(
+        f"--model_config_file={tmp_path / 'config.txt'}",
+        "--grpc_channel_arguments=grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb"))
+    try:
+        import tensorflow as tf
+        for name, want in (("half_plus_two", 3.0), ("half_plus_three", 4.0)):
+            req = _predict_request([[2.0]])
+            req.model_spec.name = name
+            resp = s.predict_stub.Predict(req, timeout=CALL_TIMEOUT)
+            assert tf.make_ndarray(resp.outputs["y"]).ravel().tolist() == [want]
+            status, body = s.http("POST", f"/v1/models/{name}:predict", {"instances": [[2.0]]})
+            assert status == 200 and json.loads(body) == {"predictions": [[want]]}, body
+    finally:
+        assert s.stop() == 0
+
+
+def test_bad_model_keeps_server_up(tmp_path):
+    """bad_half_plus_two (no signatures): the server runs; Predict is FAILED_PRECONDITION
+    over gRPC and HTTP 400 over REST."""
+    base = tmp_path / "bad"
+    shutil.copytree(SERVABLES / "bad_half_plus_two", base)
+    s = Server(tmp_path, base=base)
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            s.predict_stub.Predict(_predict_request([[2.0]]), timeout=CALL_TIMEOUT)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION, e.value.details()
+        status, body = s.http("POST", "/v1/models/default:predict", {"instances": [[2.0]]})
+        assert status == 400 and "error" in json.loads(body), body
+        status, body = s.http("GET", "/v1/models/default")
+        assert status in (200, 404), body  # the server still answers
+    finally:
+        assert s.stop() == 0
 
 
 # ---------------------------------------------------------------- zoo models vs TensorFlow
