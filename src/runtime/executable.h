@@ -28,6 +28,10 @@ std::shared_ptr<Executable> make_executable(const std::string& target, std::shar
                                             const cpu::CpuOptions& options,
                                             const std::vector<cpu::PackedWeight>& prepacked = {});
 
+// The rdu target starting from a mapping stored in a .tsr (bytes of backend/rdu/mapping_codec.h,
+// decoded and validated here; errors name `what`). Calls whose batch or chip differ re-map.
+std::shared_ptr<Executable> make_rdu_executable(std::shared_ptr<const Graph> graph, const std::string& stored_mapping,
+                                                const std::string& what);
 // A compiled signature: its metadata (TensorSpec::value refers into `graph`: args for inputs,
 // results for outputs), the function-form graph and the executable.
 struct CompiledSignature {

@@ -137,9 +137,11 @@ ServeStatus ModelManager::set_labels_locked(ModelEntry& m, const ::tensorflow::s
 
 void ModelManager::unload_locked(const std::string& name, Version& v) {
   if (v.state != MVS::AVAILABLE) return;
+  v.handle_version = v.handle->version();
   v.draining = v.handle;
   v.handle.reset();  // the last in-flight call frees it
   v.state = MVS::UNLOADING;
+  log(str_cat("Unloading servable version {name: ", name, " version: ", v.handle_version, "}"));
   if (metrics_) metrics_->gauge_add(Metrics::kVersionsAvailable, {{"model_name", name}}, -1);
 }
 
@@ -200,6 +202,9 @@ void ModelManager::sync_model(const std::string& name) {
     auto mt = models_.find(name);
     if (mt == models_.end() || mt->second.config.base_path() != config.base_path()) continue;  // reconfigured meanwhile
     Version& ver = mt->second.versions[v];
+    log(handle ? str_cat("Successfully loaded servable version {name: ", name, " version: ", v, "} in ",
+                         static_cast<int64_t>(micros / 1000), " ms")
+               : str_cat("Failed to load servable version {name: ", name, " version: ", v, "}: ", error.message));
     if (handle) {
       ver.state = MVS::AVAILABLE;
       ver.handle = std::move(handle);

@@ -79,6 +79,8 @@ class ModelManager {
   std::vector<std::string> model_names() const;
   // Drops every version (shutdown).
   void unload_all();
+  // Receives one line per load, failure and unload (the server sends them to stderr).
+  void set_log(std::function<void(const std::string&)> log) { log_ = std::move(log); }
 
  private:
   using State = ::tensorflow::serving::ModelVersionStatus::State;
@@ -88,6 +90,7 @@ class ModelManager {
     std::string dir;
     ServableHandle handle;             // while AVAILABLE
     std::weak_ptr<Servable> draining;  // while UNLOADING
+    int64_t handle_version = 0;
   };
   struct ModelEntry {
     ::tensorflow::serving::ModelConfig config;
@@ -100,8 +103,13 @@ class ModelManager {
   ServeStatus set_labels_locked(ModelEntry& m, const ::tensorflow::serving::ModelConfig& config);
   void refresh_draining_locked(ModelEntry& m) const;
 
+  void log(const std::string& line) const {
+    if (log_) log_(line);
+  }
+
   LoadFn load_;
   WarmupFn warmup_;
+  std::function<void(const std::string&)> log_;
   Metrics* metrics_;
   bool allow_labels_for_unavailable_;
 

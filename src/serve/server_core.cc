@@ -3,6 +3,7 @@
 #include "serve/server_core.h"
 
 #include <atomic>
+#include <cstdio>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -184,6 +185,7 @@ ServerCoreImpl::ServerCoreImpl(const ServerOptions& options) : options_(options)
 }
 
 void ServerCoreImpl::start() {
+  manager_->set_log([](const std::string& line) { std::fprintf(stderr, "tessera serve: %s\n", line.c_str()); });
   tfs::ModelServerConfig config;
   if (!options_.model_config_file.empty()) {
     config_text_ = [&] {
@@ -218,10 +220,12 @@ void ServerCoreImpl::poll_config_file() {
       auto config = parse_model_server_config(ss.str(), options_.model_config_file);
       config_text_ = ss.str();
       lock.unlock();
-      manager_->apply_config(config);
+      ServeStatus st = manager_->apply_config(config);
+      if (!st.ok()) std::fprintf(stderr, "tessera serve: model config applied with an error: %s\n", st.message.c_str());
       lock.lock();
-    } catch (...) {
+    } catch (const std::exception& e) {
       // A half-written or bad file keeps the current config; the next poll tries again.
+      std::fprintf(stderr, "tessera serve: model config file not applied: %s\n", e.what());
     }
   }
 }

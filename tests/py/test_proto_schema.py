@@ -93,6 +93,12 @@ REQUIRED = {
         "BytesList", "FloatList", "Int64List", "Feature", "Features",
         "FeatureList", "FeatureLists"],
     "tensorflow/core/example/example.proto": ["Example", "SequenceExample"],
+    # TensorBoard event files (issue 5).
+    "tensorflow/core/util/event.proto": ["Event", "SourceMetadata", "SessionLog"],
+    "tensorflow/core/framework/summary.proto": [
+        "Summary", "Summary.Value", "SummaryMetadata", "SummaryMetadata.PluginData",
+        "DataClass"],
+    "xla/tsl/protobuf/histogram.proto": ["HistogramProto"],
     # TF Serving's API (issue 6): what its clients send and expect.
     "tensorflow_serving/apis/predict.proto": ["serving.PredictRequest", "serving.PredictResponse"],
     "tensorflow_serving/apis/classification.proto": [

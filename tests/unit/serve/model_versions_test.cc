@@ -3,6 +3,7 @@
 // warm-up records, config-file polling.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "runtime/artifact.h"
@@ -11,6 +12,7 @@
 #include "serve/model_manager.h"
 #include "serve/serve_test_util.h"
 #include "serve/warmup.h"
+#include "train/tfrecord.h"
 #include "tensorflow_serving/apis/prediction_log.pb.h"
 
 namespace tessera::serve {
@@ -52,6 +54,16 @@ std::map<int64_t, MVS::State> states(const ModelManager& m) {
   tfs::GetModelStatusResponse r;
   std::map<int64_t, MVS::State> out;
   if (!m.status(spec(), &r).ok()) return out;
+  for (const auto& v : r.model_version_status()) out[v.version()] = v.state();
+  return out;
+}
+
+std::map<int64_t, MVS::State> states_of(ServerCore& core) {
+  tfs::GetModelStatusRequest req;
+  *req.mutable_model_spec() = spec();
+  tfs::GetModelStatusResponse r;
+  std::map<int64_t, MVS::State> out;
+  if (!core.get_model_status(req, &r).ok()) return out;
   for (const auto& v : r.model_version_status()) out[v.version()] = v.state();
   return out;
 }
@@ -226,6 +238,55 @@ TEST(ModelVersions, TsrArtifactVersionServesLikeASavedModel) {
   EXPECT_EQ(resp.outputs().at("y").float_val(1), 5.0f);
 }
 
+TEST(ModelVersions, VersionSwapsUnderLoadLoseNoRequest) {
+  TempDir dir;
+  add_version(dir.path, 1, kTwo);
+  ServerOptions o = reference_options();
+  o.model_name = "m";
+  o.model_base_path = dir.str();
+  o.enable_batching = true;
+  auto core = ServerCore::create(o);
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0}, wrong{0};
+  std::atomic<int64_t> newest{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 6; ++c)
+    clients.emplace_back([&] {
+      while (!stop) {
+        tfs::PredictResponse resp;
+        ServeStatus st = core->predict(predict_x("m", {2.0f}), &resp, {});
+        if (!st.ok()) {
+          ++errors;
+          continue;
+        }
+        const int64_t v = resp.model_spec().version().value();
+        // Odd versions are half_plus_two, even ones half_plus_three.
+        if (resp.outputs().at("y").float_val(0) != (v % 2 ? 3.0f : 4.0f)) ++wrong;
+        int64_t seen = newest.load();
+        while (v > seen && !newest.compare_exchange_weak(seen, v)) {
+        }
+      }
+    });
+  for (int v = 2; v <= 5; ++v) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    fs::create_directories(dir.path / "staging");
+    fs::copy(kServables + (v % 2 ? kTwo : kThree), dir.path / "staging" / "x", fs::copy_options::recursive);
+    fs::rename(dir.path / "staging" / "x", dir.path / std::to_string(v));
+    tfs::ReloadConfigRequest req;  // same config: rescans the base path
+    *req.mutable_config() = config_for(dir.str());
+    tfs::ReloadConfigResponse rr;
+    ASSERT_TRUE(core->reload_config(req, &rr).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(newest.load(), 5);
+  EXPECT_EQ(states_of(*core), (std::map<int64_t, MVS::State>{
+                                  {1, MVS::END}, {2, MVS::END}, {3, MVS::END}, {4, MVS::END}, {5, MVS::AVAILABLE}}));
+}
+
 std::string warmup_predict_record(float x, tensorflow::DataType dtype = tensorflow::DT_FLOAT) {
   tfs::PredictionLog log;
   auto* req = log.mutable_predict_log()->mutable_request();
@@ -238,7 +299,7 @@ std::string warmup_predict_record(float x, tensorflow::DataType dtype = tensorfl
     t.add_float_val(x);
   else
     t.add_int_val(static_cast<int>(x));
-  return tfrecord_frame(log.SerializeAsString());
+  return train::frame_record(log.SerializeAsString());
 }
 
 TEST(ModelVersions, WarmupRecordsAreReplayedAndBadOnesFailTheVersion) {
@@ -277,10 +338,17 @@ TEST(ModelVersions, WarmupRecordsAreReplayedAndBadOnesFailTheVersion) {
   // A corrupted warm-up file fails its version too.
   std::string rec = warmup_predict_record(1.0f);
   rec[rec.size() - 6] ^= 1;
-  write_file(dir.path / "tmp", "");
-  EXPECT_THROW(read_tfrecords((dir.path / "tmp").string()).at(0), std::out_of_range);
-  write_file(dir.path / "bad.tfrecord", rec);
-  EXPECT_THROW(read_tfrecords((dir.path / "bad.tfrecord").string()), Error);
+  add_version(dir.path, 3, kTwo);
+  write_file(dir.path / "3" / kWarmupFile, rec);
+  ASSERT_TRUE(core->reload_config(req, &rr).ok());
+  *sreq.mutable_model_spec() = spec(3);
+  sresp.Clear();
+  ASSERT_TRUE(core->get_model_status(sreq, &sresp).ok());
+  EXPECT_EQ(sresp.model_version_status(0).state(), MVS::END);
+  EXPECT_EQ(sresp.model_version_status(0).status().error_code(), tfe::DATA_LOSS)
+      << sresp.model_version_status(0).status().error_message();
+  ASSERT_TRUE(core->predict(predict_x("m", {2.0f}), &resp, {}).ok());
+  EXPECT_EQ(resp.model_spec().version().value(), 1);
 }
 
 TEST(ModelVersions, PollingThreadsPickUpNewVersionsAndConfigChanges) {
