@@ -10,6 +10,7 @@ apt_packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   libdnnl-dev rapidjson-dev
+  libgrpc++-dev protobuf-compiler-grpc libboost-dev wrk  # tessera serve: gRPC, Beast; wrk loads it
   chromium  # headless screenshot test of the rdu --report HTML
 )
 missing=()

@@ -40,5 +40,6 @@ int cmd_run(int argc, char** argv);
 int cmd_ops(int argc, char** argv);
 int cmd_simulate(int argc, char** argv);  // cmd_simulate.cc (rdu target)
 int cmd_rdu_cost(int argc, char** argv);  // cmd_rdu_cost.cc (rdu validation tool)
+int cmd_serve(int argc, char** argv);     // cmd_serve.cc (TF-Serving-compatible model server)
 
 }  // namespace tessera::cli

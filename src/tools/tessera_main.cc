@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"bench", tessera::cli::cmd_bench, "measure latency and throughput of a signature"},
     {"simulate", tessera::cli::cmd_simulate, "map a model onto an rdu chip and simulate it"},
     {"rdu-cost", tessera::cli::cmd_rdu_cost, "cost an IR text graph's rdu kernels (validation tool)"},
+    {"serve", tessera::cli::cmd_serve, "serve models over TF Serving's gRPC and REST APIs"},
     {"passes", tessera::cli::cmd_passes, "list the optimisation passes"},
     {"ops", tessera::cli::cmd_ops, "list the ops Tessera supports"},
     {"data-dump", tessera::cli::cmd_data_dump, "read/write TFRecords, checkpoints, events", true},

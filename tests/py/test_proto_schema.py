@@ -135,6 +135,17 @@ PARTIAL_FIELDS = {"tensorflow.serving.PredictionLog": {1, 5, 7}}
 # (shared/design/tf-formats-and-serving.md §1.6) instead: number -> (name, type, type_name, label).
 _I64 = ("TYPE_MESSAGE", "google.protobuf.Int64Value", "LABEL_OPTIONAL")
 DOC_ONLY = {
+    # --monitoring_config_file (design notes §1.9: prometheus_config { enable, path }).
+    "tensorflow_serving/config/monitoring_config.proto": {
+        "tensorflow.serving.PrometheusConfig": {
+            1: ("enable", "TYPE_BOOL", "", "LABEL_OPTIONAL"),
+            2: ("path", "TYPE_STRING", "", "LABEL_OPTIONAL"),
+        },
+        "tensorflow.serving.MonitoringConfig": {
+            1: ("prometheus_config", "TYPE_MESSAGE", "tensorflow.serving.PrometheusConfig",
+                "LABEL_OPTIONAL"),
+        },
+    },
     "tensorflow_serving/servables/tensorflow/session_bundle_config.proto": {
         "tensorflow.serving.BatchingParameters": {
             1: ("max_batch_size",) + _I64,

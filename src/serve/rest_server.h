@@ -1,0 +1,61 @@
+// The REST front end (issue 6): an HTTP/1.1 server (Boost.Beast on an asio thread pool, with
+// keep-alive) that hands each request to HttpRoutes. Guards against misbehaving clients: a body
+// size limit (413), header/body read deadlines (slow-loris), a cap on concurrent requests (429)
+// and a per-request timeout that becomes the call's deadline. Also the structured access log
+// that the gRPC front end shares.
+#pragma once
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "serve/http_routes.h"
+
+namespace tessera::serve {
+
+// One JSON line per request, to a file or stderr; thread-safe.
+class AccessLog {
+ public:
+  // "" : off; "-" or "stderr": standard error; else a file (appended).
+  explicit AccessLog(const std::string& where);
+  ~AccessLog();
+  bool enabled() const { return out_ != nullptr; }
+  void write(const std::string& api, const std::string& peer, const std::string& method, const std::string& path,
+             int status, size_t bytes_in, size_t bytes_out, double latency_ms);
+
+ private:
+  std::mutex mu_;
+  FILE* out_ = nullptr;
+  bool owned_ = false;
+};
+
+struct RestOptions {
+  std::string host = "0.0.0.0";
+  int port = 0;          // 0: pick a free port (see RestServer::port)
+  int num_threads = 0;   // 0: 4 x hardware threads (TF Serving's default)
+  int timeout_ms = 30000;             // --rest_api_timeout_in_ms: the call's deadline
+  size_t max_body_bytes = 1ull << 30;  // larger bodies get 413
+  int header_timeout_ms = 30000;      // to receive a request's headers (and the idle wait before)
+  int body_timeout_ms = 60000;        // to receive its body
+  int max_concurrent_requests = 0;    // 0: unlimited; beyond it requests get 429
+  RouteOptions routes;
+  AccessLog* access_log = nullptr;  // may be null
+};
+
+class RestServer {
+ public:
+  RestServer(ServerCore& core, RestOptions options);
+  ~RestServer();
+  // Binds and starts serving; throws tessera::Error when the port cannot be bound.
+  void start();
+  int port() const;
+  // Graceful stop: stop accepting, let in-flight requests finish (up to `drain_ms`), then close.
+  void stop(int drain_ms = 30000);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::serve

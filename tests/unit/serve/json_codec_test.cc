@@ -1,0 +1,379 @@
+// TF Serving's REST JSON <-> API messages (src/serve/json_codec.*), checked against the
+// request/response pairs TF Serving documents and tests, and against its metadata fixture.
+#include "serve/json_codec.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace tessera::serve {
+namespace {
+
+namespace tf = ::tensorflow;
+
+tf::TensorInfo info(tf::DataType dtype) {
+  tf::TensorInfo t;
+  t.set_dtype(dtype);
+  return t;
+}
+
+// half_plus_two's serving_default: x (float) -> y.
+tf::SignatureDef one_input_sig(tf::DataType dtype = tf::DT_FLOAT) {
+  tf::SignatureDef sig;
+  (*sig.mutable_inputs())["x"] = info(dtype);
+  (*sig.mutable_outputs())["y"] = info(tf::DT_FLOAT);
+  return sig;
+}
+
+SignatureLookup lookup_of(tf::SignatureDef sig, std::string* asked = nullptr) {
+  return [sig, asked](const std::string& name, tf::SignatureDef* out) {
+    if (asked) *asked = name;
+    *out = sig;
+    return ServeStatus{};
+  };
+}
+
+std::vector<float> floats(const tf::TensorProto& t) {
+  std::vector<float> v(t.tensor_content().size() / 4);
+  std::memcpy(v.data(), t.tensor_content().data(), v.size() * 4);
+  return v;
+}
+
+std::vector<int64_t> dims(const tf::TensorProto& t) {
+  std::vector<int64_t> d;
+  for (const auto& x : t.tensor_shape().dim()) d.push_back(x.size());
+  return d;
+}
+
+tf::TensorProto float_tensor(std::vector<int64_t> shape, std::vector<float> values) {
+  tf::TensorProto t;
+  t.set_dtype(tf::DT_FLOAT);
+  for (int64_t d : shape) t.mutable_tensor_shape()->add_dim()->set_size(d);
+  t.set_tensor_content(std::string(reinterpret_cast<const char*>(values.data()), values.size() * 4));
+  return t;
+}
+
+ServeStatus parse(const std::string& body, tfs::PredictRequest* req, PredictFormat* fmt,
+                  tf::SignatureDef sig = one_input_sig()) {
+  return predict_request_from_json(body, lookup_of(sig), req, fmt);
+}
+
+TEST(JsonCodec, RowFormatDocumentedExample) {
+  tfs::PredictRequest req;
+  PredictFormat fmt;
+  std::string asked = "unset";
+  ASSERT_TRUE(predict_request_from_json(R"({"instances": [2.0, 3.0, 4.0]})", lookup_of(one_input_sig(), &asked),
+                                        &req, &fmt)
+                  .ok());
+  EXPECT_EQ(asked, "");  // no signature_name: the default
+  EXPECT_EQ(fmt, PredictFormat::kRow);
+  const auto& x = req.inputs().at("x");
+  EXPECT_EQ(x.dtype(), tf::DT_FLOAT);
+  EXPECT_EQ(dims(x), (std::vector<int64_t>{3}));
+  EXPECT_EQ(floats(x), (std::vector<float>{2, 3, 4}));
+
+  tfs::PredictResponse resp;
+  (*resp.mutable_outputs())["y"] = float_tensor({3}, {3.0f, 3.5f, 4.0f});
+  std::string json;
+  ASSERT_TRUE(predict_response_to_json(resp, fmt, &json).ok());
+  EXPECT_EQ(json, R"({"predictions":[3.0,3.5,4.0]})");
+}
+
+TEST(JsonCodec, ColumnarFormatDocumentedExample) {
+  tfs::PredictRequest req;
+  PredictFormat fmt;
+  ASSERT_TRUE(parse(R"({"signature_name": "serving_default", "inputs": [2.0, 3.0, 4.0]})", &req, &fmt).ok());
+  EXPECT_EQ(fmt, PredictFormat::kColumnar);
+  EXPECT_EQ(req.model_spec().signature_name(), "serving_default");
+  tfs::PredictResponse resp;
+  (*resp.mutable_outputs())["y"] = float_tensor({3}, {3.0f, 3.5f, 4.0f});
+  std::string json;
+  ASSERT_TRUE(predict_response_to_json(resp, fmt, &json).ok());
+  EXPECT_EQ(json, R"({"outputs":[3.0,3.5,4.0]})");
+}
+
+TEST(JsonCodec, RowsKeepTheirInnerShape) {
+  tfs::PredictRequest req;
+  PredictFormat fmt;
+  ASSERT_TRUE(parse(R"({"instances": [[1, 2], [3, 4], [5, 6]]})", &req, &fmt).ok());
+  EXPECT_EQ(dims(req.inputs().at("x")), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(floats(req.inputs().at("x")), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  tfs::PredictResponse resp;
+  (*resp.mutable_outputs())["y"] = float_tensor({3, 2}, {1, 2, 3, 4, 5, 6});
+  std::string json;
+  ASSERT_TRUE(predict_response_to_json(resp, fmt, &json).ok());
+  EXPECT_EQ(json, R"({"predictions":[[1.0,2.0],[3.0,4.0],[5.0,6.0]]})");
+}
+
+TEST(JsonCodec, NamedInputsInBothForms) {
+  tf::SignatureDef sig;
+  (*sig.mutable_inputs())["a"] = info(tf::DT_INT32);
+  (*sig.mutable_inputs())["b"] = info(tf::DT_STRING);
+  tfs::PredictRequest req;
+  PredictFormat fmt;
+  ASSERT_TRUE(parse(R"({"instances": [{"a": 1, "b": "x"}, {"a": -2, "b": {"b64": "AAE="}}]})", &req, &fmt, sig).ok());
+  const auto& a = req.inputs().at("a");
+  ASSERT_EQ(a.tensor_content().size(), 8u);
+  int32_t av[2];
+  std::memcpy(av, a.tensor_content().data(), 8);
+  EXPECT_EQ(av[0], 1);
+  EXPECT_EQ(av[1], -2);
+  const auto& b = req.inputs().at("b");
+  ASSERT_EQ(b.string_val_size(), 2);
+  EXPECT_EQ(b.string_val(0), "x");
+  EXPECT_EQ(b.string_val(1), std::string("\0\1", 2));
+
+  tfs::PredictRequest col;
+  ASSERT_TRUE(parse(R"({"inputs": {"a": [[1, 2, 3]], "b": "s"}})", &col, &fmt, sig).ok());
+  EXPECT_EQ(dims(col.inputs().at("a")), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(dims(col.inputs().at("b")), (std::vector<int64_t>{}));  // columnar: no batch dim added
+
+  tfs::PredictRequest bad;
+  auto st = parse(R"({"instances": [{"a": 1, "b": "x"}, {"a": 2}]})", &bad, &fmt, sig);
+  EXPECT_EQ(st.code, tf::error::INVALID_ARGUMENT);
+  st = parse(R"({"inputs": {"c": 1}})", &bad, &fmt, sig);
+  EXPECT_EQ(st.code, tf::error::INVALID_ARGUMENT);
+  EXPECT_NE(st.message.find("'c'"), std::string::npos) << st.message;
+  st = parse(R"({"instances": [1, 2]})", &bad, &fmt, sig);  // two inputs need named objects
+  EXPECT_EQ(st.code, tf::error::INVALID_ARGUMENT);
+}
+
+TEST(JsonCodec, RejectsBadBodies) {
+  const char* bad[] = {
+      R"({"instances": [1], "inputs": [1]})",  // both forms
+      R"({"signature_name": "x"})",             // neither
+      R"({"instances": [1, 2)",                 // malformed JSON
+      R"([1, 2])",                              // not an object
+      R"({"instances": ["a"]})",                // string into a float input
+      R"({"instances": [[1, 2], [3]]})",        // ragged rows
+      R"({"inputs": [[1, 2], [3]]})",           // ragged tensor
+      R"({"inputs": [[1, [2]]]})",              // mixed depth
+      R"({"instances": []})",                   // no rows
+      R"({"instances": [1], "signature_name": 3})",
+      R"({"instances": [null]})",
+  };
+  for (const char* body : bad) {
+    tfs::PredictRequest req;
+    PredictFormat fmt;
+    ServeStatus st = parse(body, &req, &fmt);
+    EXPECT_EQ(st.code, tf::error::INVALID_ARGUMENT) << body;
+    EXPECT_FALSE(st.message.empty()) << body;
+  }
+  tfs::PredictRequest req;
+  PredictFormat fmt;
+  ServeStatus st = parse(R"({"instances": [1, 2)", &req, &fmt);
+  EXPECT_NE(st.message.find("JSON Parse error"), std::string::npos) << st.message;
+}
+
+TEST(JsonCodec, IntegerRangesAndTypes) {
+  tfs::PredictRequest req;
+  PredictFormat fmt;
+  EXPECT_TRUE(parse(R"({"inputs": [0, 255]})", &req, &fmt, one_input_sig(tf::DT_UINT8)).ok());
+  EXPECT_EQ(req.inputs().at("x").tensor_content(), std::string("\x00\xff", 2));
+  EXPECT_FALSE(parse(R"({"inputs": [256]})", &req, &fmt, one_input_sig(tf::DT_UINT8)).ok());
+  EXPECT_FALSE(parse(R"({"inputs": [-1]})", &req, &fmt, one_input_sig(tf::DT_UINT8)).ok());
+  EXPECT_FALSE(parse(R"({"inputs": [1.5]})", &req, &fmt, one_input_sig(tf::DT_INT32)).ok());
+  EXPECT_FALSE(parse(R"({"inputs": [1]})", &req, &fmt, one_input_sig(tf::DT_BOOL)).ok());
+  EXPECT_TRUE(parse(R"({"inputs": [true, false]})", &req, &fmt, one_input_sig(tf::DT_BOOL)).ok());
+  EXPECT_EQ(req.inputs().at("x").tensor_content(), std::string("\x01\x00", 2));
+  EXPECT_TRUE(parse(R"({"inputs": [9223372036854775807]})", &req, &fmt, one_input_sig(tf::DT_INT64)).ok());
+  EXPECT_FALSE(parse(R"({"inputs": [1]})", &req, &fmt, one_input_sig(tf::DT_COMPLEX64)).ok());
+}
+
+TEST(JsonCodec, NanAndInfinityTokens) {
+  tfs::PredictRequest req;
+  PredictFormat fmt;
+  ASSERT_TRUE(parse(R"({"inputs": [NaN, Infinity, -Infinity, 1e-3]})", &req, &fmt).ok());
+  auto v = floats(req.inputs().at("x"));
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_TRUE(std::isnan(v[0]));
+  EXPECT_EQ(v[1], INFINITY);
+  EXPECT_EQ(v[2], -INFINITY);
+  EXPECT_EQ(v[3], 1e-3f);
+  tfs::PredictResponse resp;
+  (*resp.mutable_outputs())["y"] = float_tensor({4}, v);
+  std::string json;
+  ASSERT_TRUE(predict_response_to_json(resp, PredictFormat::kColumnar, &json).ok());
+  EXPECT_EQ(json, R"({"outputs":[NaN,Infinity,-Infinity,0.001]})");
+}
+
+TEST(JsonCodec, BytesOutputsAreBase64AndOthersEscaped) {
+  tfs::PredictResponse resp;
+  tf::TensorProto s;
+  s.set_dtype(tf::DT_STRING);
+  s.mutable_tensor_shape()->add_dim()->set_size(1);
+  s.add_string_val(std::string("\xff\x00q", 3));
+  (*resp.mutable_outputs())["img_bytes"] = s;
+  tf::TensorProto t = s;
+  t.set_string_val(0, "a\"b\n");
+  (*resp.mutable_outputs())["text"] = t;
+  std::string json;
+  ASSERT_TRUE(predict_response_to_json(resp, PredictFormat::kRow, &json).ok());
+  EXPECT_EQ(json, R"({"predictions":[{"img_bytes":{"b64":"/wBx"},"text":"a\"b\n"}]})");
+}
+
+TEST(JsonCodec, TypedFieldsAndSplatOutputs) {
+  tfs::PredictResponse resp;
+  tf::TensorProto t;
+  t.set_dtype(tf::DT_INT64);
+  t.mutable_tensor_shape()->add_dim()->set_size(2);
+  t.mutable_tensor_shape()->add_dim()->set_size(2);
+  t.add_int64_val(7);  // one value fills the shape (TF's splat rule)
+  (*resp.mutable_outputs())["k"] = t;
+  tf::TensorProto b;
+  b.set_dtype(tf::DT_BOOL);
+  b.mutable_tensor_shape()->add_dim()->set_size(2);
+  b.add_bool_val(true);
+  b.add_bool_val(false);
+  (*resp.mutable_outputs())["b"] = b;
+  std::string json;
+  ASSERT_TRUE(predict_response_to_json(resp, PredictFormat::kColumnar, &json).ok());
+  EXPECT_EQ(json, R"({"outputs":{"b":[true,false],"k":[[7,7],[7,7]]}})");
+  ASSERT_TRUE(predict_response_to_json(resp, PredictFormat::kRow, &json).ok());
+  EXPECT_EQ(json, R"({"predictions":[{"b":true,"k":[7,7]},{"b":false,"k":[7,7]}]})");
+}
+
+TEST(JsonCodec, RowFormatNeedsOneBatchSize) {
+  tfs::PredictResponse resp;
+  (*resp.mutable_outputs())["a"] = float_tensor({2}, {1, 2});
+  (*resp.mutable_outputs())["b"] = float_tensor({3}, {1, 2, 3});
+  std::string json;
+  ServeStatus st = predict_response_to_json(resp, PredictFormat::kRow, &json);
+  EXPECT_EQ(st.code, tf::error::INVALID_ARGUMENT);
+  EXPECT_NE(st.message.find("inconsistent batch size"), std::string::npos) << st.message;
+  tfs::PredictResponse scalar;
+  (*scalar.mutable_outputs())["s"] = float_tensor({}, {1});
+  EXPECT_FALSE(predict_response_to_json(scalar, PredictFormat::kRow, &json).ok());
+  ASSERT_TRUE(predict_response_to_json(scalar, PredictFormat::kColumnar, &json).ok());
+  EXPECT_EQ(json, R"({"outputs":1.0})");
+  // A tensor_content of the wrong size is an error, not a read past the end.
+  tf::TensorProto broken = float_tensor({4}, {1, 2});
+  (*scalar.mutable_outputs())["s"] = broken;
+  EXPECT_FALSE(predict_response_to_json(scalar, PredictFormat::kColumnar, &json).ok());
+}
+
+TEST(JsonCodec, ClassifyAndRegressBodies) {
+  tfs::ClassificationRequest req;
+  ASSERT_TRUE(classification_request_from_json(R"({"signature_name": "classify_x_to_y", "examples": [{"x": 2.0}]})",
+                                               &req)
+                  .ok());
+  EXPECT_EQ(req.model_spec().signature_name(), "classify_x_to_y");
+  ASSERT_EQ(req.input().example_list().examples_size(), 1);
+  const auto& f = req.input().example_list().examples(0).features().feature().at("x");
+  ASSERT_EQ(f.float_list().value_size(), 1);
+  EXPECT_EQ(f.float_list().value(0), 2.0f);
+
+  tfs::RegressionRequest reg;
+  ASSERT_TRUE(regression_request_from_json(
+                  R"({"context": {"c": "s"}, "examples": [{"n": 3, "v": [1.5, 2], "b": {"b64": "AA=="}}]})", &reg)
+                  .ok());
+  const auto& l = reg.input().example_list_with_context();
+  EXPECT_EQ(l.context().features().feature().at("c").bytes_list().value(0), "s");
+  const auto& ex = l.examples(0).features().feature();
+  EXPECT_EQ(ex.at("n").int64_list().value(0), 3);
+  EXPECT_EQ(ex.at("v").float_list().value_size(), 2);  // one float makes the list float
+  EXPECT_EQ(ex.at("b").bytes_list().value(0), std::string("\0", 1));
+
+  EXPECT_FALSE(regression_request_from_json(R"({"examples": {"x": 1}})", &reg).ok());
+  EXPECT_FALSE(regression_request_from_json(R"({"instances": [1]})", &reg).ok());
+  EXPECT_FALSE(regression_request_from_json(R"({"examples": [{"x": [1, "a"]}]})", &reg).ok());
+  EXPECT_FALSE(regression_request_from_json(R"({"context": {"x": 1}, "examples": [{"x": 2}]})", &reg).ok());
+
+  tfs::ClassificationResponse cr;
+  auto* c = cr.mutable_result()->add_classifications()->add_classes();
+  c->set_score(3.0f);
+  EXPECT_EQ(classification_response_to_json(cr), R"({"results":[[["",3.0]]]})");
+  tfs::RegressionResponse rr;
+  rr.mutable_result()->add_regressions()->set_value(3.0f);
+  EXPECT_EQ(regression_response_to_json(rr), R"({"results":[3.0]})");
+}
+
+TEST(JsonCodec, ModelStatusAsTfServingPrintsIt) {
+  tfs::GetModelStatusResponse resp;
+  auto* v = resp.add_model_version_status();
+  v->set_version(123);
+  v->set_state(tfs::ModelVersionStatus::AVAILABLE);
+  v->mutable_status();
+  rapidjson::Document got, want;
+  got.Parse(model_status_to_json(resp).c_str());
+  want.Parse(R"({"model_version_status":[{"version":"123","state":"AVAILABLE",
+                 "status":{"error_code":"OK","error_message":""}}]})");
+  EXPECT_TRUE(got == want) << model_status_to_json(resp);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string to_string(const rapidjson::Value& v) {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  v.Accept(w);
+  return b.GetString();
+}
+
+TEST(JsonCodec, MetadataEqualsTfServingFixture) {
+  std::string text = read_file(std::string(TESSERA_SOURCE_DIR) +
+                               "/../shared/testdata/tf/serving/tensorflow_serving/servables/tensorflow/testdata/"
+                               "half_plus_two_model_metadata.json");
+  if (text.empty()) GTEST_SKIP() << "fixture not found";
+  rapidjson::Document want;
+  want.Parse(text.c_str());
+  ASSERT_FALSE(want.HasParseError());
+  // Rebuild the response from the fixture's parts, then print it the way the server does.
+  tfs::GetModelMetadataResponse resp;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(to_string(want["model_spec"]), resp.mutable_model_spec())
+                  .ok());
+  tfs::SignatureDefMap sigs;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(to_string(want["metadata"]["signature_def"]), &sigs).ok());
+  ASSERT_EQ(sigs.signature_def_size(), 5);
+  (*resp.mutable_metadata())["signature_def"].PackFrom(sigs);
+  rapidjson::Document got;
+  got.Parse(model_metadata_to_json(resp).c_str());
+  ASSERT_FALSE(got.HasParseError());
+  EXPECT_TRUE(got == want) << model_metadata_to_json(resp).substr(0, 400);
+}
+
+TEST(JsonCodec, Base64RoundTrip) {
+  for (std::string s : {std::string(""), std::string("a"), std::string("ab"), std::string("abc"),
+                        std::string("\0\xff\x10\x80", 4)}) {
+    std::string back;
+    ASSERT_TRUE(base64_decode(base64_encode(s), &back));
+    EXPECT_EQ(back, s);
+  }
+  EXPECT_EQ(base64_encode("abcd"), "YWJjZA==");
+  std::string out;
+  EXPECT_TRUE(base64_decode("YWJjZA", &out));  // padding optional
+  EXPECT_EQ(out, "abcd");
+  EXPECT_FALSE(base64_decode("YW!j", &out));
+  EXPECT_FALSE(base64_decode("Y", &out));
+  EXPECT_FALSE(base64_decode("YQ==YQ==", &out));
+}
+
+TEST(JsonCodec, HttpStatusMapping) {
+  EXPECT_EQ(http_status_for(tf::error::OK), 200);
+  EXPECT_EQ(http_status_for(tf::error::CANCELLED), 499);
+  EXPECT_EQ(http_status_for(tf::error::INVALID_ARGUMENT), 400);
+  EXPECT_EQ(http_status_for(tf::error::FAILED_PRECONDITION), 400);
+  EXPECT_EQ(http_status_for(tf::error::NOT_FOUND), 404);
+  EXPECT_EQ(http_status_for(tf::error::DEADLINE_EXCEEDED), 504);
+  EXPECT_EQ(http_status_for(tf::error::RESOURCE_EXHAUSTED), 429);
+  EXPECT_EQ(http_status_for(tf::error::UNAVAILABLE), 503);
+  EXPECT_EQ(http_status_for(tf::error::UNIMPLEMENTED), 501);
+  EXPECT_EQ(http_status_for(tf::error::INTERNAL), 500);
+  EXPECT_EQ(error_json("a \"b\""), R"({"error":"a \"b\""})");
+}
+
+}  // namespace
+}  // namespace tessera::serve
