@@ -18,14 +18,16 @@ namespace {
 const char* kCompileUsage =
     "usage: tessera compile MODEL -o OUT.tsr [--target cpu|reference] [--signature KEY]...\n"
     "                       [--passes a,b|none|default] [--dump-ir-after PASS|all] [--isa ISA]\n"
-    "                       [--tags serve]\n"
+    "                       [--precision fp32|bf16] [--tags serve]\n"
     "  MODEL            a SavedModel directory or a .pb/.pbtxt GraphDef\n"
     "  -o, --output     the .tsr to write\n"
     "  --target         cpu (default) or reference\n"
     "  --signature KEY  compile only these signatures (default: all)\n"
     "  --passes         passes to run (comma-separated; see 'tessera passes'), none, or default\n"
     "  --dump-ir-after  print the IR to stdout after this pass (or after every pass: all)\n"
-    "  --isa            avx512, avx2 or scalar: the ISA the weights are packed for\n";
+    "  --isa            avx512, avx2 or scalar: the ISA the weights are packed for\n"
+    "  --precision      fp32 (default) or bf16: matmul/conv in bf16 with f32 accumulation\n"
+    "                   (needs AVX-512 BF16; see docs/bf16.md)\n";
 
 }  // namespace
 
@@ -74,15 +76,16 @@ int cmd_compile(int argc, char** argv) {
   ArtifactInfo info;
   info.target = options.target;
   info.isa = options.target == "cpu" ? cpu::isa_name(cpu::resolve_isa(options.isa)) : "";
+  info.precision = options.precision.empty() ? "fp32" : options.precision;
   info.onednn_version = onednn_version_string();
   info.tessera_version = kTesseraVersion;
   info.source = model_path;
   info.passes = *options.passes;
   write_artifact(out, info, compiled, model->variables());
   auto bytes = std::filesystem::file_size(out);
-  std::fprintf(stderr, "compiled %zu signature(s) of '%s' for %s%s%s in %.2f s -> '%s' (%.1f MiB)\n", compiled.size(),
-               model_path.c_str(), info.target.c_str(), info.isa.empty() ? "" : "/", info.isa.c_str(), compile_s,
-               out.c_str(), bytes / 1048576.0);
+  std::fprintf(stderr, "compiled %zu signature(s) of '%s' for %s%s%s%s in %.2f s -> '%s' (%.1f MiB)\n",
+               compiled.size(), model_path.c_str(), info.target.c_str(), info.isa.empty() ? "" : "/", info.isa.c_str(),
+               info.precision == "bf16" ? "/bf16" : "", compile_s, out.c_str(), bytes / 1048576.0);
   return 0;
 }
 

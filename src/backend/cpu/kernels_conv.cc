@@ -2,7 +2,8 @@
 // TsFusedDepthwiseConv2D) on oneDNN's convolution, NHWC in and out (TF's layout, so no
 // transposes around it). Filters go into oneDNN's blocked layout once (WeightCache); bias is
 // the primitive's, residual a binary-add post-op, activation eltwise post-ops. Primitives are
-// cached per input shape. NCHW graphs use the reference kernel.
+// cached per input shape. NCHW graphs use the reference kernel. With bf16 precision
+// (docs/bf16.md) non-depthwise convolutions take bf16 src and filter, f32 bias and dst.
 #include <cstring>
 #include <map>
 
@@ -22,7 +23,8 @@ using dnnl::memory;
 class ConvKernel final : public CpuKernel {
  public:
   ConvKernel(const Node& node, const CompileEnv& env, bool depthwise, bool fused)
-      : node_(node), depthwise_(depthwise), weights_(node.inputs[1].node->name), vec_(vec_table(env.isa)) {
+      : node_(node), depthwise_(depthwise), weights_(node.inputs[1].node->name), vec_(vec_table(env.isa)),
+        bf16_(env.bf16 && !depthwise) {
     // On its SSE4.1 path oneDNN 2.6 gets residual post-ops wrong (a full-tensor binary add in
     // the gemm-based NHWC convolution gives wrong sums; a sum post-op in the depthwise kernel
     // with channels not a multiple of 8 crashes): there we add and activate ourselves.
@@ -80,7 +82,8 @@ class ConvKernel final : public CpuKernel {
       dnnl::reorder(plain, wmem).execute(s, plain, wmem);
       s.wait();
     }
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn::wrap(g.x_md, x.raw())},
+    memory src = e.bf16 ? onednn::wrap(e.pd.src_desc(), x_bf16_.convert(x, r.threads())) : onednn::wrap(g.x_md, x.raw());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                          {DNNL_ARG_WEIGHTS, wmem},
                                          {DNNL_ARG_DST, onednn::wrap(g.y_md, out.raw())}};
     size_t next = 2;
@@ -131,6 +134,7 @@ class ConvKernel final : public CpuKernel {
   struct Entry {
     dnnl::convolution_forward::primitive_desc pd;
     dnnl::convolution_forward prim;
+    bool bf16 = false;  // src and weights are bf16
   };
 
   Geometry geometry(const Shape& xs, const Shape& fs) const {
@@ -182,11 +186,20 @@ class ConvKernel final : public CpuKernel {
     attr.set_post_ops(ops);
     memory::desc bias = has_bias_ ? onednn::plain_desc({g.cout}) : memory::desc();
     memory::dims dil{dilations_[0] - 1, dilations_[1] - 1};
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                      g.x_md, stable_ ? g.w_any : g.w_plain, bias, g.y_md, strides_, dil, g.pad_l,
-                                      g.pad_r);
-    dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
-    return cache_.emplace(g.key, Entry{pd, dnnl::convolution_forward(pd)}).first->second;
+    auto make = [&](memory::data_type t) {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                        onednn::retype(g.x_md, t), onednn::retype(stable_ ? g.w_any : g.w_plain, t),
+                                        bias, g.y_md, strides_, dil, g.pad_l, g.pad_r);
+      dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
+      return Entry{pd, dnnl::convolution_forward(pd), t == memory::data_type::bf16};
+    };
+    if (bf16_) {
+      try {
+        return cache_.emplace(g.key, make(memory::data_type::bf16)).first->second;
+      } catch (const dnnl::error&) {  // no bf16 implementation for this shape: f32
+      }
+    }
+    return cache_.emplace(g.key, make(memory::data_type::f32)).first->second;
   }
 
   const Node& node_;
@@ -200,6 +213,8 @@ class ConvKernel final : public CpuKernel {
   WeightCache weights_;
   const VecTable& vec_;
   bool manual_epilogue_ = false;
+  bool bf16_ = false;
+  onednn::Bf16Scratch x_bf16_;
   std::map<memory::dims, Entry> cache_;
 };
 
