@@ -98,6 +98,7 @@ int cmd_simulate(int argc, char** argv) {
   rdu::Arch arch = rdu::load_arch(args.get("--chip", "tiny"));
   LoadOptions options;
   apply_load_flags(args, options, "cpu");
+  options.precision.clear();  // here --precision is the chip's timing precision, not the cpu kernels'
   auto model = Model::load(path, options);
   const CompiledSignature& cs = model->compiled_signature(key);
 
