@@ -82,7 +82,8 @@ class ConvKernel final : public CpuKernel {
       dnnl::reorder(plain, wmem).execute(s, plain, wmem);
       s.wait();
     }
-    memory src = e.bf16 ? onednn::wrap(e.pd.src_desc(), x_bf16_.convert(x, r.threads())) : onednn::wrap(g.x_md, x.raw());
+    memory src = e.bf16 ? onednn::wrap(e.pd.src_desc(), onednn::bf16_scratch(x, 0, r.threads()))
+                        : onednn::wrap(g.x_md, x.raw());
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                          {DNNL_ARG_WEIGHTS, wmem},
                                          {DNNL_ARG_DST, onednn::wrap(g.y_md, out.raw())}};
@@ -214,7 +215,6 @@ class ConvKernel final : public CpuKernel {
   const VecTable& vec_;
   bool manual_epilogue_ = false;
   bool bf16_ = false;
-  onednn::Bf16Scratch x_bf16_;
   std::map<memory::dims, Entry> cache_;
 };
 

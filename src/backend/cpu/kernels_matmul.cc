@@ -84,11 +84,11 @@ class MatMulKernel final : public CpuKernel {
       weights_.set_source(b, b_md(k, n));
       wmem = weights_.get(e.pd.weights_desc());
     } else if (e.bf16) {
-      wmem = onednn::wrap(e.pd.weights_desc(), b_bf16_.convert(b, r.threads()));
+      wmem = onednn::wrap(e.pd.weights_desc(), onednn::bf16_scratch(b, 1, r.threads()));
     } else {
       wmem = onednn::wrap(b_md(k, n), b.raw());
     }
-    memory src = e.bf16 ? onednn::wrap(e.pd.src_desc(), a_bf16_.convert(a, r.threads()))
+    memory src = e.bf16 ? onednn::wrap(e.pd.src_desc(), onednn::bf16_scratch(a, 0, r.threads()))
                         : onednn::wrap(a_md(m, k), a.raw());
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, src},
@@ -162,7 +162,6 @@ class MatMulKernel final : public CpuKernel {
   WeightCache weights_;
   bool stable_ = false;
   bool bf16_ = false;
-  onednn::Bf16Scratch a_bf16_, b_bf16_;
   std::map<std::tuple<int64_t, int64_t, int64_t>, Entry> cache_;
 };
 
@@ -214,8 +213,8 @@ class BatchMatMulKernel final : public CpuKernel {
       it = cache_.emplace(key, *made).first;
     }
     const Entry& e = it->second;
-    const void* xp = e.bf16 ? x_bf16_.convert(x, r.threads()) : x.raw();
-    const void* yp = e.bf16 ? y_bf16_.convert(y, r.threads()) : y.raw();
+    const void* xp = e.bf16 ? onednn::bf16_scratch(x, 0, r.threads()) : x.raw();
+    const void* yp = e.bf16 ? onednn::bf16_scratch(y, 1, r.threads()) : y.raw();
     dnnl::stream s(onednn::engine());
     e.prim.execute(s, {{DNNL_ARG_SRC, onednn::wrap(e.pd.src_desc(), xp)},
                        {DNNL_ARG_WEIGHTS, onednn::wrap(e.pd.weights_desc(), yp)},
@@ -238,7 +237,6 @@ class BatchMatMulKernel final : public CpuKernel {
   };
   const Node& node_;
   bool adj_x_, adj_y_, bf16_;
-  onednn::Bf16Scratch x_bf16_, y_bf16_;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, Entry> cache_;
 };
 

@@ -92,10 +92,12 @@ void to_bf16(const float* src, uint16_t* dst, int64_t n, int threads) {
   });
 }
 
-const void* Bf16Scratch::convert(const Tensor& t, int threads) {
+const void* bf16_scratch(const Tensor& t, int slot, int threads) {
+  thread_local Tensor buffers[2];
+  Tensor& buf = buffers[slot];
   const int64_t n = t.num_elements();
-  if (buf_.num_elements() < 2 * n) buf_ = Tensor(DType::kUInt8, {2 * n});
-  auto* dst = static_cast<uint16_t*>(buf_.mutable_raw());
+  if (buf.num_elements() < 2 * n) buf = Tensor(DType::kUInt8, {2 * n});
+  auto* dst = static_cast<uint16_t*>(buf.mutable_raw());
   to_bf16(t.data<float>(), dst, n, threads);
   return dst;
 }

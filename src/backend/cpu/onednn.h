@@ -37,15 +37,11 @@ void to_bf16(const float* src, uint16_t* dst, int64_t n, int threads);
 // The same descriptor (dims, strides, blocking) with another element type.
 dnnl::memory::desc retype(const dnnl::memory::desc& md, dnnl::memory::data_type type);
 
-// A bf16 copy of f32 activations, reused across runs (one kernel's runs are serialised).
-class Bf16Scratch {
- public:
-  // Converts t's elements (in storage order); valid until the next convert.
-  const void* convert(const Tensor& t, int threads);
-
- private:
-  Tensor buf_;
-};
+// t's elements (storage order) converted into this thread's bf16 scratch buffer `slot` (0 or
+// 1: a kernel may need two at once); valid until the next conversion into that slot on this
+// thread. One pair of buffers per thread, shared by every kernel, so bf16 activations cost
+// the largest one rather than one buffer per layer.
+const void* bf16_scratch(const Tensor& t, int slot, int threads);
 
 dnnl::memory::dims dims_of(const Shape& s);
 // Plain row-major descriptor of a float tensor with these dims.
