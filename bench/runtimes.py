@@ -154,7 +154,9 @@ class Tessera:
         # their converted or cached models. Peak RSS is the serving process's, not the compiler's.
         artifact = f'{prefix}.tsr'
         cmd = [str(self.binary), 'compile', info['model_dir'], '--signature', info['signature'],
-               '--target', 'cpu', '--precision', self.precision, '-o', artifact]
+               '--target', 'cpu', '-o', artifact]
+        if self.precision != 'fp32':
+            cmd[-2:-2] = ['--precision', self.precision]
         code, _, wall = spawn(cmd, quiet_env(), f'{prefix}_compile.log')
         if code != 0 or not os.path.exists(artifact):
             res['error'] = f'compile: exit {code}: {log_tail(f"{prefix}_compile.log")}'
