@@ -93,6 +93,35 @@ REQUIRED = {
         "BytesList", "FloatList", "Int64List", "Feature", "Features",
         "FeatureList", "FeatureLists"],
     "tensorflow/core/example/example.proto": ["Example", "SequenceExample"],
+    # TensorBoard event files (issue 5).
+    "tensorflow/core/util/event.proto": ["Event", "SourceMetadata", "SessionLog"],
+    "tensorflow/core/framework/summary.proto": [
+        "Summary", "Summary.Value", "SummaryMetadata", "SummaryMetadata.PluginData",
+        "DataClass"],
+    "xla/tsl/protobuf/histogram.proto": ["HistogramProto"],
+    # TF Serving's API (issue 6): what its clients send and expect.
+    "tensorflow_serving/apis/predict.proto": ["serving.PredictRequest", "serving.PredictResponse"],
+    "tensorflow_serving/apis/classification.proto": [
+        "serving.ClassificationRequest", "serving.ClassificationResponse"],
+    "tensorflow_serving/apis/regression.proto": [
+        "serving.RegressionRequest", "serving.RegressionResponse"],
+    "tensorflow_serving/apis/inference.proto": [
+        "serving.MultiInferenceRequest", "serving.MultiInferenceResponse"],
+    "tensorflow_serving/apis/get_model_metadata.proto": [
+        "serving.GetModelMetadataRequest", "serving.GetModelMetadataResponse",
+        "serving.SignatureDefMap"],
+    "tensorflow_serving/apis/get_model_status.proto": [
+        "serving.GetModelStatusRequest", "serving.GetModelStatusResponse"],
+    "tensorflow_serving/apis/model_management.proto": [
+        "serving.ReloadConfigRequest", "serving.ReloadConfigResponse"],
+    "tensorflow_serving/config/model_server_config.proto": [
+        "serving.ModelServerConfig", "serving.ModelConfig"],
+}
+
+# The gRPC services a TF Serving client calls: same methods, request and response types.
+SERVICES = {
+    "tensorflow_serving/apis/prediction_service.proto": "PredictionService",
+    "tensorflow_serving/apis/model_service.proto": "ModelService",
 }
 
 
@@ -200,13 +229,21 @@ def tf_files():
     """FileDescriptorProtos from TensorFlow for each of our files, plus deps."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     pytest.importorskip("tensorflow", reason="TensorFlow is the reference")
+    # TF Serving's schemas come from tensorflow-serving-api (installed without deps).
+    for mod in ("tensorflow.core.protobuf.meta_graph_pb2",):
+        importlib.import_module(mod)
+    pool = descriptor_pool.Default()
     missing = []
     for fname in our_files():
         try:
             importlib.import_module(_tf_module_for(fname))
         except ImportError:
-            missing.append(fname)
-    pool = descriptor_pool.Default()
+            # Some files (xla/tsl/...) have no importable module of their own but are
+            # loaded as dependencies of one that has.
+            try:
+                pool.FindFileByName(fname)
+            except KeyError:
+                missing.append(fname)
     out = {}
     todo = [f for f in our_files() if f not in missing]
     while todo:
@@ -416,3 +453,15 @@ def test_data_type_has_ref_variants(ours):
             errs.append(f"DataType: {ref} should be {num + 100}, "
                         f"got {by_name.get(ref)}")
     assert not errs, "\n".join(errs)
+
+
+@pytest.mark.parametrize("fname", sorted(SERVICES))
+def test_services_match_tensorflow_serving(fname, ours, tf):
+    tf_files_, _, _ = tf
+    mine = our_files()[fname]
+    theirs = tf_files_[fname]
+    def methods(fp):
+        [svc] = [s for s in fp.service if s.name == SERVICES[fname]]
+        return {m.name: (m.input_type, m.output_type, m.client_streaming, m.server_streaming)
+                for m in svc.method}
+    assert methods(mine) == methods(theirs)

@@ -16,6 +16,7 @@
 // - run() may be called from several threads; runs of one executable are serialised (they
 //   share the arena), so use one executable per concurrent caller for parallel throughput.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,9 @@ class CpuExecutable {
   virtual std::vector<Tensor> run(const std::vector<Tensor>& args, ResourceStore* variables) = 0;
   virtual std::vector<PackedWeight> packed_weights() const = 0;
   virtual std::string isa() const = 0;
+  // Seconds spent per op (" (reference)" appended where no fast kernel ran), summed over
+  // planned runs so far; empty unless TESSERA_CPU_PROFILE is set. Diff two calls for a window.
+  virtual std::map<std::string, double> op_seconds() const { return {}; }
 };
 
 }  // namespace tessera::cpu
