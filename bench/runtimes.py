@@ -109,11 +109,16 @@ class PythonPeer:
 
 
 class Tessera:
-    """`tessera bench` (bench_cli.md); unavailable until the CLI has the command."""
+    """`tessera bench` (bench_cli.md); unavailable until the CLI has the command.
+    `tessera_bf16` (opt-in: --runtimes ...,tessera_bf16) is the same with --precision bf16
+    (docs/bf16.md); its outputs are not expected to pass the fp32 cross-check."""
     name = 'tessera'
 
-    def __init__(self, binary):
+    def __init__(self, binary, precision='fp32'):
         self.binary = pathlib.Path(binary)
+        self.precision = precision
+        if precision != 'fp32':
+            self.name = f'tessera_{precision}'
         self.missing = self._probe()
 
     def _probe(self):
@@ -137,12 +142,12 @@ class Tessera:
 
     def describe(self):
         return dict(kind='tessera bench CLI', binary=str(self.binary), unavailable=self.missing,
-                    settings=dict(target='cpu', artifact='tessera compile -> .tsr once per trial, then tessera bench on the .tsr',
+                    settings=dict(target='cpu', precision=self.precision, artifact='tessera compile -> .tsr once per trial, then tessera bench on the .tsr',
                                   threads='--threads (harness value)',
                                   inputs='--inputs npz per batch (same as the peers)'))
 
     def run(self, info, inputs, prefix, threads):
-        res = dict(runtime='tessera', runs=[], outputs={}, peak_rss_bytes=0,
+        res = dict(runtime=self.name, runs=[], outputs={}, peak_rss_bytes=0,
                    compile_seconds=0.0, load_seconds=0.0, process_seconds=0.0, cli_json=[])
         # Deployment as a user would do it: compile once to a .tsr (its wall time is the
         # compile time), then every benchmark process loads the artifact, as the peers load
@@ -150,6 +155,8 @@ class Tessera:
         artifact = f'{prefix}.tsr'
         cmd = [str(self.binary), 'compile', info['model_dir'], '--signature', info['signature'],
                '--target', 'cpu', '-o', artifact]
+        if self.precision != 'fp32':
+            cmd[-2:-2] = ['--precision', self.precision]
         code, _, wall = spawn(cmd, quiet_env(), f'{prefix}_compile.log')
         if code != 0 or not os.path.exists(artifact):
             res['error'] = f'compile: exit {code}: {log_tail(f"{prefix}_compile.log")}'
@@ -212,8 +219,8 @@ def make(names, tessera_bin, env_info, threads):
     env_info['packages'].update(env_info_versions(peers))
     out = []
     for name in names:
-        if name == 'tessera':
-            out.append(Tessera(tessera_bin))
+        if name in ('tessera', 'tessera_bf16'):
+            out.append(Tessera(tessera_bin, 'bf16' if name == 'tessera_bf16' else 'fp32'))
             continue
         if name in ('tf_onednn', 'tf_eigen', 'tf_xla'):
             onednn = '0' if name == 'tf_eigen' else '1'
@@ -233,7 +240,7 @@ def make(names, tessera_bin, env_info, threads):
                 inference_num_threads=threads, inference_precision='f32',
                 throughput_calls='batch split across NUM_STREAMS async requests per call'))
         else:
-            raise SystemExit(f'unknown runtime {name}; known: {", ".join(NAMES)}')
+            raise SystemExit(f'unknown runtime {name}; known: {", ".join(NAMES)}, tessera_bf16')
         if not have.get(rt.module):
             rt.missing = f'{rt.module} not importable by {rt.python} (run bench/setup.sh)'
         out.append(rt)

@@ -10,6 +10,12 @@ float fma_loop_avx2(int64_t iters);
 constexpr int64_t kFmaFlopsPerIterAvx512 = 12 * 16 * 2;
 constexpr int64_t kFmaFlopsPerIterAvx2 = 12 * 8 * 2;
 
+// The bf16 counterpart: 12 independent vdpbf16ps (each lane adds two bf16 products to an
+// f32 accumulator: 4 flops) per iteration; needs AVX-512 BF16.
+float dpbf16_loop_avx512(int64_t iters);
+constexpr int64_t kDpBf16FlopsPerIter = 12 * 16 * 4;
+bool has_avx512_bf16();
+
 // Peak GFLOP/s with `threads` threads (each running the widest loop the CPU has), measured
 // for about `seconds`.
 double measure_peak_gflops(int threads, double seconds = 0.3);

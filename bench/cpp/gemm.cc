@@ -1,4 +1,4 @@
-// fp32 GEMM C[n,n] = A[n,n]·B[n,n] through Tessera's MatMul path (CpuExecutable: oneDNN with B
+// GEMM C[n,n] = A[n,n]·B[n,n] through Tessera's MatMul path (CpuExecutable: oneDNN with B
 // a packed constant), 1 and 2 threads. Reports wall-clock GFLOP/s with the FMA peak measured
 // the same way for the same thread count (pct_peak), and, robust to other load on the
 // machine, GFLOP per process-CPU-second against one core's CPU-time peak (cpu_pct_peak; time
@@ -32,7 +32,7 @@ Tensor random_matrix(int64_t n, uint32_t seed) {
   return t;
 }
 
-void BM_Gemm(benchmark::State& state) {
+void gemm(benchmark::State& state, const std::string& precision) {
   const int64_t n = state.range(0);
   const int threads = static_cast<int>(state.range(1));
   auto g = std::make_shared<Graph>();
@@ -46,7 +46,7 @@ void BM_Gemm(benchmark::State& state) {
   g->results.push_back(mm->out());
   g->result_names.push_back("c");
   const double peak_gflops = peak(threads);
-  auto exe = cpu::CpuExecutable::compile(g, {threads, ""});
+  auto exe = cpu::CpuExecutable::compile(g, {threads, "", precision});
   std::vector<Tensor> args = {random_matrix(n, 1)};
   exe->run(args, nullptr);  // plan + warm-up
   for (auto _ : state) benchmark::DoNotOptimize(exe->run(args, nullptr));
@@ -54,8 +54,27 @@ void BM_Gemm(benchmark::State& state) {
   state.counters["GFLOPS"] = benchmark::Counter(flops * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   state.counters["peak_GFLOPS"] = peak_gflops;
   state.counters["n"] = static_cast<double>(n);
-  state.SetLabel("isa=" + exe->isa());
+  state.SetLabel("isa=" + exe->isa() + (precision == "fp32" ? "" : " precision=" + precision));
 }
+
+void BM_Gemm(benchmark::State& state) { gemm(state, "fp32"); }
+
+// --precision bf16 (docs/bf16.md): bf16 A and packed B, f32 accumulation; pct_peak is still
+// against the fp32 FMA peak (the bf16 dot-product peak is BM_PeakDpBf16, about twice it).
+void BM_GemmBf16(benchmark::State& state) {
+  try {
+    gemm(state, "bf16");
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+BENCHMARK(BM_GemmBf16)
+    ->ArgsProduct({{512, 1024, 1536, 2048}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->MinTime(1.0);
 
 // pct_peak is derived from the two counters after the run (see ReportPercent below).
 BENCHMARK(BM_Gemm)

@@ -151,7 +151,8 @@ std::string encode_artifact(const ArtifactInfo& info, const std::map<std::string
   }
 
   std::vector<std::pair<std::string, std::string>> kv = {
-      {"target", info.target}, {"isa", info.isa}, {"onednn_version", info.onednn_version},
+      {"target", info.target}, {"isa", info.isa}, {"precision", info.precision},
+      {"onednn_version", info.onednn_version},
       {"tessera_version", info.tessera_version}, {"source", info.source}};
   std::string pass_text, layout_text;
   for (const auto& p : info.passes) pass_text += (pass_text.empty() ? "" : ",") + p;
@@ -280,6 +281,9 @@ Artifact parse_artifact(const char* data, size_t size, const std::string& name, 
     }
     a.info.target = kv["target"];
     a.info.isa = kv["isa"];
+    a.info.precision = kv.count("precision") ? kv["precision"] : "fp32";  // files from before bf16
+    if (a.info.precision != "fp32" && a.info.precision != "bf16")
+      r.bad("precision", "unknown precision '" + a.info.precision + "'");
     a.info.onednn_version = kv["onednn_version"];
     a.info.tessera_version = kv["tessera_version"];
     a.info.source = kv["source"];

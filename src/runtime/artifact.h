@@ -30,6 +30,7 @@ struct ArtifactInfo {
   uint32_t format_version = kArtifactFormatVersion;
   std::string target;           // "cpu" | "reference"
   std::string isa;              // the ISA the packed weights were made for ("" for reference)
+  std::string precision = "fp32";  // cpu matmul/conv precision: "fp32" or "bf16"
   std::string onednn_version;   // "2.6.3"
   std::string tessera_version;
   std::string source;           // the model it was compiled from

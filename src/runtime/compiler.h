@@ -16,12 +16,13 @@ struct CompileOptions {
   std::optional<std::vector<std::string>> passes;
   int threads = 0;   // cpu: intra-op threads, 0 = every core
   std::string isa;   // cpu: "" = TESSERA_ISA or the best available
+  std::string precision = "fp32";  // cpu: "fp32" or "bf16" (matmul/conv, docs/bf16.md)
   bool verify = true;  // verify the graph after every pass
   // Called with (pass name, graph) after each pass, e.g. for --dump-ir-after.
   std::function<void(const std::string&, const Graph&)> after_pass;
 
   std::vector<std::string> pass_list() const;  // resolves nullopt to the default pipeline
-  cpu::CpuOptions cpu_options() const { return {threads, isa}; }
+  cpu::CpuOptions cpu_options() const { return {threads, isa, precision}; }
 };
 
 // Parses "a,b,c" / "none" / "default" (or "") as given on the command line.

@@ -26,6 +26,8 @@ CompileOptions compile_options_from(const LoadOptions& o, const std::string& tar
   c.passes = o.passes;
   c.threads = o.threads;
   c.isa = o.isa;
+  c.precision = o.precision.empty() ? "fp32" : o.precision;
+  cpu::check_precision(c.precision);
   c.after_pass = o.after_pass;
   return c;
 }
@@ -45,8 +47,12 @@ std::shared_ptr<Model> Model::from_artifact(Artifact artifact, const std::string
   model->compiled_ = true;
   model->compile_options_ = compile_options_from(options, model->target_);
   model->compile_options_.passes = info.passes;
+  // The artifact's precision unless overridden; packed layouts name their element type, so
+  // an override repacks from the original constants.
+  if (options.precision.empty()) model->compile_options_.precision = info.precision;
   model->module_.source = path;
-  model->module_.format = "tsr (" + info.target + (info.isa.empty() ? "" : ", " + info.isa) + ")";
+  model->module_.format = "tsr (" + info.target + (info.isa.empty() ? "" : ", " + info.isa) +
+                          (info.precision == "fp32" ? "" : ", " + info.precision) + ")";
   model->variables_ = std::move(artifact.variables);
   cpu::CpuOptions cpu_options = model->compile_options_.cpu_options();
   std::string isa = model->target_ == "cpu" ? cpu::isa_name(cpu::resolve_isa(options.isa)) : "";
@@ -95,6 +101,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
     CompileOptions c = compile_options_from(options, target);
     std::string options_text = str_cat("target=", target, ";passes=", join(c.pass_list()),
                                        ";isa=", cpu::isa_name(cpu::resolve_isa(options.isa)),
+                                       ";precision=", c.precision,
                                        ";tags=", join(options.tags), ";onednn=", onednn_version_string());
     cache_file = compile_cache_path(compile_cache_key(path, options_text));
     if (is_artifact_file(cache_file)) {
@@ -140,6 +147,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
       ArtifactInfo info;
       info.target = target;
       info.isa = cpu::isa_name(cpu::resolve_isa(options.isa));
+      info.precision = model->compile_options_.precision;
       info.onednn_version = onednn_version_string();
       info.tessera_version = kTesseraVersion;
       info.source = path;

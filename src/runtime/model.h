@@ -32,6 +32,8 @@ struct LoadOptions {
   std::optional<std::vector<std::string>> passes;  // nullopt = default pipeline (compiled targets)
   int threads = 0;      // cpu: intra-op threads, 0 = every core
   std::string isa;      // cpu: "" = TESSERA_ISA or the best available
+  // cpu: "fp32" or "bf16"; "" = fp32 for a SavedModel/GraphDef, the artifact's for a .tsr.
+  std::string precision;
   bool use_cache = true;  // cpu target from a SavedModel/GraphDef: use the on-disk compile cache
   std::function<void(const std::string&, const Graph&)> after_pass;  // IR dumps
 };

@@ -53,7 +53,8 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& value_fla
 }
 
 const std::vector<std::string>& load_value_flags() {
-  static const std::vector<std::string> flags = {"--target", "--passes", "--threads", "--isa", "--tags"};
+  static const std::vector<std::string> flags = {"--target", "--passes", "--threads", "--isa", "--tags",
+                                                 "--precision"};
   return flags;
 }
 
@@ -74,6 +75,8 @@ void apply_load_flags(const Args& args, LoadOptions& options, const std::string&
   }
   options.isa = args.get("--isa");
   if (!options.isa.empty()) cpu::resolve_isa(options.isa);  // unknown/unsupported ISAs fail here
+  options.precision = args.get("--precision");
+  if (!options.precision.empty()) cpu::check_precision(options.precision);
   apply_tags_flag(args, options);
   if (args.has("--no-cache")) options.use_cache = false;
 }

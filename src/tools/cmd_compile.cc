@@ -20,7 +20,7 @@ namespace {
 const char* kCompileUsage =
     "usage: tessera compile MODEL -o OUT.tsr [--target cpu|reference] [--signature KEY]...\n"
     "                       [--passes a,b|none|default] [--dump-ir-after PASS|all] [--isa ISA]\n"
-    "                       [--tags serve] [--chip C --batch N [--unfused] [--precision bf16|fp32]]\n"
+    "                       [--precision fp32|bf16] [--tags serve] [--chip C --batch N [--unfused]]\n"
     "  MODEL            a SavedModel directory or a .pb/.pbtxt GraphDef\n"
     "  -o, --output     the .tsr to write\n"
     "  --target         cpu (default), reference or rdu\n"
@@ -29,7 +29,10 @@ const char* kCompileUsage =
     "  --signature KEY  compile only these signatures (default: all)\n"
     "  --passes         passes to run (comma-separated; see 'tessera passes'), none, or default\n"
     "  --dump-ir-after  print the IR to stdout after this pass (or after every pass: all)\n"
-    "  --isa            avx512, avx2 or scalar: the ISA the weights are packed for\n";
+    "  --isa            avx512, avx2 or scalar: the ISA the weights are packed for\n"
+    "  --precision      cpu: fp32 (default) or bf16, matmul/conv in bf16 with f32 accumulation\n"
+    "                   (needs AVX-512 BF16; docs/bf16.md); rdu: the mapping's timing precision\n"
+    "                   (bf16 default, or fp32)\n";
 
 }  // namespace
 
@@ -47,6 +50,7 @@ int cmd_compile(int argc, char** argv) {
   if (is_artifact_file(model_path)) fail("'", model_path, "' is already a compiled .tsr artifact");
   LoadOptions options;
   apply_load_flags(args, options, "cpu");
+  if (options.target != "cpu") options.precision.clear();  // rdu: --precision is the mapping's
   options.passes = options.passes ? options.passes : std::optional(passes::default_pipeline());
   options.use_cache = false;
   if (args.has("--dump-ir-after")) {
@@ -77,8 +81,9 @@ int cmd_compile(int argc, char** argv) {
 
   // rdu: the mapping for one chip and batch goes into the artifact (docs/rdu.md "Artifact").
   std::map<std::string, std::string> rdu_mappings;
-  bool rdu_flags = args.has("--chip") || args.has("--batch") || args.has("--unfused") || args.has("--precision");
-  if (rdu_flags && options.target != "rdu") fail("--chip/--batch/--unfused/--precision need --target rdu");
+  bool rdu_flags = args.has("--chip") || args.has("--batch") || args.has("--unfused") ||
+                   (args.has("--precision") && options.target == "rdu");
+  if (rdu_flags && options.target != "rdu") fail("--chip/--batch/--unfused need --target rdu");
   if (rdu_flags) {
     if (!args.has("--chip") || !args.has("--batch")) fail("--target rdu: give both --chip and --batch to store a mapping");
     int64_t batch = 0;
@@ -109,15 +114,16 @@ int cmd_compile(int argc, char** argv) {
   ArtifactInfo info;
   info.target = options.target;
   info.isa = options.target == "cpu" ? cpu::isa_name(cpu::resolve_isa(options.isa)) : "";
+  info.precision = options.target == "cpu" && !options.precision.empty() ? options.precision : "fp32";
   info.onednn_version = onednn_version_string();
   info.tessera_version = kTesseraVersion;
   info.source = model_path;
   info.passes = *options.passes;
   write_artifact(out, info, compiled, model->variables(), rdu_mappings);
   auto bytes = std::filesystem::file_size(out);
-  std::fprintf(stderr, "compiled %zu signature(s) of '%s' for %s%s%s in %.2f s -> '%s' (%.1f MiB)\n", compiled.size(),
-               model_path.c_str(), info.target.c_str(), info.isa.empty() ? "" : "/", info.isa.c_str(), compile_s,
-               out.c_str(), bytes / 1048576.0);
+  std::fprintf(stderr, "compiled %zu signature(s) of '%s' for %s%s%s%s in %.2f s -> '%s' (%.1f MiB)\n",
+               compiled.size(), model_path.c_str(), info.target.c_str(), info.isa.empty() ? "" : "/", info.isa.c_str(),
+               info.precision == "bf16" ? "/bf16" : "", compile_s, out.c_str(), bytes / 1048576.0);
   return 0;
 }
 

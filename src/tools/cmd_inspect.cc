@@ -53,6 +53,7 @@ int cmd_inspect(int argc, char** argv) {
     std::printf("format:     .tsr v%u for target %s%s%s (Tessera %s, oneDNN %s)\n", info.format_version,
                 info.target.c_str(), info.isa.empty() ? "" : ", ISA ", info.isa.c_str(), info.tessera_version.c_str(),
                 info.onednn_version.c_str());
+    std::printf("precision:  %s\n", info.precision.c_str());
     std::printf("compiled from: %s\n", info.source.c_str());
     std::string passes, layouts;
     for (const auto& p : info.passes) passes += " " + p;

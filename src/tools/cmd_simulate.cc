@@ -111,6 +111,7 @@ int cmd_simulate(int argc, char** argv) {
   const std::string path = args.positional[0], key = args.get("--signature", "serving_default");
   LoadOptions options;
   apply_load_flags(args, options, "cpu");
+  options.precision.clear();  // here --precision is the chip's timing precision, not the cpu kernels'
   // A .tsr keeps its own target: an rdu artifact needs no cpu compile (--check makes one).
   if (!args.has("--target") && is_artifact_file(path)) options.target = "";
   auto model = Model::load(path, options);

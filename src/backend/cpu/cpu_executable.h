@@ -29,7 +29,13 @@ namespace tessera::cpu {
 struct CpuOptions {
   int threads = 0;   // intra-op threads; 0 = every core
   std::string isa;   // "" = best available, or "avx512", "avx2", "scalar" (also TESSERA_ISA)
+  // "fp32", or "bf16": matmul/conv take bf16 inputs and weights, accumulate and write f32
+  // (docs/bf16.md); needs AVX-512 BF16, else compile fails with kFailedPrecondition.
+  std::string precision = "fp32";
 };
+
+// Fails (kInvalidArgument) unless `precision` is "fp32" or "bf16".
+void check_precision(const std::string& precision);
 
 // A weight rearranged for a kernel at compile time. `layout` names the packing and the ISA it
 // was made for; a loader with a different one repacks from the original constant.

@@ -92,6 +92,8 @@ class Executable final : public CpuExecutable {
       slots += std::max(1, a->num_outputs());
     }
     CompileEnv env{isa_, &prepacked};
+    check_precision(options.precision);
+    if ((env.bf16 = options.precision == "bf16")) onednn::require_bf16(isa_);
     for (Node* n : order) {
       if (base.count(n)) continue;  // an arg
       Step s;

@@ -36,6 +36,7 @@ class CpuKernel {
 struct CompileEnv {
   Isa isa = Isa::kScalar;
   const std::vector<PackedWeight>* prepacked = nullptr;
+  bool bf16 = false;  // CpuOptions::precision == "bf16" (checked to be runnable)
   // Compile-time value of a node's input (a Const, possibly behind Identity), else null.
   static const Tensor* constant_input(const Node& node, size_t i);
   // Float32 input with a rank known at compile time?

@@ -2,7 +2,9 @@
 // TsFusedDepthwiseConv2D) on oneDNN's convolution, NHWC in and out (TF's layout, so no
 // transposes around it). Filters go into oneDNN's blocked layout once (WeightCache); bias is
 // the primitive's, residual a binary-add post-op, activation eltwise post-ops. Primitives are
-// cached per input shape. NCHW graphs use the reference kernel.
+// cached per input shape. NCHW graphs use the reference kernel. With bf16 precision
+// (docs/bf16.md) non-depthwise direct convolutions take bf16 src and filter, f32 bias and dst
+// (no Winograd then: oneDNN's is f32 only).
 //
 // 3x3 stride-1 convolutions may run oneDNN's Winograd algorithm (F(2x2,3x3)/F(4x4,3x3),
 // avx512_core only), which does about half the multiplies of the direct algorithm: measured
@@ -29,7 +31,8 @@ using dnnl::memory;
 class ConvKernel final : public CpuKernel {
  public:
   ConvKernel(const Node& node, const CompileEnv& env, bool depthwise, bool fused)
-      : node_(node), depthwise_(depthwise), weights_(node.inputs[1].node->name), vec_(vec_table(env.isa)) {
+      : node_(node), depthwise_(depthwise), weights_(node.inputs[1].node->name), vec_(vec_table(env.isa)),
+        bf16_(env.bf16 && !depthwise) {
     // On its SSE4.1 path oneDNN 2.6 gets residual post-ops wrong (a full-tensor binary add in
     // the gemm-based NHWC convolution gives wrong sums; a sum post-op in the depthwise kernel
     // with channels not a multiple of 8 crashes): there we add and activate ourselves.
@@ -87,7 +90,9 @@ class ConvKernel final : public CpuKernel {
       dnnl::reorder(plain, wmem).execute(s, plain, wmem);
       s.wait();
     }
-    memory xmem = onednn::wrap(g.x_md, x.raw()), ymem = onednn::wrap(g.y_md, out.raw());
+    memory xmem = e.bf16 ? onednn::wrap(e.pd.src_desc(), onednn::bf16_scratch(x, 0, r.threads()))
+                         : onednn::wrap(g.x_md, x.raw());
+    memory ymem = onednn::wrap(g.y_md, out.raw());
     dnnl::stream s(onednn::engine());
     memory xblk, yblk;
     if (e.blocked) {
@@ -152,6 +157,7 @@ class ConvKernel final : public CpuKernel {
     dnnl::convolution_forward prim;
     bool blocked = false;  // src/dst in oneDNN's blocked layout (Winograd): reorder around it
     dnnl::reorder to_blocked, from_blocked;
+    bool bf16 = false;  // src and weights are bf16 (direct only)
   };
 
   // Grow-only per-thread buffers for the blocked copies (slot 0: src, 1: dst) and oneDNN's
@@ -167,7 +173,8 @@ class ConvKernel final : public CpuKernel {
   // Winograd for this geometry? Only 3x3 stride-1 undilated dense convs with packed weights
   // and no residual (its post-op would need the residual blocked too).
   bool wants_winograd(const Geometry& g) const {
-    if (algo_ == Algo::kDirect || depthwise_ || g.groups != 1 || has_residual_ || manual_epilogue_ || !stable_)
+    if (algo_ == Algo::kDirect || depthwise_ || g.groups != 1 || has_residual_ || manual_epilogue_ || !stable_ ||
+        bf16_)
       return false;
     if (g.key[4] != 3 || g.key[5] != 3 || strides_ != memory::dims{1, 1} || dilations_ != memory::dims{1, 1})
       return false;
@@ -245,11 +252,22 @@ class ConvKernel final : public CpuKernel {
       } catch (const dnnl::error&) {
       }
     }
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                      g.x_md, stable_ ? g.w_any : g.w_plain, bias, g.y_md, strides_, dil, g.pad_l,
-                                      g.pad_r);
-    dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
-    return cache_.emplace(g.key, Entry{pd, dnnl::convolution_forward(pd)}).first->second;
+    auto make = [&](memory::data_type t) {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                        onednn::retype(g.x_md, t), onednn::retype(stable_ ? g.w_any : g.w_plain, t),
+                                        bias, g.y_md, strides_, dil, g.pad_l, g.pad_r);
+      dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
+      Entry e{pd, dnnl::convolution_forward(pd)};
+      e.bf16 = t == memory::data_type::bf16;
+      return e;
+    };
+    if (bf16_) {
+      try {
+        return cache_.emplace(g.key, make(memory::data_type::bf16)).first->second;
+      } catch (const dnnl::error&) {  // no bf16 implementation for this shape: f32
+      }
+    }
+    return cache_.emplace(g.key, make(memory::data_type::f32)).first->second;
   }
 
   enum class Algo { kDirect, kWinograd, kAuto };
@@ -274,6 +292,7 @@ class ConvKernel final : public CpuKernel {
   WeightCache weights_;
   const VecTable& vec_;
   bool manual_epilogue_ = false;
+  bool bf16_ = false;
   std::map<memory::dims, Entry> cache_;
 };
 

@@ -2,7 +2,12 @@
 // primitive's bias; residual and activation are post-ops (binary add, eltwise), so
 // act(a·b + bias + residual) is one pass over the output. A weight that is a constant or a
 // variable read is packed into the layout the primitive prefers (WeightCache).
+//
+// bf16 precision (docs/bf16.md): src and weights are bf16 (constant weights packed to bf16 at
+// compile time, activations converted per run), accumulation and dst f32, so bias, residual
+// and everything downstream stay f32. A shape oneDNN has no bf16 primitive for runs in f32.
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "backend/cpu/kernel.h"
@@ -26,7 +31,7 @@ bool stable_weight(const Node& node, size_t i) {
 class MatMulKernel final : public CpuKernel {
  public:
   MatMulKernel(const Node& node, const CompileEnv& env, bool fused)
-      : node_(node), weights_(node.inputs[1].node->name), stable_(stable_weight(node, 1)) {
+      : node_(node), weights_(node.inputs[1].node->name), stable_(stable_weight(node, 1)), bf16_(env.bf16) {
     trans_a_ = node.attr_or<bool>("transpose_a", false);
     trans_b_ = node.attr_or<bool>("transpose_b", false);
     if (fused) {
@@ -78,11 +83,15 @@ class MatMulKernel final : public CpuKernel {
     if (stable_) {
       weights_.set_source(b, b_md(k, n));
       wmem = weights_.get(e.pd.weights_desc());
+    } else if (e.bf16) {
+      wmem = onednn::wrap(e.pd.weights_desc(), onednn::bf16_scratch(b, 1, r.threads()));
     } else {
       wmem = onednn::wrap(b_md(k, n), b.raw());
     }
+    memory src = e.bf16 ? onednn::wrap(e.pd.src_desc(), onednn::bf16_scratch(a, 0, r.threads()))
+                        : onednn::wrap(a_md(m, k), a.raw());
     std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, onednn::wrap(a_md(m, k), a.raw())},
+        {DNNL_ARG_SRC, src},
         {DNNL_ARG_WEIGHTS, wmem},
         {DNNL_ARG_DST, onednn::wrap(e.pd.dst_desc(), out.raw())}};
     size_t next = 2;
@@ -109,6 +118,7 @@ class MatMulKernel final : public CpuKernel {
   struct Entry {
     dnnl::matmul::primitive_desc pd;
     dnnl::matmul prim;
+    bool bf16 = false;  // src and weights are bf16
   };
 
   memory::desc a_md(int64_t m, int64_t k) const {
@@ -129,11 +139,20 @@ class MatMulKernel final : public CpuKernel {
     onednn::append_activation(ops, activation_, alpha_);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
-    memory::desc w = stable_ ? memory::desc({k, n}, memory::data_type::f32, memory::format_tag::any) : b_md(k, n);
     memory::desc bias = has_bias_ ? onednn::plain_desc({1, n}) : memory::desc();
-    dnnl::matmul::desc d(a_md(m, k), w, bias, onednn::plain_desc({m, n}));
-    dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
-    return cache_.emplace(key, Entry{pd, dnnl::matmul(pd)}).first->second;
+    auto make = [&](memory::data_type t) {
+      memory::desc w = stable_ ? memory::desc({k, n}, t, memory::format_tag::any) : onednn::retype(b_md(k, n), t);
+      dnnl::matmul::desc d(onednn::retype(a_md(m, k), t), w, bias, onednn::plain_desc({m, n}));
+      dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
+      return Entry{pd, dnnl::matmul(pd), t == memory::data_type::bf16};
+    };
+    if (bf16_) {
+      try {
+        return cache_.emplace(key, make(memory::data_type::bf16)).first->second;
+      } catch (const dnnl::error&) {  // no bf16 implementation for this case: f32 below
+      }
+    }
+    return cache_.emplace(key, make(memory::data_type::f32)).first->second;
   }
 
   const Node& node_;
@@ -142,6 +161,7 @@ class MatMulKernel final : public CpuKernel {
   float alpha_ = 0.2f;
   WeightCache weights_;
   bool stable_ = false;
+  bool bf16_ = false;
   std::map<std::tuple<int64_t, int64_t, int64_t>, Entry> cache_;
 };
 
@@ -149,8 +169,9 @@ class MatMulKernel final : public CpuKernel {
 // collapsed to one batch dim for oneDNN. Other broadcasts use the reference kernel.
 class BatchMatMulKernel final : public CpuKernel {
  public:
-  explicit BatchMatMulKernel(const Node& node)
-      : node_(node), adj_x_(node.attr_or<bool>("adj_x", false)), adj_y_(node.attr_or<bool>("adj_y", false)) {}
+  BatchMatMulKernel(const Node& node, const CompileEnv& env)
+      : node_(node), adj_x_(node.attr_or<bool>("adj_x", false)), adj_y_(node.attr_or<bool>("adj_y", false)),
+        bf16_(env.bf16) {}
 
   void run(KernelRun& r) override {
     const Tensor& x = r.input(0);
@@ -175,14 +196,29 @@ class BatchMatMulKernel final : public CpuKernel {
     auto key = std::make_tuple(nbx, nby, m, k, n);
     auto it = cache_.find(key);
     if (it == cache_.end()) {
-      dnnl::matmul::desc d(md(nbx, m, k, adj_x_), md(nby, k, n, adj_y_), onednn::plain_desc({nb, m, n}));
-      dnnl::matmul::primitive_desc pd(d, onednn::engine());
-      it = cache_.emplace(key, std::make_pair(pd, dnnl::matmul(pd))).first;
+      auto make = [&](memory::data_type t) {
+        dnnl::matmul::desc d(onednn::retype(md(nbx, m, k, adj_x_), t), onednn::retype(md(nby, k, n, adj_y_), t),
+                             onednn::plain_desc({nb, m, n}));
+        dnnl::matmul::primitive_desc pd(d, onednn::engine());
+        return Entry{pd, dnnl::matmul(pd), t == memory::data_type::bf16};
+      };
+      std::optional<Entry> made;
+      if (bf16_) {
+        try {
+          made = make(memory::data_type::bf16);
+        } catch (const dnnl::error&) {  // no bf16 implementation: f32
+        }
+      }
+      if (!made) made = make(memory::data_type::f32);
+      it = cache_.emplace(key, *made).first;
     }
+    const Entry& e = it->second;
+    const void* xp = e.bf16 ? onednn::bf16_scratch(x, 0, r.threads()) : x.raw();
+    const void* yp = e.bf16 ? onednn::bf16_scratch(y, 1, r.threads()) : y.raw();
     dnnl::stream s(onednn::engine());
-    it->second.second.execute(s, {{DNNL_ARG_SRC, onednn::wrap(md(nbx, m, k, adj_x_), x.raw())},
-                                  {DNNL_ARG_WEIGHTS, onednn::wrap(md(nby, k, n, adj_y_), y.raw())},
-                                  {DNNL_ARG_DST, onednn::wrap(onednn::plain_desc({nb, m, n}), out.raw())}});
+    e.prim.execute(s, {{DNNL_ARG_SRC, onednn::wrap(e.pd.src_desc(), xp)},
+                       {DNNL_ARG_WEIGHTS, onednn::wrap(e.pd.weights_desc(), yp)},
+                       {DNNL_ARG_DST, onednn::wrap(onednn::plain_desc({nb, m, n}), out.raw())}});
     s.wait();
     r.set_output(0, out);
   }
@@ -194,10 +230,14 @@ class BatchMatMulKernel final : public CpuKernel {
     return memory::desc({b, rows, cols}, memory::data_type::f32, memory::dims{rows * cols, 1, rows});
   }
   void reference(KernelRun& r) { run_reference(node_, r); }
+  struct Entry {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul prim;
+    bool bf16 = false;
+  };
   const Node& node_;
-  bool adj_x_, adj_y_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>,
-           std::pair<dnnl::matmul::primitive_desc, dnnl::matmul>> cache_;
+  bool adj_x_, adj_y_, bf16_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, Entry> cache_;
 };
 
 bool all_f32(const Node& node) {
@@ -218,9 +258,9 @@ void register_matmul_kernels() {
     return std::make_unique<MatMulKernel>(n, env, true);
   });
   for (const char* op : {"BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"})
-    register_kernel(op, [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+    register_kernel(op, [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
       if (!all_f32(n)) return nullptr;
-      return std::make_unique<BatchMatMulKernel>(n);
+      return std::make_unique<BatchMatMulKernel>(n, env);
     });
 }
 

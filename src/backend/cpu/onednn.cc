@@ -1,9 +1,15 @@
 #include "backend/cpu/onednn.h"
 
+#include <immintrin.h>
+
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <sstream>
 
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include "backend/cpu/threads.h"
 #include "support/error.h"
 
 namespace tessera::cpu::onednn {
@@ -15,7 +21,9 @@ std::once_flag g_init;
 void init(Isa isa) {
   std::call_once(g_init, [isa] {
     if (!std::getenv("ONEDNN_MAX_CPU_ISA")) {
-      dnnl::cpu_isa cap = isa == Isa::kAvx512 ? dnnl::cpu_isa::avx512_core
+      // avx512_core_bf16 (a cap, so a processor without BF16 stays at avx512_core) lets bf16
+      // primitives use the native instructions; f32 kernels are the same at either cap.
+      dnnl::cpu_isa cap = isa == Isa::kAvx512 ? dnnl::cpu_isa::avx512_core_bf16
                           : isa == Isa::kAvx2 ? dnnl::cpu_isa::avx2
                                               : dnnl::cpu_isa::sse41;
       dnnl::set_max_cpu_isa(cap);  // before any primitive is made: the one point it is honoured
@@ -38,6 +46,66 @@ std::string effective_isa() {
     case dnnl::cpu_isa::avx512_core_bf16: return "avx512_bf16";
     default: return "other";
   }
+}
+
+bool bf16_supported() {
+  const auto eff = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (eff & bf16) == bf16;  // ISA values are feature bitmasks; AMX includes BF16
+}
+
+void require_bf16(Isa isa) {
+  init(resolve_isa(""));
+  if (isa == Isa::kAvx512 && bf16_supported()) return;
+  fail_code(ErrorCode::kFailedPrecondition, "bf16 precision needs AVX-512 BF16, but ",
+            isa != Isa::kAvx512 ? "the kernels were asked for ISA '" + isa_name(isa) + "'"
+                                : "oneDNN dispatches to '" + effective_isa() + "' here",
+            " (processor, TESSERA_ISA or ONEDNN_MAX_CPU_ISA); compile with --precision fp32");
+}
+
+namespace {
+
+uint16_t bf16_scalar(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // quiet NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) int64_t to_bf16_avx512(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
+    std::memcpy(dst + i, &v, 32);
+  }
+  return i;
+}
+
+}  // namespace
+
+void to_bf16(const float* src, uint16_t* dst, int64_t n, int threads) {
+  const bool native = bf16_supported();
+  parallel_for(n, 1 << 15, threads, [&](int64_t lo, int64_t hi) {
+    int64_t i = lo + (native ? to_bf16_avx512(src + lo, dst + lo, hi - lo) : 0);
+    for (; i < hi; ++i) dst[i] = bf16_scalar(src[i]);
+  });
+}
+
+const void* bf16_scratch(const Tensor& t, int slot, int threads) {
+  thread_local Tensor buffers[2];
+  Tensor& buf = buffers[slot];
+  const int64_t n = t.num_elements();
+  if (buf.num_elements() < 2 * n) buf = Tensor(DType::kUInt8, {2 * n});
+  auto* dst = static_cast<uint16_t*>(buf.mutable_raw());
+  to_bf16(t.data<float>(), dst, n, threads);
+  return dst;
+}
+
+dnnl::memory::desc retype(const dnnl::memory::desc& md, dnnl::memory::data_type type) {
+  dnnl_memory_desc_t d = md.data;
+  d.data_type = static_cast<dnnl_data_type_t>(type);
+  return dnnl::memory::desc(d);
 }
 
 dnnl::memory::dims dims_of(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
@@ -91,8 +159,18 @@ std::string layout_string(const dnnl::memory::desc& md) {
   } else {
     os << ";kind=" << static_cast<int>(d.format_kind);
   }
+  if (d.data_type != dnnl_f32) os << ";dt=" << dnnl_dt2str(d.data_type);
   if (d.extra.flags) os << ";extra=" << d.extra.flags;
   return os.str();
 }
 
 }  // namespace tessera::cpu::onednn
+
+namespace tessera::cpu {
+
+void check_precision(const std::string& precision) {
+  if (precision != "fp32" && precision != "bf16")
+    fail_code(ErrorCode::kInvalidArgument, "unknown precision '", precision, "' (expected fp32 or bf16)");
+}
+
+}  // namespace tessera::cpu
