@@ -25,9 +25,20 @@
 
 namespace tessera::cpu {
 
+// Measured (see the header comment): TBD.
+inline constexpr int kDefaultInterOp = 1;
+
 struct CpuOptions {
   int threads = 0;   // intra-op threads; 0 = every core
   std::string isa;   // "" = best available, or "avx512", "avx2", "scalar" (also TESSERA_ISA)
+  int inter_op = 0;  // steps run at once; 0 = the default (kDefaultInterOp), 1 = in order
+};
+
+// What the memory plan for one input-shape signature came to.
+struct PlanStats {
+  int64_t arena_bytes = 0;
+  int64_t requested_bytes = 0;  // all arena-placed buffers added up
+  int in_place = 0;             // buffers written in place over an input
 };
 
 // A weight rearranged for a kernel at compile time. `layout` names the packing and the ISA it
@@ -48,6 +59,9 @@ class CpuExecutable {
   virtual std::vector<Tensor> run(const std::vector<Tensor>& args, ResourceStore* variables) = 0;
   virtual std::vector<PackedWeight> packed_weights() const = 0;
   virtual std::string isa() const = 0;
+  virtual int inter_op() const = 0;
+  // The plan made for `arg_shapes` (after a run with them), else nullopt-like zeros.
+  virtual PlanStats plan_stats(const std::vector<Shape>& arg_shapes) const = 0;
 };
 
 }  // namespace tessera::cpu

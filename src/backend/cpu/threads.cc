@@ -21,4 +21,46 @@ void parallel_for(int64_t n, int64_t grain, int threads, const std::function<voi
   }
 }
 
+WorkerPool::WorkerPool(int size) {
+  for (int w = 1; w < size; ++w) threads_.emplace_back([this, w] { loop(w); });
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void WorkerPool::run(const std::function<void(int)>& body) {
+  {
+    std::lock_guard lock(mu_);
+    body_ = &body;
+    busy_ = static_cast<int>(threads_.size());
+    ++generation_;
+  }
+  cv_.notify_all();
+  body(0);
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return busy_ == 0; });
+  body_ = nullptr;
+}
+
+void WorkerPool::loop(int worker) {
+  uint64_t seen = 0;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+    if (stop_) return;
+    seen = generation_;
+    const std::function<void(int)>* body = body_;
+    lock.unlock();
+    (*body)(worker);
+    lock.lock();
+    if (--busy_ == 0) cv_.notify_all();
+  }
+}
+
 }  // namespace tessera::cpu
