@@ -15,13 +15,14 @@ struct CompileOptions {
   // nullopt: the default pipeline; an empty list: no passes; else these passes in order.
   std::optional<std::vector<std::string>> passes;
   int threads = 0;   // cpu: intra-op threads, 0 = every core
+  int inter_op = 0;  // cpu: independent steps run at once, 0 = the backend's default
   std::string isa;   // cpu: "" = TESSERA_ISA or the best available
   bool verify = true;  // verify the graph after every pass
   // Called with (pass name, graph) after each pass, e.g. for --dump-ir-after.
   std::function<void(const std::string&, const Graph&)> after_pass;
 
   std::vector<std::string> pass_list() const;  // resolves nullopt to the default pipeline
-  cpu::CpuOptions cpu_options() const { return {threads, isa}; }
+  cpu::CpuOptions cpu_options() const { return {threads, isa, inter_op}; }
 };
 
 // Parses "a,b,c" / "none" / "default" (or "") as given on the command line.

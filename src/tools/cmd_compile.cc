@@ -25,7 +25,8 @@ const char* kCompileUsage =
     "  --signature KEY  compile only these signatures (default: all)\n"
     "  --passes         passes to run (comma-separated; see 'tessera passes'), none, or default\n"
     "  --dump-ir-after  print the IR to stdout after this pass (or after every pass: all)\n"
-    "  --isa            avx512, avx2 or scalar: the ISA the weights are packed for\n";
+    "  --isa            avx512, avx2 or scalar: the ISA the weights are packed for\n"
+    "  --threads N, --inter-op N  accepted; the .tsr does not store them (give them to run/bench)\n";
 
 }  // namespace
 

@@ -28,6 +28,10 @@ namespace tessera::cpu {
 // Measured (see the header comment): TBD.
 inline constexpr int kDefaultInterOp = 1;
 
+// CpuOptions::inter_op as an executable uses it: the value if > 0, else $TESSERA_CPU_INTER_OP
+// (lets whole test suites run concurrently), else kDefaultInterOp.
+int resolve_inter_op(int requested);
+
 struct CpuOptions {
   int threads = 0;   // intra-op threads; 0 = every core
   std::string isa;   // "" = best available, or "avx512", "avx2", "scalar" (also TESSERA_ISA)

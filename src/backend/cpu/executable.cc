@@ -102,9 +102,7 @@ class Executable final : public CpuExecutable {
       : graph_(std::move(graph)) {
     isa_ = resolve_isa(options.isa);
     threads_ = options.threads > 0 ? options.threads : default_threads();
-    inter_op_ = options.inter_op > 0 ? options.inter_op : kDefaultInterOp;
-    if (const char* e = std::getenv("TESSERA_CPU_INTER_OP"); e && options.inter_op <= 0) inter_op_ = std::atoi(e);
-    inter_op_ = std::max(1, inter_op_);
+    inter_op_ = resolve_inter_op(options.inter_op);
     onednn::init(resolve_isa(""));  // process-wide: TESSERA_ISA or the processor's (see onednn.h)
     profile_ = std::getenv("TESSERA_CPU_PROFILE") != nullptr;
     plan_stats_env_ = std::getenv("TESSERA_CPU_PLAN_STATS") != nullptr;
@@ -505,6 +503,12 @@ class Executable final : public CpuExecutable {
 };
 
 }  // namespace
+
+int resolve_inter_op(int requested) {
+  if (requested > 0) return requested;
+  if (const char* e = std::getenv("TESSERA_CPU_INTER_OP"); e && std::atoi(e) > 0) return std::atoi(e);
+  return kDefaultInterOp;
+}
 
 std::unique_ptr<CpuExecutable> CpuExecutable::compile(std::shared_ptr<const Graph> graph, const CpuOptions& options,
                                                       const std::vector<PackedWeight>& prepacked) {
