@@ -89,6 +89,10 @@ void in_node_context(const Node& node, F&& body) {
 
 bool plain_numeric(DType t) { return t != DType::kString && t != DType::kVariant && t != DType::kResource; }
 
+// Steps whose inputs add up to fewer bytes run on one thread ($TESSERA_CPU_SMALL_OP_BYTES
+// overrides; 0 turns it off). Measured: see cpu_executable.h.
+constexpr int64_t kSmallOpBytes = 32 << 10;
+
 bool calls_functions(const Node& n) {
   for (const auto& [name, v] : n.attrs)
     if (std::holds_alternative<FuncRef>(v) || std::holds_alternative<std::vector<FuncRef>>(v)) return true;
@@ -103,11 +107,17 @@ class Executable final : public CpuExecutable {
     isa_ = resolve_isa(options.isa);
     threads_ = options.threads > 0 ? options.threads : default_threads();
     inter_op_ = resolve_inter_op(options.inter_op);
+    intra_ = std::max(1, threads_ / inter_op_);
+    // Kernels may create oneDNN primitives now (the conv kernels do, to pack weights), and a
+    // primitive keeps the thread count of its creation: without this, --threads 1 still ran
+    // those convolutions on every core.
+    set_thread_count(intra_);
     onednn::init(resolve_isa(""));  // process-wide: TESSERA_ISA or the processor's (see onednn.h)
     profile_ = std::getenv("TESSERA_CPU_PROFILE") != nullptr;
     plan_stats_env_ = std::getenv("TESSERA_CPU_PLAN_STATS") != nullptr;
     const char* ip = std::getenv("TESSERA_CPU_IN_PLACE");  // "0": plan without in-place (debugging)
     in_place_ = !(ip && std::string(ip) == "0");
+    if (const char* e = std::getenv("TESSERA_CPU_SMALL_OP_BYTES")) small_op_bytes_ = std::atoll(e);
     const Graph& g = *graph_;
     std::vector<const Node*> fed(g.args.begin(), g.args.end());
     std::vector<Node*> order = g.schedule(g.results, g.control_results, fed);
@@ -177,7 +187,6 @@ class Executable final : public CpuExecutable {
     std::vector<std::vector<int>> deps;
     for (const Step& s : steps_) deps.push_back(s.deps);
     order_ = inter_op_ > 1 ? StepOrder::from_deps(deps) : StepOrder::sequential(static_cast<int>(steps_.size()));
-    intra_ = std::max(1, threads_ / inter_op_);
     if (inter_op_ > 1) pool_ = std::make_unique<WorkerPool>(inter_op_);
   }
 
@@ -305,6 +314,16 @@ class Executable final : public CpuExecutable {
         fail_code(ErrorCode::kInternal, node.label(), ": input slot ", slot, " was not computed");
       inputs.push_back(values[slot]);
     }
+    // Tiny steps run on this thread alone: an OpenMP fork/join costs more than they do. The
+    // size is of the inputs (weights included), known before the kernel runs, so the recording
+    // run creates oneDNN primitives (whose thread count is fixed then) for the same count.
+    if (threads > 1 && small_op_bytes_ > 0) {
+      int64_t bytes = 0;
+      for (const Tensor& t : inputs)
+        if (plain_numeric(t.dtype())) bytes += static_cast<int64_t>(t.nbytes());
+      if (bytes < small_op_bytes_) threads = 1;
+    }
+    set_thread_count(threads);
     const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     if (s.kernel) {
       Run r(inputs, values, s, plan, rec, threads);
@@ -485,6 +504,7 @@ class Executable final : public CpuExecutable {
   int inter_op_ = 1;
   int intra_ = 1;  // intra-op threads per concurrent step
   bool in_place_ = true;
+  int64_t small_op_bytes_ = kSmallOpBytes;  // steps reading fewer bytes run single-threaded
   bool plan_stats_env_ = false;
   std::vector<Step> steps_;
   int num_slots_ = 0;

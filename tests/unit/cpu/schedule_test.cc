@@ -16,10 +16,10 @@ namespace {
 FnGraph branchy_graph(int branches) {
   FnGraph fn;
   const DType f = DType::kFloat32;
-  Value x = fn.arg(f, PartialShape({-1, 32}));
+  Value x = fn.arg(f, PartialShape({-1, 128}));
   Value sum;
   for (int b = 0; b < branches; ++b) {
-    Node* mm = fn.op("MatMul", {x, fn.constant(random_tensor({32, 32}, 100 + b, -0.3f, 0.3f))}, {{"T", f}});
+    Node* mm = fn.op("MatMul", {x, fn.constant(random_tensor({128, 128}, 100 + b, -0.2f, 0.2f))}, {{"T", f}});
     const char* act = b % 3 == 0 ? "Relu" : b % 3 == 1 ? "Tanh" : "Sigmoid";
     Node* a = fn.op(act, {mm->out()}, {{"T", f}});
     Node* m = fn.op("Mul", {a->out(), fn.constant(Tensor::scalar<float>(0.5f + b))}, {{"T", f}});
@@ -31,16 +31,17 @@ FnGraph branchy_graph(int branches) {
   return fn;
 }
 
+// (threads 4 with inter_op 2: two OpenMP teams of two, one per worker, at the same time.)
 TEST(CpuSchedule, IndependentBranchesMatchAtEveryInterOp) {
   FnGraph fn = branchy_graph(5);
-  std::vector<std::vector<Tensor>> runs = {{random_tensor({1, 32}, 1)}, {random_tensor({7, 32}, 2)},
-                                           {random_tensor({1, 32}, 3)}, {random_tensor({64, 32}, 4)}};
-  for (int inter_op : {1, 2, 3, 4}) {
-    auto exe = CpuExecutable::compile(fn.g, {2, "", inter_op});
+  std::vector<std::vector<Tensor>> runs = {{random_tensor({1, 128}, 1)}, {random_tensor({7, 128}, 2)},
+                                           {random_tensor({1, 128}, 3)}, {random_tensor({96, 128}, 4)}};
+  for (auto [threads, inter_op] : std::vector<std::pair<int, int>>{{2, 1}, {2, 2}, {2, 3}, {4, 2}, {3, 4}}) {
+    auto exe = CpuExecutable::compile(fn.g, {threads, "", inter_op});
     EXPECT_EQ(exe->inter_op(), inter_op);
     for (int pass = 0; pass < 3; ++pass)  // recording run, then planned runs
       for (size_t k = 0; k < runs.size(); ++k) {
-        SCOPED_TRACE("inter_op " + std::to_string(inter_op) + " pass " + std::to_string(pass) + " run " +
+        SCOPED_TRACE("threads " + std::to_string(threads) + " inter_op " + std::to_string(inter_op) + " pass " + std::to_string(pass) + " run " +
                      std::to_string(k));
         std::vector<Tensor> ref = call_function(*fn.g, runs[k], nullptr);
         std::vector<Tensor> got = exe->run(runs[k], nullptr);
@@ -53,7 +54,7 @@ TEST(CpuSchedule, IndependentBranchesMatchAtEveryInterOp) {
 // Concurrent runs may not share buffers, so the branchy plan needs more arena at inter_op 2.
 TEST(CpuSchedule, ConcurrentPlanKeepsBranchesApart) {
   FnGraph fn = branchy_graph(4);
-  Tensor x = random_tensor({16, 32}, 5);
+  Tensor x = random_tensor({16, 128}, 5);
   auto seq = CpuExecutable::compile(fn.g, {2, "", 1});
   auto par = CpuExecutable::compile(fn.g, {2, "", 2});
   seq->run({x}, nullptr);
@@ -62,7 +63,7 @@ TEST(CpuSchedule, ConcurrentPlanKeepsBranchesApart) {
   EXPECT_GT(s.arena_bytes, 0);
   EXPECT_GT(p.arena_bytes, s.arena_bytes);
   EXPECT_EQ(s.requested_bytes, p.requested_bytes);
-  EXPECT_EQ(seq->plan_stats({Shape{3, 32}}).arena_bytes, 0);  // no plan for shapes never run
+  EXPECT_EQ(seq->plan_stats({Shape{3, 128}}).arena_bytes, 0);  // no plan for shapes never run
 }
 
 // x -> Relu -> Exp -> Neg -> Sigmoid (result): the first is an arg, so Relu gets a buffer and
