@@ -7,11 +7,35 @@
 //   for elementwise programs, softmax, reductions and norms. Everything else: reference.
 // - Memory: one arena per input-shape signature (shapes are only known at run time). The first
 //   run with new shapes records buffer sizes and aliasing; later runs with those shapes reuse
-//   buffers by liveness (memory_plan.h). Plans are cached (16 signatures at most).
-// - Threads: intra-op only, on the OpenMP runtime that oneDNN uses (threads.h); `threads`
-//   bounds both. No inter-op parallelism: on the 2-core target machine intra-op already uses
-//   every core. On a machine shared with other busy processes, set OMP_WAIT_POLICY=passive:
-//   libgomp's default spin-waiting at barriers then costs far more than it saves.
+//   buffers by liveness (memory_plan.h), and a kernel that declares it (CpuKernel::in_place:
+//   elementwise programs, softmax, layer/batch norm) writes over an input buffer whose last use
+//   it is. Plans are cached (16 signatures at most). TESSERA_CPU_PLAN_STATS=1 prints each
+//   plan. Measured arenas (bench models, b1 / b32, in place on = off): ResNet50 7.2 / 231 MB,
+//   MobileNetV2 6.0 / 193 MB, EfficientNetB0 6.0 / 193 MB (16 buffers in place), BERT 2.4 /
+//   75 MB (25 in place). The peak is always a convolution's or matmul's input and output,
+//   which no elementwise merge touches; after fusion few standalone elementwise ops remain.
+// - Threads: `threads` intra-op threads on the OpenMP runtime that oneDNN uses (threads.h).
+//   `inter_op` > 1 runs steps whose dependencies are done on that many workers at once, each
+//   with threads/inter_op intra-op threads: a fixed split, because oneDNN fixes a primitive's
+//   thread count when it creates it. The memory plan then keeps apart the buffers of steps
+//   that may overlap (memory_plan.h). Default 1: after fusion the bench models are nearly
+//   chains (longest dependency chain / steps, most other steps being weight constants:
+//   ResNet50 58/167, MobileNetV2 55/161, EfficientNetB0 133/299, BERT 116/309), so on two
+//   cores inter_op 2 mostly halves each op's threads. Measured on the shared 2-core machine
+//   (load ~16-19 from other jobs, so only rough; OMP_WAIT_POLICY=passive, medians of 3
+//   interleaved rounds, ms p50): MobileNetV2 b1 inter_op 1 31.6 vs 2 28.9, EfficientNetB0 b1
+//   60.0 vs 60.4, BERT b1 INTEROP_BERT_B1; b32 INTEROP_B32. Within noise: no measured win.
+//   Steps whose inputs total under kSmallOpBytes (32 KiB) run on one thread: a fork/join costs
+//   more than they do (SMALLOP_NUMBERS).
+// - Waiting: libgomp spins up to 300000 times at each barrier while a team is no larger than
+//   the core count. With other processes on the cores that is ruinous: MobileNetV2 b1 p50/p99
+//   724/2790 ms by default, 27/114 ms with OMP_WAIT_POLICY=passive, 41/54 ms with
+//   GOMP_SPINCOUNT=1000, 142/197 ms with 10000; EfficientNetB0 982/3395 vs 35/69 vs 72/174 vs
+//   265/446 ms (same machine and conditions). So the tessera CLI sets OMP_WAIT_POLICY=passive
+//   when neither it nor GOMP_SPINCOUNT is set (tools/tessera_main.cc; it re-executes itself
+//   once, since libgomp reads its environment before main). Not measured on a quiet machine,
+//   where spinning saves a thread wake-up (microseconds) per parallel region; set
+//   OMP_WAIT_POLICY=active there to compare. Library users set it themselves.
 // - ISA: `isa` picks our vector loops per executable; oneDNN's cap is process-wide (onednn.h).
 // - run() may be called from several threads; runs of one executable are serialised (they
 //   share the arena), so use one executable per concurrent caller for parallel throughput.
@@ -25,7 +49,7 @@
 
 namespace tessera::cpu {
 
-// Measured (see the header comment): TBD.
+// Chosen by measurement: see the header comment (Threads).
 inline constexpr int kDefaultInterOp = 1;
 
 // CpuOptions::inter_op as an executable uses it: the value if > 0, else $TESSERA_CPU_INTER_OP

@@ -185,7 +185,12 @@ class Executable final : public CpuExecutable {
       is_result_[result_slots_.back()] = true;
     }
     std::vector<std::vector<int>> deps;
-    for (const Step& s : steps_) deps.push_back(s.deps);
+    std::vector<int> depth(steps_.size(), 1);  // steps on the longest dependency chain ending here
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      deps.push_back(steps_[i].deps);
+      for (int d : steps_[i].deps) depth[i] = std::max(depth[i], depth[d] + 1);
+      critical_path_ = std::max(critical_path_, depth[i]);
+    }
     order_ = inter_op_ > 1 ? StepOrder::from_deps(deps) : StepOrder::sequential(static_cast<int>(steps_.size()));
     if (inter_op_ > 1) pool_ = std::make_unique<WorkerPool>(inter_op_);
   }
@@ -228,9 +233,12 @@ class Executable final : public CpuExecutable {
       if (plans_.size() >= 16) plans_.clear();  // many shapes: keep memory bounded
       auto made = make_plan(rec);
       if (plan_stats_env_)
-        std::fprintf(stderr, "cpu plan %s: arena %lld bytes for %lld requested, %d in place, inter_op %d\n",
+        std::fprintf(stderr,
+                     "cpu plan %s: arena %lld bytes for %lld requested, %d in place, inter_op %d, %zu steps, "
+                     "longest dependency chain %d\n",
                      shapes_str(key).c_str(), static_cast<long long>(made->stats.arena_bytes),
-                     static_cast<long long>(made->stats.requested_bytes), made->stats.in_place, inter_op_);
+                     static_cast<long long>(made->stats.requested_bytes), made->stats.in_place, inter_op_,
+                     steps_.size(), critical_path_);
       plans_[key] = std::move(made);
     }
     return out;
@@ -503,6 +511,7 @@ class Executable final : public CpuExecutable {
   int threads_ = 1;
   int inter_op_ = 1;
   int intra_ = 1;  // intra-op threads per concurrent step
+  int critical_path_ = 0;  // steps on the longest dependency chain (steps_.size() when a chain)
   bool in_place_ = true;
   int64_t small_op_bytes_ = kSmallOpBytes;  // steps reading fewer bytes run single-threaded
   bool plan_stats_env_ = false;
