@@ -10,7 +10,7 @@
 //   buffers by liveness (memory_plan.h), and a kernel that declares it (CpuKernel::in_place:
 //   elementwise programs, softmax, layer/batch norm) writes over an input buffer whose last use
 //   it is. Plans are cached (16 signatures at most). TESSERA_CPU_PLAN_STATS=1 prints each
-//   plan. Measured arenas (bench models, b1 / b32, in place on = off): ResNet50 7.2 / 231 MB,
+//   plan. Arenas (bench models, b1 / b32; the same with in-place on and off): ResNet50 7.2 / 231 MB,
 //   MobileNetV2 6.0 / 193 MB, EfficientNetB0 6.0 / 193 MB (16 buffers in place), BERT 2.4 /
 //   75 MB (25 in place). The peak is always a convolution's or matmul's input and output,
 //   which no elementwise merge touches; after fusion few standalone elementwise ops remain.
@@ -22,11 +22,15 @@
 //   chains (longest dependency chain / steps, most other steps being weight constants:
 //   ResNet50 58/167, MobileNetV2 55/161, EfficientNetB0 133/299, BERT 116/309), so on two
 //   cores inter_op 2 mostly halves each op's threads. Measured on the shared 2-core machine
-//   (load ~16-19 from other jobs, so only rough; OMP_WAIT_POLICY=passive, medians of 3
-//   interleaved rounds, ms p50): MobileNetV2 b1 inter_op 1 31.6 vs 2 28.9, EfficientNetB0 b1
-//   60.0 vs 60.4, BERT b1 INTEROP_BERT_B1; b32 INTEROP_B32. Within noise: no measured win.
-//   Steps whose inputs total under kSmallOpBytes (32 KiB) run on one thread: a fork/join costs
-//   more than they do (SMALLOP_NUMBERS).
+//   (load ~16-19 from other jobs, so only rough; OMP_WAIT_POLICY=passive, medians of
+//   interleaved rounds, p50 ms, inter_op 1 vs 2): b1 (3 rounds) MobileNetV2 31.6 vs 36.1,
+//   EfficientNetB0 59.2 vs 60.4, BERT 788 vs 840; b32 (2 rounds; BERT 1 round of 2
+//   iterations) MobileNetV2 1856 vs 2025, EfficientNetB0 1997 vs 2844, BERT 33584 vs 35994.
+//   No win for inter_op 2.
+//   Steps whose inputs total under kSmallOpBytes (32 KiB) run on one thread, since a fork/join
+//   costs more than they do; on that machine it was within noise (b1 p50, 3 rounds, limit 0 /
+//   8K / 32K / 128K: EfficientNetB0 29.9 / 32.3 / 28.7 / 28.3 ms, MobileNetV2 16.2 / 16.6 /
+//   17.1 / 16.2 ms).
 // - Waiting: libgomp spins up to 300000 times at each barrier while a team is no larger than
 //   the core count. With other processes on the cores that is ruinous: MobileNetV2 b1 p50/p99
 //   724/2790 ms by default, 27/114 ms with OMP_WAIT_POLICY=passive, 41/54 ms with
@@ -51,9 +55,10 @@ namespace tessera::cpu {
 
 // Chosen by measurement: see the header comment (Threads).
 inline constexpr int kDefaultInterOp = 1;
+inline constexpr int kMaxInterOp = 2;  // larger values are clamped (see resolve_inter_op)
 
 // CpuOptions::inter_op as an executable uses it: the value if > 0, else $TESSERA_CPU_INTER_OP
-// (lets whole test suites run concurrently), else kDefaultInterOp.
+// (lets whole test suites run concurrently), else kDefaultInterOp; at most kMaxInterOp.
 int resolve_inter_op(int requested);
 
 struct CpuOptions {
@@ -88,7 +93,7 @@ class CpuExecutable {
   virtual std::vector<PackedWeight> packed_weights() const = 0;
   virtual std::string isa() const = 0;
   virtual int inter_op() const = 0;
-  // The plan made for `arg_shapes` (after a run with them), else nullopt-like zeros.
+  // The plan made for `arg_shapes` (after a run with them), else all zeros.
   virtual PlanStats plan_stats(const std::vector<Shape>& arg_shapes) const = 0;
 };
 

@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <map>
+#include <memory>
 
 namespace tessera::cpu {
 
@@ -34,7 +36,17 @@ WorkerPool::~WorkerPool() {
   for (std::thread& t : threads_) t.join();
 }
 
+WorkerPool& WorkerPool::shared(int size) {
+  static std::mutex mu;
+  static auto* pools = new std::map<int, std::unique_ptr<WorkerPool>>();  // leaked: threads outlive statics
+  std::lock_guard lock(mu);
+  auto& p = (*pools)[size];
+  if (!p) p = std::make_unique<WorkerPool>(size);
+  return *p;
+}
+
 void WorkerPool::run(const std::function<void(int)>& body) {
+  std::lock_guard turn(run_mu_);
   {
     std::lock_guard lock(mu_);
     body_ = &body;

@@ -4,9 +4,9 @@
 // omp_set_num_threads) bounds both, with no oversubscription between two pools.
 //
 // Inter-op parallelism runs steps on a WorkerPool: plain std::threads, each of which is its
-// own OpenMP initial thread with its own team and its own thread-count setting. They are kept
-// for the executable's life because libgomp keeps a team per initial thread: short-lived
-// threads would rebuild teams on every run.
+// own OpenMP initial thread with its own team and its own thread-count setting. One pool per
+// size lives as long as the process: libgomp keeps a team per initial thread, and oneDNN
+// convolutions crashed (null scratchpad) when pools were made and joined per executable.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -32,12 +32,15 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
   int size() const { return static_cast<int>(threads_.size()) + 1; }
+  // The process-wide pool of this size (never destroyed).
+  static WorkerPool& shared(int size);
   // Runs body(worker) on every worker (the caller is worker 0) and returns when all have
-  // returned. body must not throw. One run() at a time.
+  // returned. body must not throw. Concurrent calls take turns.
   void run(const std::function<void(int)>& body);
 
  private:
   void loop(int worker);
+  std::mutex run_mu_;  // one run() at a time
   std::mutex mu_;
   std::condition_variable cv_;
   const std::function<void(int)>* body_ = nullptr;
