@@ -17,23 +17,26 @@ def _run(res, batch):
     return next((r for r in res.get('runs', []) if r['batch'] == batch), None)
 
 
-def _top_op(res):
-    """Dominant op from a `tessera bench` profile, if the CLI gave one: either a list of
-    {op, share|seconds} or a mapping op -> share/seconds."""
-    for run in res.get('runs', []):
-        prof = run.get('profile')
-        if not prof:
-            continue
-        if isinstance(prof, dict):
-            items = [(k, v) for k, v in prof.items() if isinstance(v, (int, float))]
-        else:
-            items = [(p.get('op'), p.get('share', p.get('seconds', 0))) for p in prof
-                     if isinstance(p, dict)]
+def _profile_items(run):
+    """[(op, share)] from a run's `tessera bench --profile` list (or an op -> value mapping)."""
+    prof = (run or {}).get('profile')
+    if not prof:
+        return []
+    if isinstance(prof, dict):
+        items = [(k, v) for k, v in prof.items() if isinstance(v, (int, float))]
+    else:
+        items = [(p.get('op'), p.get('share', p.get('ms_per_iter', 0))) for p in prof if isinstance(p, dict)]
+    total = sum(v for _, v in items) or 1
+    return sorted(((op, v / total) for op, v in items), key=lambda kv: -kv[1])
+
+
+def _top_ops(good, batch, n=3):
+    """The batch's largest op shares, from the first trial that has a profile."""
+    for res in good:
+        items = _profile_items(_run(res, batch))
         if items:
-            op, value = max(items, key=lambda kv: kv[1])
-            total = sum(v for _, v in items) or 1
-            return f'{op} ({100 * value / total:.0f}%)'
-    return None
+            return items[:n]
+    return []
 
 
 def summarize(results):
@@ -69,7 +72,10 @@ def summarize(results):
             row['match'] = ('unchecked' if not checks else 'ok' if all(c['ok'] for c in checks)
                             else 'MISMATCH')
             row['max_abs_err'] = max(errs) if errs else None
-            row['top_op'] = _top_op(good[0]) if rt == 'tessera' else None
+            if rt == 'tessera':
+                row['top_ops'] = {str(b): _top_ops(good, b) for b in results['batches']}
+                row['top_op'] = ' / '.join(f'b{b}: {ops[0][0]} ({100 * ops[0][1]:.0f}%)'
+                                           for b, ops in row['top_ops'].items() if ops) or None
             if len(good) < len(data['results']):
                 row['failed_trials'] = len(data['results']) - len(good)
             rows[rt] = row
@@ -182,10 +188,42 @@ def markdown(results):
     for entry in results['models']:
         lines += _model_section(entry, results, big)
     lines += _targets(results, big)
-    lines += ['## Where Tessera is slower', '',
-              'The "Tessera top op" column is filled from the per-op profile of `tessera bench` '
-              'once the CLI reports one (a `profile` key in its JSON); until then it is "—".', '']
+    lines += _slower(results)
     return '\n'.join(lines) + '\n'
+
+
+def _slower(results):
+    """Each model and batch where a peer beats Tessera, with where Tessera's time goes (its
+    per-op profile from a separate `tessera bench --profile` run)."""
+    lines = ['## Where Tessera is slower', '',
+             'Every model and batch where a peer is faster, with the largest shares of Tessera\'s '
+             'op time (`tessera bench --profile`, run separately from the timed run).', '']
+    found = False
+    for name, s in results['summary'].items():
+        t = s['runtimes'].get('tessera', {})
+        if t.get('status') != 'ok':
+            continue
+        for b in results['batches']:
+            key = f'b{b}'
+            if key not in t:
+                continue
+            lower = b == 1
+            metric = 'p50_ms' if lower else 'throughput_per_s'
+            ahead = []
+            for rt, row in s['runtimes'].items():
+                if rt == 'tessera' or row.get('status') != 'ok' or key not in row:
+                    continue
+                ratio = (row[key][metric] / t[key][metric]) if lower else (t[key][metric] / row[key][metric])
+                if ratio < 1:
+                    ahead.append(f'{LABELS.get(rt, rt)} ({1 / ratio:.2f}x faster)')
+            if not ahead:
+                continue
+            found = True
+            ops = ', '.join(f'{op} {100 * share:.0f}%' for op, share in t.get('top_ops', {}).get(str(b), []))
+            lines.append(f'- **{name}, batch {b}**: {", ".join(ahead)}. Tessera\'s time: {ops or "no profile"}.')
+    if not found:
+        lines.append('- none: Tessera is fastest on every model and batch measured.')
+    return lines + ['']
 
 
 def _best(rows, names, key, batch, lower_is_better):

@@ -10,6 +10,7 @@ apt_packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   libdnnl-dev rapidjson-dev
+  chromium  # headless screenshot test of the rdu --report HTML
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,12 @@ struct OutputArg {
 
 using InferFn = std::function<void(InferContext&)>;
 using KernelFn = std::function<void(KernelContext&)>;
+// Reverse-mode gradient (ir/grad.h defines GradContext and the builders gradients share): emits
+// nodes computing one gradient per input (nullopt where there is none) from the node's output
+// gradients.
+struct GradContext;
+using GradList = std::vector<std::optional<Value>>;
+using GradFn = std::function<GradList(GradContext&)>;
 
 struct OpDef {
   std::string name;
@@ -84,6 +91,7 @@ struct OpDef {
   bool stateful = false;             // never folded, deduplicated or reordered
   InferFn infer;
   KernelFn compute;                  // reference semantics
+  GradFn grad;                       // empty: not differentiable
 
   // Flat output index of "arg_name:k" for a node of this op.
   int flat_output_index(const Node& node, const std::string& arg_name, int k) const;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ir/grad.h"
 #include "ops/elementwise_util.h"
 #include "ops/op_helpers.h"
 
@@ -67,11 +68,11 @@ void binary_compute(KernelContext& c, const char* name, F& f, FS fs = nullptr, b
 }
 
 template <Out R, typename... Ts, typename F>
-void add_binary(OpRegistry& r, const char* name, Types<Ts...>, F f, bool swap = false) {
-  r.add({.name = name, .infer = infer_broadcast<R>,
+void add_binary(OpRegistry& r, const char* name, Types<Ts...>, F f, bool swap = false, GradFn grad = {}) {
+  add_with_grad(r, {.name = name, .infer = infer_broadcast<R>,
          .compute = [name, f, swap](KernelContext& c) mutable {
            binary_compute<R, Ts...>(c, name, f, nullptr, swap);
-         }});
+         }}, std::move(grad));
 }
 
 // ---- scalar functions ------------------------------------------------------------------------
@@ -418,6 +419,100 @@ void clip_kernel(KernelContext& c) {
   c.set_output(0, std::move(out));
 }
 
+
+// ---- gradients (ir/grad.h) -------------------------------------------------------------------
+// A broadcasting operand's gradient is summed over the broadcast axes (reduce_to).
+
+// {dx, dy} from per-operand gradients at the result's shape.
+template <typename F>
+constexpr auto grad2(F f) {
+  return [f](GradContext& c) -> GradList {
+    auto [gx, gy] = f(c, c.dy(), c.x(0), c.x(1));
+    GradList out(2);
+    if (c.needs(0)) out[0] = c.reduce_to(gx, c.x(0));
+    if (c.needs(1)) out[1] = c.reduce_to(gy, c.x(1));
+    return out;
+  };
+}
+using P = std::pair<Value, Value>;
+
+constexpr auto kGradAdd = grad2([](GradContext& c, Value g, Value, Value) { return P{g, g}; });
+constexpr auto kGradSub = grad2([](GradContext& c, Value g, Value, Value) { return P{g, c.neg(g)}; });
+constexpr auto kGradMul = grad2([](GradContext& c, Value g, Value x, Value y) {
+  return P{c.mul(g, y), c.mul(x, g)};
+});
+// d(x/y) = g/y, -g x / y^2
+constexpr auto kGradDiv = grad2([](GradContext& c, Value g, Value x, Value y) {
+  return P{c.div(g, y), c.neg(c.mul(g, c.div(c.div(x, y), y)))};
+});
+// Ties send the gradient to x (as TF: x >= y for Maximum, x <= y for Minimum).
+template <bool kMax>
+constexpr auto grad_extremum() {
+  return grad2([](GradContext& c, Value g, Value x, Value y) {
+    Value pick_x = c.binary(kMax ? "GreaterEqual" : "LessEqual", x, y);
+    Value zero = c.zeros_like(g);
+    return P{c.select(pick_x, g, zero), c.select(pick_x, zero, g)};
+  });
+}
+constexpr auto kGradSquaredDifference = grad2([](GradContext& c, Value g, Value x, Value y) {
+  Value d = c.mul(c.mul(g, c.scalar(2, g)), c.sub(x, y));
+  return P{d, c.neg(d)};
+});
+// d x^y = g y x^(y-1), g x^y log(x) (0 where x <= 0, as TF).
+constexpr auto kGradPow = grad2([](GradContext& c, Value g, Value x, Value y) {
+  Value dx = c.mul(g, c.mul(y, c.binary("Pow", x, c.sub(y, c.scalar(1, y)))));
+  Value pos = c.binary("Greater", x, c.scalar(0, x));
+  Value safe_x = c.select(pos, x, c.op("OnesLike", {x}, {{"T", c.dtype(x)}}));
+  Value logx = c.select(pos, c.unary("Log", safe_x), c.zeros_like(x));
+  return P{dx, c.mul(g, c.mul(c.y(), logx))};
+});
+
+GradList grad_add_n(GradContext& c) { return GradList(c.node.inputs.size(), c.dy()); }
+
+// The bias gets the sum over every axis except the channel axis.
+GradList grad_bias_add(GradContext& c) {
+  Value g = c.dy();
+  int64_t rank = c.shape_of(g).rank();
+  TS_CHECK(rank >= 2, "gradient needs the input's rank");
+  const bool nchw = c.node.attr_or<std::string>("data_format", "NHWC") == "NCHW";
+  std::vector<int32_t> axes;
+  for (int32_t i = 0; i < rank; ++i)
+    if (i != (nchw ? 1 : rank - 1)) axes.push_back(i);
+  GradList out(2);
+  out[0] = g;
+  if (c.needs(1)) out[1] = c.sum(g, c.ints(axes));
+  return out;
+}
+
+// Select (V1) takes a vector condition for the first axis; SelectV2 broadcasts.
+GradList grad_select(GradContext& c, bool v2) {
+  Value g = c.dy(), cond = c.x(0);
+  int64_t cr = c.shape_of(cond).rank(), gr = c.shape_of(g).rank();
+  if (!v2 && cr == 1 && gr > 1) {
+    std::vector<int32_t> s(static_cast<size_t>(gr), 1);
+    s[0] = -1;
+    cond = c.reshape(cond, c.ints(s));
+  }
+  Value zero = c.zeros_like(g);
+  GradList out(3);
+  if (c.needs(1)) out[1] = c.reduce_to(c.select(cond, g, zero), c.x(1));
+  if (c.needs(2)) out[2] = c.reduce_to(c.select(cond, zero, g), c.x(2));
+  return out;
+}
+
+// t passes the gradient where lo <= t <= hi; the bounds get it where they clipped.
+GradList grad_clip(GradContext& c) {
+  Value g = c.dy(), t = c.x(0), lo = c.x(1), hi = c.x(2);
+  Value zero = c.zeros_like(g);
+  Value below = c.binary("Less", t, lo), above = c.binary("Greater", t, hi);
+  Value inside = c.op("LogicalNot", {c.binary("LogicalOr", below, above)});
+  GradList out(3);
+  out[0] = c.select(inside, g, zero);
+  if (c.needs(1)) out[1] = c.reduce_to(c.select(below, g, zero), lo);
+  if (c.needs(2)) out[2] = c.reduce_to(c.select(above, g, zero), hi);
+  return out;
+}
+
 }  // namespace
 
 void register_binary_ops(OpRegistry& r) {
@@ -426,20 +521,20 @@ void register_binary_ops(OpRegistry& r) {
 
   // Add also concatenates strings.
   auto add = [](auto a, auto b) { return wadd(a, b); };
-  r.add({.name = "Add", .infer = infer_broadcast<S>, .compute = [add](KernelContext& c) mutable {
+  add_with_grad(r, {.name = "Add", .infer = infer_broadcast<S>, .compute = [add](KernelContext& c) mutable {
            auto fs = [](const std::string& a, const std::string& b) { return a + b; };
            binary_compute<S, float, double, float16, bfloat16, uint8_t, int8_t, int16_t, int32_t,
                           int64_t>(c, "Add", add, fs);
-         }});
-  add_binary<S>(r, "AddV2", RealTypes{}, add);
-  add_binary<S>(r, "Sub", RealTypes{}, [](auto a, auto b) { return wsub(a, b); });
-  add_binary<S>(r, "Mul", RealTypes{}, [](auto a, auto b) { return wmul(a, b); });
+         }}, kGradAdd);
+  add_binary<S>(r, "AddV2", RealTypes{}, add, false, kGradAdd);
+  add_binary<S>(r, "Sub", RealTypes{}, [](auto a, auto b) { return wsub(a, b); }, false, kGradSub);
+  add_binary<S>(r, "Mul", RealTypes{}, [](auto a, auto b) { return wmul(a, b); }, false, kGradMul);
   auto div = [](auto a, auto b) {
     if constexpr (is_int<decltype(a)>) return trunc_div(a, b);
     else return a / b;
   };
-  add_binary<S>(r, "Div", RealTypes{}, div);
-  add_binary<S>(r, "RealDiv", FloatTypes{}, div);
+  add_binary<S>(r, "Div", RealTypes{}, div, false, kGradDiv);
+  add_binary<S>(r, "RealDiv", FloatTypes{}, div, false, kGradDiv);
   add_binary<S>(r, "TruncateDiv", RealTypes{}, [](auto a, auto b) {
     if constexpr (is_int<decltype(a)>) return trunc_div(a, b);
     else return std::trunc(a / b);
@@ -457,13 +552,15 @@ void register_binary_ops(OpRegistry& r) {
   add_binary<S>(r, "Pow", PowTypes{}, [](auto a, auto b) {
     if constexpr (is_int<decltype(a)>) return int_pow(a, b);
     else return std::pow(a, b);
-  });
-  add_binary<S>(r, "Maximum", RealTypes{}, [](auto a, auto b) { return nan_max(a, b); });
-  add_binary<S>(r, "Minimum", RealTypes{}, [](auto a, auto b) { return nan_min(a, b); });
+  }, false, kGradPow);
+  add_binary<S>(r, "Maximum", RealTypes{}, [](auto a, auto b) { return nan_max(a, b); }, false,
+                grad_extremum<true>());
+  add_binary<S>(r, "Minimum", RealTypes{}, [](auto a, auto b) { return nan_min(a, b); }, false,
+                grad_extremum<false>());
   add_binary<S>(r, "SquaredDifference", SqDiffTypes{}, [](auto a, auto b) {
     auto d = wsub(a, b);
     return wmul(d, d);
-  });
+  }, false, kGradSquaredDifference);
   add_binary<S>(r, "Atan2", FloatTypes{}, [](auto y, auto x) { return std::atan2(y, x); });
   add_binary<S>(r, "Xdivy", FloatTypes{}, [](auto a, auto b) { return a == 0 ? decltype(a)(0) : a / b; });
   add_binary<S>(r, "Xlogy", FloatTypes{}, [](auto a, auto b) { return a == 0 ? decltype(a)(0) : a * std::log(b); });
@@ -492,15 +589,15 @@ void register_binary_ops(OpRegistry& r) {
     return static_cast<decltype(a)>(a >> clamp_shift(b));
   });
 
-  r.add({.name = "BiasAdd", .attr_defaults = {{"data_format", std::string("NHWC")}},
-         .infer = infer_bias_add, .compute = bias_add_kernel});
-  r.add({.name = "BiasAddV1", .infer = infer_bias_add, .compute = bias_add_kernel});
-  r.add({.name = "AddN", .infer = infer_add_n, .compute = add_n_kernel});
-  r.add({.name = "Select", .infer = infer_select, .compute = select_kernel});
-  r.add({.name = "SelectV2", .infer = infer_select_v2, .compute = select_v2_kernel});
-  r.add({.name = "ClipByValue",
+  add_with_grad(r, {.name = "BiasAdd", .attr_defaults = {{"data_format", std::string("NHWC")}},
+         .infer = infer_bias_add, .compute = bias_add_kernel}, grad_bias_add);
+  add_with_grad(r, {.name = "BiasAddV1", .infer = infer_bias_add, .compute = bias_add_kernel}, grad_bias_add);
+  add_with_grad(r, {.name = "AddN", .infer = infer_add_n, .compute = add_n_kernel}, grad_add_n);
+  add_with_grad(r, {.name = "Select", .infer = infer_select, .compute = select_kernel}, [](GradContext& c) { return grad_select(c, false); });
+  add_with_grad(r, {.name = "SelectV2", .infer = infer_select_v2, .compute = select_v2_kernel}, [](GradContext& c) { return grad_select(c, true); });
+  add_with_grad(r, {.name = "ClipByValue",
          .infer = [](InferContext& c) { ops::infer_same_as_input(c); },
-         .compute = clip_kernel});
+         .compute = clip_kernel}, grad_clip);
 }
 
 }  // namespace tessera

@@ -1,6 +1,7 @@
 // Joining and splitting along an axis: Concat, ConcatV2, Pack, Unpack, Split, SplitV.
 #include <algorithm>
 
+#include "ir/grad.h"
 #include "ops/array_families.h"
 #include "ops/array_util.h"
 
@@ -268,19 +269,84 @@ void split_kernel(KernelContext& c) {
   }
 }
 
+// ---- gradients (ir/grad.h) -------------------------------------------------------------------
+
+// The concatenation axis from a compile-time operand, normalised with the gradient's rank.
+int64_t known_axis(GradContext& c, size_t input, Value g) {
+  auto ax = c.known_ints(input);
+  TS_CHECK(ax && ax->size() == 1, "gradient needs the axis at compile time");
+  int64_t rank = c.shape_of(g).rank();
+  TS_CHECK(rank >= 0, "gradient needs the rank");
+  return ops::normalize_axis(c.node, (*ax)[0], rank);
+}
+
+// Concat/ConcatV2: split the gradient into pieces as wide as each input along the axis.
+GradList grad_concat(GradContext& c) {
+  const bool v2 = c.node.op == "ConcatV2";
+  const size_t n = c.node.inputs.size() - 1, first = v2 ? 0 : 1;
+  Value g = c.dy();
+  GradList out(c.node.inputs.size());
+  if (n == 1) {
+    out[first] = g;
+    return out;
+  }
+  int64_t axis = known_axis(c, v2 ? n : 0, g);
+  std::vector<Value> sizes;
+  for (size_t i = 0; i < n; ++i)
+    sizes.push_back(c.op("Slice", {c.shape(c.x(first + i)), c.ints({static_cast<int32_t>(axis)}), c.ints({1})},
+                         {{"T", DType::kInt32}, {"Index", DType::kInt32}}));
+  sizes.push_back(c.int_scalar(0));  // the concat axis of the sizes
+  Value size_v = c.op("ConcatV2", sizes, {{"T", DType::kInt32}, {"N", static_cast<int64_t>(n)}, {"Tidx", DType::kInt32}});
+  Node* split = c.emit("SplitV", {g, size_v, c.int_scalar(static_cast<int32_t>(axis))},
+                       {{"T", c.dtype(g)}, {"Tlen", DType::kInt32}, {"num_split", static_cast<int64_t>(n)}});
+  for (size_t i = 0; i < n; ++i) out[first + i] = split->out(static_cast<int>(i));
+  return out;
+}
+
+GradList grad_pack(GradContext& c) {
+  const int64_t n = static_cast<int64_t>(c.node.inputs.size());
+  Node* un = c.emit("Unpack", {c.dy()}, {{"T", c.dtype(c.dy())}, {"num", n}, {"axis", c.node.attr_or<int64_t>("axis", 0)}});
+  GradList out;
+  for (int i = 0; i < n; ++i) out.push_back(un->out(i));
+  return out;
+}
+
+GradList grad_unpack(GradContext& c) {
+  std::vector<Value> parts;
+  for (int i = 0; i < c.node.num_outputs(); ++i) parts.push_back(c.dy(i));
+  return {c.op("Pack", parts, {{"T", c.dtype(parts[0])}, {"N", static_cast<int64_t>(parts.size())},
+                               {"axis", c.node.attr_or<int64_t>("axis", 0)}})};
+}
+
+// Split(axis, value) / SplitV(value, sizes, axis): concatenate the output gradients.
+GradList grad_split(GradContext& c) {
+  const bool v = c.node.op == "SplitV";
+  std::vector<Value> parts;
+  for (int i = 0; i < c.node.num_outputs(); ++i) parts.push_back(c.dy(i));
+  const int64_t n = static_cast<int64_t>(parts.size());
+  Value axis = c.x(v ? 2 : 0);
+  parts.push_back(axis);
+  Value dx = c.op("ConcatV2", parts, {{"T", c.dtype(parts[0])}, {"N", n}, {"Tidx", c.dtype(axis)}});
+  GradList out(c.node.inputs.size());
+  out[v ? 0 : 1] = dx;
+  return out;
+}
+
 }  // namespace
 
 void register_concat_ops(OpRegistry& r) {
-  r.add({.name = "Concat", .infer = infer_concat, .compute = concat_kernel});
-  r.add({.name = "ConcatV2", .attr_defaults = {{"Tidx", DType::kInt32}}, .infer = infer_concat,
-         .compute = concat_kernel});
-  r.add({.name = "Pack", .attr_defaults = {{"axis", int64_t{0}}}, .infer = infer_pack, .compute = pack_kernel});
-  r.add({.name = "Unpack", .attr_defaults = {{"axis", int64_t{0}}}, .output_args = {{"output", "num", ""}},
-         .infer = infer_unpack, .compute = unpack_kernel});
-  r.add({.name = "Split", .output_args = {{"output", "num_split", ""}}, .infer = infer_split,
-         .compute = split_kernel});
-  r.add({.name = "SplitV", .attr_defaults = {{"Tlen", DType::kInt64}}, .output_args = {{"output", "num_split", ""}},
-         .infer = infer_split, .compute = split_kernel});
+  add_with_grad(r, {.name = "Concat", .infer = infer_concat, .compute = concat_kernel}, grad_concat);
+  add_with_grad(r, {.name = "ConcatV2", .attr_defaults = {{"Tidx", DType::kInt32}}, .infer = infer_concat,
+                    .compute = concat_kernel}, grad_concat);
+  add_with_grad(r, {.name = "Pack", .attr_defaults = {{"axis", int64_t{0}}}, .infer = infer_pack,
+                    .compute = pack_kernel}, grad_pack);
+  add_with_grad(r, {.name = "Unpack", .attr_defaults = {{"axis", int64_t{0}}}, .output_args = {{"output", "num", ""}},
+                    .infer = infer_unpack, .compute = unpack_kernel}, grad_unpack);
+  add_with_grad(r, {.name = "Split", .output_args = {{"output", "num_split", ""}}, .infer = infer_split,
+                    .compute = split_kernel}, grad_split);
+  add_with_grad(r, {.name = "SplitV", .attr_defaults = {{"Tlen", DType::kInt64}},
+                    .output_args = {{"output", "num_split", ""}}, .infer = infer_split, .compute = split_kernel},
+                grad_split);
 }
 
 }  // namespace tessera

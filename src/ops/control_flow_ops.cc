@@ -1,6 +1,9 @@
 // Functional control flow as TF2 emits it: If/StatelessIf, While/StatelessWhile and
 // Case/StatelessCase call functions of the graph's library (Graphs whose args are _Arg nodes)
 // through KernelContext::call. TF1's Switch/Merge/Enter/Exit loops are not handled here.
+#include <unordered_map>
+
+#include "ir/grad.h"
 #include "ops/op_helpers.h"
 
 namespace tessera {
@@ -121,6 +124,94 @@ void infer_while(InferContext& c) {
   infer_typed_outputs(c, types);
 }
 
+// ---- gradients (ir/grad.h) -------------------------------------------------------------------
+// If/Case: the gradient is the same conditional over gradient functions, one per branch. A
+// branch's gradient function takes the branch's arguments followed by the gradients of every
+// output and returns the gradients of the wanted arguments (zeros where the branch does not
+// use one), so every branch has the same signature.
+
+// Builds (once per branch and wanted set) the gradient function of library function `fn`.
+std::string branch_gradient(Graph& graph, const std::string& fn, const std::vector<size_t>& wanted) {
+  std::string name = fn + "_grad";
+  for (size_t w : wanted) name += "_" + std::to_string(w);
+  auto& functions = graph.library->functions;
+  if (functions.count(name)) return name;
+  const Graph* body = graph.library->find(fn);
+  TS_CHECK(body, "function '", fn, "' is not in the library");
+  auto g = std::make_shared<Graph>(FunctionLibrary::borrow(graph.library));
+  g->name = name;
+  std::unordered_map<const Node*, Node*> copy;
+  for (Node* n : body->topo_order()) {
+    std::vector<Value> inputs;
+    for (const Value& v : n->inputs) inputs.push_back({copy.at(v.node), v.index});
+    Node* c = g->add(n->name, n->op, inputs, n->attrs);
+    for (Node* ctl : n->control_inputs) c->control_inputs.push_back(copy.at(ctl));
+    c->outputs = n->outputs;
+    c->known = n->known;
+    copy[n] = c;
+  }
+  for (Node* a : body->args) g->args.push_back(copy.at(a));
+  std::vector<std::pair<Value, Value>> seeds;
+  for (size_t i = 0; i < body->results.size(); ++i) {
+    const Value& r = body->results[i];
+    const ValueInfo& info = r.node->outputs.at(r.index);
+    Node* dy = g->add(g->unique_name("dy" + std::to_string(i)), "_Arg", {},
+                      {{"T", info.dtype}, {"index", static_cast<int64_t>(g->args.size())}, {"_shape", info.shape}});
+    infer_node(*dy);
+    g->args.push_back(dy);
+    if (is_differentiable(info.dtype)) seeds.push_back({Value{copy.at(r.node), r.index}, dy->out()});
+  }
+  std::vector<std::vector<Value>> targets;
+  for (size_t w : wanted) targets.push_back({g->args.at(w)->out()});
+  std::vector<std::optional<Value>> grads = backprop(*g, seeds, targets);
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    Value arg = g->args[wanted[k]]->out();
+    Value result = grads[k] ? *grads[k] : [&] {
+      Node* z = g->add(g->unique_name("zeros" + std::to_string(k)), "ZerosLike", {arg},
+                       {{"T", arg.node->outputs[0].dtype}});
+      infer_node(*z);
+      return z->out();
+    }();
+    g->results.push_back(result);
+    g->result_names.push_back("d" + std::to_string(wanted[k]));
+  }
+  functions[name] = g;
+  return name;
+}
+
+GradList grad_conditional(GradContext& c) {
+  const bool is_case = c.node.op.ends_with("Case");
+  std::vector<size_t> wanted;  // branch argument indices (node input i + 1)
+  std::vector<DType> tout;
+  for (size_t i = 1; i < c.node.inputs.size(); ++i)
+    if (c.needs(i) && is_differentiable(c.dtype(c.x(i)))) {
+      wanted.push_back(i - 1);
+      tout.push_back(c.dtype(c.x(i)));
+    }
+  GradList out(c.node.inputs.size());
+  if (wanted.empty()) return out;
+  std::vector<Value> inputs(c.node.inputs.begin(), c.node.inputs.end());
+  std::vector<DType> tin = c.node.attr<std::vector<DType>>("Tin");
+  for (int i = 0; i < c.node.num_outputs(); ++i) {
+    inputs.push_back(c.dy(i));
+    tin.push_back(c.dtype(c.y(i)));
+  }
+  AttrMap attrs = {{"Tin", tin}, {"Tout", tout}, {"output_shapes", std::vector<PartialShape>{}}};
+  if (c.node.has_attr("Tcond")) attrs["Tcond"] = c.node.attrs.at("Tcond");
+  if (is_case) {
+    std::vector<FuncRef> branches;
+    for (const FuncRef& b : c.node.attr<std::vector<FuncRef>>("branches"))
+      branches.push_back({branch_gradient(c.graph, b.name, wanted), nullptr});
+    attrs["branches"] = branches;
+  } else {
+    for (const char* k : {"then_branch", "else_branch"})
+      attrs[k] = FuncRef{branch_gradient(c.graph, c.node.attr<FuncRef>(k).name, wanted), nullptr};
+  }
+  Node* n = c.emit(c.node.op, inputs, attrs);
+  for (size_t k = 0; k < wanted.size(); ++k) out[wanted[k] + 1] = n->out(static_cast<int>(k));
+  return out;
+}
+
 }  // namespace
 
 void register_control_flow_ops(OpRegistry& r) {
@@ -131,12 +222,14 @@ void register_control_flow_ops(OpRegistry& r) {
   // promise pure functions.
   for (bool stateless : {false, true}) {
     std::string prefix = stateless ? "Stateless" : "";
-    r.add({.name = prefix + "If", .attr_defaults = cond_defaults,
-           .output_args = {{"output", "", "Tout"}}, .stateful = !stateless,
-           .infer = infer_if, .compute = if_kernel});
-    r.add({.name = prefix + "Case", .attr_defaults = cond_defaults,
-           .output_args = {{"output", "", "Tout"}}, .stateful = !stateless,
-           .infer = infer_if, .compute = case_kernel});
+    add_with_grad(r, {.name = prefix + "If", .attr_defaults = cond_defaults,
+                      .output_args = {{"output", "", "Tout"}}, .stateful = !stateless,
+                      .infer = infer_if, .compute = if_kernel},
+                  grad_conditional);
+    add_with_grad(r, {.name = prefix + "Case", .attr_defaults = cond_defaults,
+                      .output_args = {{"output", "", "Tout"}}, .stateful = !stateless,
+                      .infer = infer_if, .compute = case_kernel},
+                  grad_conditional);
     r.add({.name = prefix + "While", .attr_defaults = while_defaults,
            .output_args = {{"output", "", "T"}}, .stateful = !stateless,
            .infer = infer_while, .compute = while_kernel});

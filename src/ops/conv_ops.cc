@@ -1,11 +1,12 @@
 // Convolutions: Conv2D, Conv3D, DepthwiseConv2dNative, Conv2DBackpropInput and
-// Conv3DBackpropInputV2 (the ops Conv2DTranspose/Conv3DTranspose emit). Everything runs in
+// Conv3DBackpropInputV2 (the ops Conv2DTranspose/Conv3DTranspose emit), Conv2DBackpropFilter. Everything runs in
 // channels-last layout (channels-first inputs are transposed in and out), and 2D is the 3D
 // code with a unit depth. Regular convolutions use
 // im2col over chunks of output positions followed by the shared packed GEMM; the transposed
 // convolution is the GEMM with the filter transposed followed by col2im.
 #include <algorithm>
 
+#include "ir/grad.h"
 #include "ops/nn_families.h"
 
 namespace tessera {
@@ -342,6 +343,95 @@ void conv_backprop_input_kernel(KernelContext& c, int spatial) {
   });
 }
 
+// ---- Conv2DBackpropFilter (the filter gradient of Conv2D) ----
+// dF[k..., ci, co] = sum over batch and output positions of patch(x)[p, (k, ci)] · dy[p, co]:
+// im2col of the input per chunk, then a GEMM with the patch matrix transposed, accumulated.
+
+void infer_conv_backprop_filter(InferContext& c) {
+  const PartialShape& f = c.input(1).shape;
+  PartialShape out = PartialShape(std::vector<int64_t>(4, -1));
+  if (auto sizes = ops::known_ints(c, 1)) out = PartialShape(*sizes);
+  else if (f.known_rank && f.rank() == 1 && f.dims[0] >= 0) out = PartialShape(std::vector<int64_t>(f.dims[0], -1));
+  TS_CHECK(out.rank() == 4, "filter_sizes must have 4 elements, got ", out.str());
+  c.set_output(0, c.attr<DType>("T"), out);
+}
+
+void conv_backprop_filter_kernel(KernelContext& c) {
+  const int spatial = 2, rank = 4;
+  ConvAttrs a = conv_attrs(c.node, spatial);
+  DType dt = c.attr<DType>("T");
+  nn::check_dtype_in(dt, {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16}, "Conv2DBackpropFilter");
+  Tensor x = c.input(0), dy = c.input(2);
+  Shape fs = c.input(1).to_int_vector();
+  TS_CHECK(x.rank() == rank, "input must be 4-dimensional, got ", shape_str(x.shape()));
+  TS_CHECK(dy.rank() == rank, "out_backprop must be 4-dimensional, got ", shape_str(dy.shape()));
+  TS_CHECK(fs.size() == 4, "filter_sizes must have 4 elements, got ", fs.size());
+  for (int64_t d : fs) TS_CHECK(d >= 0, "filter_sizes must be non-negative, got ", shape_str(fs));
+  if (a.layout.channels_first) {
+    x = nn::transpose(x, to_channels_last(spatial));
+    dy = nn::transpose(dy, to_channels_last(spatial));
+  }
+  int64_t cin = x.dim(rank - 1), fin = fs[2], cout = fs[3];
+  TS_CHECK(fin > 0 && cin % fin == 0, "input depth ", cin, " must be a multiple of filter depth ", fin);
+  int64_t groups = cin / fin;
+  TS_CHECK(cout % groups == 0, "filter output depth ", cout, " must be a multiple of the groups ", groups);
+  TS_CHECK(dy.dim(0) == x.dim(0) && dy.dim(rank - 1) == cout, "out_backprop ", shape_str(dy.shape()),
+           " does not match input ", shape_str(x.shape()), " and filter_sizes ", shape_str(fs));
+  std::vector<int64_t> in_sp = {x.dim(1), x.dim(2)}, k_sp = {fs[0], fs[1]};
+  ConvGeom g = make_geom(a, x.dim(0), in_sp, k_sp, cin, cout, groups);
+  for (int i = 0; i < spatial; ++i)
+    TS_CHECK(g.out[kMaxSpatial - spatial + i] == dy.dim(1 + i), "out_backprop spatial dim ", i, " is ",
+             dy.dim(1 + i), " but the convolution gives ", g.out[kMaxSpatial - spatial + i]);
+  nn::with_acc(dt, "Conv2DBackpropFilter", [&]<typename A>() {
+    std::vector<A> xv = nn::load<A>(x), dyv = nn::load<A>(dy);
+    std::vector<A> df(static_cast<size_t>(num_elements(fs)), A(0));
+    int64_t P = g.out_positions(), cin_g = g.cin_g(), cout_g = g.cout_g(), K = g.kvol() * cin_g;
+    int64_t chunk = std::min(P, chunk_rows(K));
+    std::vector<A> col(static_cast<size_t>(std::max<int64_t>(chunk, 0) * K));
+    for (int64_t n = 0; n < g.batch && P > 0; ++n) {
+      const A* xn = xv.data() + n * g.in_positions() * cin;
+      for (int64_t grp = 0; grp < groups; ++grp)
+        for (int64_t p0 = 0; p0 < P; p0 += chunk) {
+          int64_t p1 = std::min(P, p0 + chunk);
+          im2col(g, xn, p0, p1, grp, col.data());
+          // df[r, co] += sum_p col[p, r] * dy[p, co]  (col transposed: row stride 1, column stride K)
+          gemm<A>(K, cout_g, p1 - p0, col.data(), 1, K, dyv.data() + (n * P + p0) * cout + grp * cout_g, cout, 1,
+                  df.data() + grp * cout_g, cout, true);
+        }
+    }
+    c.set_output(0, nn::store(df.data(), dt, fs));
+  });
+}
+
+// ---- gradients (ir/grad.h) ----
+
+AttrMap conv_grad_attrs(const Node& n) {
+  AttrMap a;
+  for (const char* k : {"T", "strides", "padding", "explicit_paddings", "data_format", "dilations"})
+    if (n.has_attr(k)) a[k] = n.attrs.at(k);
+  return a;
+}
+
+GradList grad_conv2d(GradContext& c) {
+  Value x = c.x(0), f = c.x(1), g = c.dy();
+  AttrMap attrs = conv_grad_attrs(c.node);
+  GradList out(2);
+  if (c.needs(0)) out[0] = c.op("Conv2DBackpropInput", {c.shape(x), f, g}, attrs);
+  if (c.needs(1)) out[1] = c.op("Conv2DBackpropFilter", {x, c.shape(f), g}, attrs);
+  return out;
+}
+
+// Conv2DBackpropInput is linear in (filter, out_backprop): its adjoints are Conv2D of the
+// gradient (for out_backprop) and the filter gradient with the roles of x and dy swapped.
+GradList grad_conv2d_backprop_input(GradContext& c) {
+  Value f = c.x(1), g = c.dy();
+  AttrMap attrs = conv_grad_attrs(c.node);
+  GradList out(3);
+  if (c.needs(1)) out[1] = c.op("Conv2DBackpropFilter", {g, c.shape(f), c.x(2)}, attrs);
+  if (c.needs(2)) out[2] = c.op("Conv2D", {g, f}, attrs);
+  return out;
+}
+
 // ---- DepthwiseConv2dNative ----
 
 void infer_depthwise(InferContext& c) {
@@ -409,6 +499,23 @@ void depthwise_kernel(KernelContext& c) {
   });
 }
 
+// A depthwise convolution with filter [H, W, C, M] is the grouped Conv2D (C groups) with the
+// filter viewed as [H, W, 1, C*M] (output channel c*M + m in both), so its gradients are the
+// grouped convolution's.
+GradList grad_depthwise(GradContext& c) {
+  Value x = c.x(0), f = c.x(1), g = c.dy();
+  AttrMap attrs = conv_grad_attrs(c.node);
+  Value hw = c.op("Slice", {c.shape(f), c.ints({0}), c.ints({2})}, {{"T", DType::kInt32}, {"Index", DType::kInt32}});
+  Value grouped_shape = c.op("ConcatV2", {hw, c.ints({1, -1}), c.int_scalar(0)},
+                             {{"T", DType::kInt32}, {"N", int64_t{2}}, {"Tidx", DType::kInt32}});
+  Value grouped = c.reshape(f, grouped_shape);
+  GradList out(2);
+  if (c.needs(0)) out[0] = c.op("Conv2DBackpropInput", {c.shape(x), grouped, g}, attrs);
+  if (c.needs(1))
+    out[1] = c.reshape(c.op("Conv2DBackpropFilter", {x, c.shape(grouped), g}, attrs), c.shape(f));
+  return out;
+}
+
 }  // namespace
 
 void register_conv_ops(OpRegistry& r) {
@@ -416,28 +523,33 @@ void register_conv_ops(OpRegistry& r) {
                              {"explicit_paddings", std::vector<int64_t>{}},
                              {"data_format", std::string("NHWC")},
                              {"dilations", std::vector<int64_t>{1, 1, 1, 1}}};
-  r.add({.name = "Conv2D", .attr_defaults = conv2d_defaults,
-         .infer = [](InferContext& c) { infer_conv(c, 2); },
-         .compute = [](KernelContext& c) { conv_kernel(c, 2); }});
+  add_with_grad(r, {.name = "Conv2D", .attr_defaults = conv2d_defaults,
+                    .infer = [](InferContext& c) { infer_conv(c, 2); },
+                    .compute = [](KernelContext& c) { conv_kernel(c, 2); }},
+                grad_conv2d);
   r.add({.name = "Conv3D",
          .attr_defaults = {{"data_format", std::string("NDHWC")},
                            {"dilations", std::vector<int64_t>{1, 1, 1, 1, 1}}},
          .infer = [](InferContext& c) { infer_conv(c, 3); },
          .compute = [](KernelContext& c) { conv_kernel(c, 3); }});
-  r.add({.name = "Conv2DBackpropInput", .attr_defaults = conv2d_defaults,
-         .infer = [](InferContext& c) { infer_conv_backprop_input(c, 2); },
-         .compute = [](KernelContext& c) { conv_backprop_input_kernel(c, 2); }});
+  add_with_grad(r, {.name = "Conv2DBackpropInput", .attr_defaults = conv2d_defaults,
+                    .infer = [](InferContext& c) { infer_conv_backprop_input(c, 2); },
+                    .compute = [](KernelContext& c) { conv_backprop_input_kernel(c, 2); }},
+                grad_conv2d_backprop_input);
+  r.add({.name = "Conv2DBackpropFilter", .attr_defaults = conv2d_defaults,
+         .infer = infer_conv_backprop_filter, .compute = conv_backprop_filter_kernel});
   r.add({.name = "Conv3DBackpropInputV2",
          .attr_defaults = {{"data_format", std::string("NDHWC")},
                            {"dilations", std::vector<int64_t>{1, 1, 1, 1, 1}},
                            {"Tshape", DType::kInt32}},
          .infer = [](InferContext& c) { infer_conv_backprop_input(c, 3); },
          .compute = [](KernelContext& c) { conv_backprop_input_kernel(c, 3); }});
-  r.add({.name = "DepthwiseConv2dNative",
-         .attr_defaults = {{"explicit_paddings", std::vector<int64_t>{}},
-                           {"data_format", std::string("NHWC")},
-                           {"dilations", std::vector<int64_t>{1, 1, 1, 1}}},
-         .infer = infer_depthwise, .compute = depthwise_kernel});
+  add_with_grad(r, {.name = "DepthwiseConv2dNative",
+                    .attr_defaults = {{"explicit_paddings", std::vector<int64_t>{}},
+                                      {"data_format", std::string("NHWC")},
+                                      {"dilations", std::vector<int64_t>{1, 1, 1, 1}}},
+                    .infer = infer_depthwise, .compute = depthwise_kernel},
+                grad_depthwise);
 }
 
 }  // namespace tessera

@@ -5,6 +5,7 @@
 #include <complex>
 #include <unordered_map>
 
+#include "ir/grad.h"
 #include "ops/array_families.h"
 #include "ops/array_util.h"
 
@@ -537,11 +538,38 @@ Tensor ops::array::gather(const Tensor& params, const Tensor& indices, int64_t a
   return out;
 }
 
+// GatherV2 gradient (axis 0, no batch dims): scatter-add the gradient rows into zeros shaped
+// like params (ScatterNd sums duplicate indices).
+GradList grad_gather(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  if (!c.needs(0)) return out;
+  const bool v2 = c.node.op == "GatherV2";
+  int64_t axis = 0;
+  if (v2) {
+    auto ax = c.known_ints(2);
+    TS_CHECK(ax && ax->size() == 1, "gradient needs the axis at compile time");
+    axis = (*ax)[0];
+    if (axis < 0) axis += c.shape_of(c.x(0)).rank();
+  }
+  if (axis != 0 || c.node.attr_or<int64_t>("batch_dims", 0) != 0)
+    fail_code(ErrorCode::kUnimplemented, "gradient of a gather along axis ", axis, " (only axis 0)");
+  Value params = c.x(0), g = c.dy();
+  DType it = c.dtype(c.x(1));
+  Value flat = c.op("Reshape", {c.x(1), c.ints({-1, 1})}, {{"T", it}, {"Tshape", DType::kInt32}});
+  Value pshape = c.shape(params, it);
+  Value rest = c.op("Slice", {pshape, c.cast(c.ints({1}), it), c.cast(c.ints({-1}), it)}, {{"T", it}, {"Index", it}});
+  Value rows_shape = c.op("ConcatV2", {c.cast(c.ints({-1}), it), rest, c.int_scalar(0)},
+                          {{"T", it}, {"N", int64_t{2}}, {"Tidx", DType::kInt32}});
+  Value rows = c.reshape(g, rows_shape);
+  out[0] = c.op("ScatterNd", {flat, rows, pshape}, {{"T", c.dtype(g)}, {"Tindices", it}});
+  return out;
+}
+
 void register_gather_ops(OpRegistry& r) {
-  r.add({.name = "Gather", .attr_defaults = {{"validate_indices", true}}, .infer = infer_gather,
-         .compute = gather_kernel});
-  r.add({.name = "GatherV2", .attr_defaults = {{"batch_dims", int64_t{0}}}, .infer = infer_gather,
-         .compute = gather_kernel});
+  add_with_grad(r, {.name = "Gather", .attr_defaults = {{"validate_indices", true}}, .infer = infer_gather,
+                    .compute = gather_kernel}, grad_gather);
+  add_with_grad(r, {.name = "GatherV2", .attr_defaults = {{"batch_dims", int64_t{0}}}, .infer = infer_gather,
+                    .compute = gather_kernel}, grad_gather);
   const AttrMap policy = {{"bad_indices_policy", std::string()}};
   r.add({.name = "GatherNd", .attr_defaults = policy, .infer = infer_gather_nd, .compute = gather_nd_kernel});
   r.add({.name = "ScatterNd", .attr_defaults = policy,

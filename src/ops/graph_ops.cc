@@ -1,4 +1,5 @@
 // Graph plumbing: constants, inputs, identities and no-ops.
+#include "ir/grad.h"
 #include "ops/op_helpers.h"
 
 namespace tessera {
@@ -52,6 +53,15 @@ void check_numerics_kernel(KernelContext& c) {
 
 }  // namespace
 
+// Gradients: forwarding ops pass the gradient through; StopGradient/PreventGradient stop it.
+GradList grad_forward(GradContext& c) { return {c.dy()}; }
+GradList grad_stop(GradContext&) { return {std::nullopt}; }
+GradList grad_identity_n(GradContext& c) {
+  GradList out;
+  for (size_t i = 0; i < c.node.inputs.size(); ++i) out.push_back(c.dy(static_cast<int>(i)));
+  return out;
+}
+
 void register_graph_ops(OpRegistry& r) {
   r.add({.name = "Const", .infer = infer_const,
          .compute = [](KernelContext& c) { c.set_output(0, c.attr<Tensor>("value")); }});
@@ -66,13 +76,14 @@ void register_graph_ops(OpRegistry& r) {
          .infer = [](InferContext& c) { c.set_output(0, c.attr<DType>("dtype"), c.attr<PartialShape>("shape")); },
          .compute = identity_kernel});
   for (const char* name : {"Identity", "StopGradient", "Snapshot"})
-    r.add({.name = name, .infer = [](InferContext& c) { infer_same_as_input(c); }, .compute = identity_kernel});
-  r.add({.name = "PreventGradient", .attr_defaults = {{"message", std::string()}},
-         .infer = [](InferContext& c) { infer_same_as_input(c); }, .compute = identity_kernel});
-  r.add({.name = "IdentityN", .output_args = {{"output", "", "T"}}, .infer = infer_identity_n,
-         .compute = identity_n_kernel});
+    add_with_grad(r, {.name = name, .infer = [](InferContext& c) { infer_same_as_input(c); }, .compute = identity_kernel},
+                  std::string(name) == "StopGradient" ? GradFn(grad_stop) : GradFn(grad_forward));
+  add_with_grad(r, {.name = "PreventGradient", .attr_defaults = {{"message", std::string()}},
+         .infer = [](InferContext& c) { infer_same_as_input(c); }, .compute = identity_kernel}, grad_stop);
+  add_with_grad(r, {.name = "IdentityN", .output_args = {{"output", "", "T"}}, .infer = infer_identity_n,
+         .compute = identity_n_kernel}, grad_identity_n);
   r.add({.name = "NoOp", .infer = [](InferContext&) {}, .compute = [](KernelContext&) {}});
-  r.add({.name = "EnsureShape", .infer = infer_ensure_shape, .compute = ensure_shape_kernel});
+  add_with_grad(r, {.name = "EnsureShape", .infer = infer_ensure_shape, .compute = ensure_shape_kernel}, grad_forward);
   r.add({.name = "CheckNumerics", .infer = [](InferContext& c) { infer_same_as_input(c); },
          .compute = check_numerics_kernel});
   r.add({.name = "CheckNumericsV2", .infer = [](InferContext& c) { infer_same_as_input(c); },

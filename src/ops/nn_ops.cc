@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 
+#include "ir/grad.h"
 #include "ops/nn_families.h"
 
 namespace tessera {
@@ -356,6 +357,110 @@ std::vector<A> batch_matmul(const Node& node, const std::vector<A>& x, const Sha
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Gradients (ir/grad.h).
+
+// d(a·b) for MatMul/BatchMatMul with transposes (adjoints): a' = g·bᵀ, b' = aᵀ·g, rearranged
+// for each transpose combination so no explicit transpose is materialised.
+GradList grad_matmul_like(GradContext& c, const std::string& op, const char* ka, const char* kb) {
+  const bool ta = c.node.attr_or<bool>(ka, false), tb = c.node.attr_or<bool>(kb, false);
+  Value a = c.x(0), b = c.x(1), g = c.dy();
+  auto mm = [&](Value x, Value y, bool tx, bool ty) {
+    return c.op(op, {x, y}, {{"T", c.dtype(x)}, {ka, tx}, {kb, ty}});
+  };
+  GradList out(2);
+  if (c.needs(0)) out[0] = !ta ? (!tb ? mm(g, b, false, true) : mm(g, b, false, false))
+                               : (!tb ? mm(b, g, false, true) : mm(b, g, true, true));
+  if (c.needs(1)) out[1] = !tb ? (!ta ? mm(a, g, true, false) : mm(a, g, false, false))
+                               : (!ta ? mm(g, a, true, false) : mm(g, a, true, true));
+  // Batch dims broadcast in BatchMatMulV2: sum the gradient over them.
+  if (op != "MatMul") {
+    if (out[0]) out[0] = c.reduce_to(*out[0], a);
+    if (out[1]) out[1] = c.reduce_to(*out[1], b);
+  }
+  return out;
+}
+
+// FusedBatchNorm: gradients of y (the statistics outputs feed moving averages, not losses).
+// Training mode normalises with the batch statistics, so x's gradient has their terms:
+//   dx = scale·rstd·(g − mean(g) − x̂·mean(g·x̂)); inference mode is an affine map of x.
+GradList grad_fused_bn(GradContext& c) {
+  for (int i = 1; i < c.node.num_outputs(); ++i)
+    if (c.has_dy(i))
+      fail_code(ErrorCode::kUnimplemented, "gradient through FusedBatchNorm's statistics outputs");
+  Value x = c.x(0), scale = c.x(1), g = c.dy();
+  int64_t rank = c.shape_of(x).rank();
+  TS_CHECK(rank == 4 || rank == 5, "gradient needs a 4-D or 5-D input");
+  const std::string format = c.node.attr_or<std::string>("data_format", "NHWC");
+  const bool first = format == "NCHW" || format == "NCDHW";
+  const int cd = first ? 1 : static_cast<int>(rank) - 1;
+  std::vector<int32_t> axes_v, view(static_cast<size_t>(rank), 1);
+  for (int32_t d = 0; d < rank; ++d)
+    if (d != cd) axes_v.push_back(d);
+  view[static_cast<size_t>(cd)] = -1;
+  Value axes = c.ints(axes_v);
+  auto chan = [&](Value v) { return first ? c.reshape(v, c.ints(view)) : v; };  // [C] -> broadcastable
+  auto mean_keep = [&](Value v) {
+    return c.op("Mean", {v, axes}, {{"T", c.dtype(v)}, {"Tidx", DType::kInt32}, {"keep_dims", true}});
+  };
+  Value eps = c.scalar(c.node.attr_or<float>("epsilon", 0.0001f), x);
+  GradList out(5);
+  if (c.node.attr_or<bool>("is_training", true)) {
+    Value xc = c.sub(x, mean_keep(x));
+    Value rstd = c.unary("Rsqrt", c.add(mean_keep(c.mul(xc, xc)), eps));
+    Value xhat = c.mul(xc, rstd);
+    Value gx = c.mul(g, xhat);
+    if (c.needs(0)) {
+      Value inner = c.sub(c.sub(g, mean_keep(g)), c.mul(xhat, mean_keep(gx)));
+      out[0] = c.mul(c.mul(chan(scale), rstd), inner);
+    }
+    out[1] = c.sum(gx, axes);
+    out[2] = c.sum(g, axes);
+    return out;
+  }
+  Value mean = chan(c.x(3));
+  Value rstd = c.unary("Rsqrt", c.add(chan(c.x(4)), eps));
+  Value xc = c.sub(x, mean);
+  Value k = c.mul(chan(scale), rstd);
+  out[0] = c.mul(g, k);
+  out[1] = c.sum(c.mul(g, c.mul(xc, rstd)), axes);
+  Value gsum = c.sum(g, axes);
+  out[2] = gsum;
+  Value kv = c.mul(scale, c.unary("Rsqrt", c.add(c.x(4), eps)));  // per channel, [C]
+  out[3] = c.neg(c.mul(gsum, kv));
+  // d/dvar of (x-m)·s·(v+eps)^-1/2 = -1/2 (x-m)·s·(v+eps)^-3/2
+  Value rstd_c = c.unary("Rsqrt", c.add(c.x(4), eps));
+  out[4] = c.mul(c.sum(c.mul(g, xc), axes), c.mul(c.mul(kv, c.mul(rstd_c, rstd_c)), c.scalar(-0.5, g)));
+  return out;
+}
+
+// Einsum with two operands "A,B->Z" (no ellipsis): each operand's gradient is the einsum of
+// the output gradient with the other operand back to the operand's subscripts, which is
+// exact when every operand index also appears in Z or in the other operand (no index summed
+// within one operand alone, none repeated).
+GradList grad_einsum(GradContext& c) {
+  std::string eq = c.node.attr<std::string>("equation");
+  eq.erase(std::remove(eq.begin(), eq.end(), ' '), eq.end());
+  size_t comma = eq.find(','), arrow = eq.find("->");
+  if (c.node.inputs.size() != 2 || comma == std::string::npos || arrow == std::string::npos ||
+      eq.find('.') != std::string::npos)
+    fail_code(ErrorCode::kUnimplemented, "gradient of einsum '", eq, "' (only two operands, no ellipsis)");
+  std::string sub[2] = {eq.substr(0, comma), eq.substr(comma + 1, arrow - comma - 1)};
+  std::string out = eq.substr(arrow + 2);
+  GradList grads(2);
+  for (int i = 0; i < 2; ++i) {
+    if (!c.needs(static_cast<size_t>(i))) continue;
+    const std::string &mine = sub[i], &other = sub[1 - i];
+    for (char ch : mine)
+      if (std::count(mine.begin(), mine.end(), ch) != 1 ||
+          (out.find(ch) == std::string::npos && other.find(ch) == std::string::npos))
+        fail_code(ErrorCode::kUnimplemented, "gradient of einsum '", eq, "' for operand ", i);
+    grads[i] = c.op("Einsum", {c.dy(), c.x(1 - i)},
+                    {{"T", c.dtype(c.dy())}, {"N", int64_t{2}}, {"equation", out + "," + other + "->" + mine}});
+  }
+  return grads;
+}
+
 void register_batch_matmul(OpRegistry& r) {
   AttrMap defaults = {{"adj_x", false}, {"adj_y", false}, {"grad_x", false}, {"grad_y", false}};
   for (int version : {1, 2, 3}) {
@@ -386,7 +491,10 @@ void register_batch_matmul(OpRegistry& r) {
         c.set_output(0, store(out.data(), out_t, os));
       });
     };
-    r.add({.name = name, .attr_defaults = defaults, .infer = infer, .compute = compute});
+    GradFn grad;  // V3 mixes input types: no gradient yet
+    if (version < 3)
+      grad = [](GradContext& c) { return grad_matmul_like(c, c.node.op, "adj_x", "adj_y"); };
+    add_with_grad(r, {.name = name, .attr_defaults = defaults, .infer = infer, .compute = compute}, grad);
   }
 }
 
@@ -1023,11 +1131,12 @@ void resize_bicubic_kernel(KernelContext& c) {
 }  // namespace
 
 void register_nn_ops(OpRegistry& r) {
-  r.add({.name = "MatMul",
-         .attr_defaults = {{"transpose_a", false}, {"transpose_b", false}, {"grad_a", false}, {"grad_b", false}},
-         .infer = infer_matmul, .compute = matmul_kernel});
+  add_with_grad(r, {.name = "MatMul",
+                    .attr_defaults = {{"transpose_a", false}, {"transpose_b", false}, {"grad_a", false}, {"grad_b", false}},
+                    .infer = infer_matmul, .compute = matmul_kernel},
+                [](GradContext& c) { return grad_matmul_like(c, "MatMul", "transpose_a", "transpose_b"); });
   register_batch_matmul(r);
-  r.add({.name = "Einsum", .infer = infer_einsum, .compute = einsum_kernel});
+  add_with_grad(r, {.name = "Einsum", .infer = infer_einsum, .compute = einsum_kernel}, grad_einsum);
 
   AttrMap bn_defaults = {{"epsilon", 0.0001f}, {"exponential_avg_factor", 1.0f},
                          {"data_format", std::string("NHWC")}, {"is_training", true}};
@@ -1037,9 +1146,10 @@ void register_nn_ops(OpRegistry& r) {
     std::string name = version == 1 ? "FusedBatchNorm" : "FusedBatchNormV" + std::to_string(version);
     std::vector<OutputArg> outs = bn_outputs;
     if (version == 3) outs.push_back({"reserve_space_3"});
-    r.add({.name = name, .attr_defaults = bn_defaults, .output_args = outs,
-           .infer = [version](InferContext& c) { infer_fused_bn(c, version); },
-           .compute = [version](KernelContext& c) { fused_bn_kernel(c, version); }});
+    add_with_grad(r, {.name = name, .attr_defaults = bn_defaults, .output_args = outs,
+                      .infer = [version](InferContext& c) { infer_fused_bn(c, version); },
+                      .compute = [version](KernelContext& c) { fused_bn_kernel(c, version); }},
+                  grad_fused_bn);
   }
 
   r.add({.name = "LRN",

@@ -1,4 +1,5 @@
-// Pooling: MaxPool, MaxPoolV2 (window and strides as operands), AvgPool, MaxPool3D, AvgPool3D.
+// Pooling: MaxPool, MaxPoolV2 (window and strides as operands), AvgPool, MaxPool3D, AvgPool3D,
+// and the 2D gradients MaxPoolGrad, AvgPoolGrad.
 // Computed in channels-last layout (channels-first is transposed in and out); 2D pooling is
 // the 3D loop with a unit depth. As in TF: max pooling starts from the dtype's lowest value and
 // keeps it unless an element is strictly greater (so NaN and -inf never win), and average
@@ -6,6 +7,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "ir/grad.h"
 #include "ops/nn_families.h"
 
 namespace tessera {
@@ -161,19 +163,117 @@ using MaxPoolTypes = Types<float, double, float16, bfloat16, int32_t, int64_t, u
 using AvgPoolTypes = Types<float, double, float16, bfloat16>;
 using Pool3DTypes = Types<float, bfloat16>;
 
+// ---- MaxPoolGrad / AvgPoolGrad ----
+// The gradients of 2D pooling, in channels-last layout like the forward loop: max pooling
+// sends each output's gradient to the first maximum in its window (the element the forward
+// loop kept), average pooling spreads it evenly over the in-bounds elements.
+
+template <typename T>
+void pool_backward(const PoolAttrs& a, const Shape& xs, const T* xp, const T* dyp, bool is_max, T* dxp) {
+  using A = nn::Acc<T>;
+  int64_t in[2] = {xs[1], xs[2]}, out[2], pad[2];
+  for (int i = 0; i < 2; ++i) {
+    nn::Window w = pool_window(a, i, in[i]);
+    out[i] = w.out;
+    pad[i] = w.pad_before;
+  }
+  const int64_t C = xs[3];
+  std::vector<A> acc(static_cast<size_t>(xs[0] * in[0] * in[1] * C), A(0));
+  for (int64_t n = 0; n < xs[0]; ++n)
+    for (int64_t oh = 0; oh < out[0]; ++oh)
+      for (int64_t ow = 0; ow < out[1]; ++ow) {
+        int64_t h0 = std::max<int64_t>(oh * a.strides[0] - pad[0], 0);
+        int64_t h1 = std::min(oh * a.strides[0] - pad[0] + a.ksize[0], in[0]);
+        int64_t w0 = std::max<int64_t>(ow * a.strides[1] - pad[1], 0);
+        int64_t w1 = std::min(ow * a.strides[1] - pad[1] + a.ksize[1], in[1]);
+        const T* g = dyp + ((n * out[0] + oh) * out[1] + ow) * C;
+        auto at = [&](int64_t h, int64_t w) { return ((n * in[0] + h) * in[1] + w) * C; };
+        if (h1 <= h0 || w1 <= w0) continue;
+        if (!is_max) {
+          const A count = static_cast<A>((h1 - h0) * (w1 - w0));
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w)
+              for (int64_t ch = 0; ch < C; ++ch) acc[at(h, w) + ch] += static_cast<A>(g[ch]) / count;
+          continue;
+        }
+        for (int64_t ch = 0; ch < C; ++ch) {
+          A best = lowest_of<T>();
+          int64_t where = -1;
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) {
+              A v = static_cast<A>(xp[at(h, w) + ch]);
+              if (where < 0 || v > best) {
+                best = v;
+                where = at(h, w) + ch;
+              }
+            }
+          acc[where] += static_cast<A>(g[ch]);
+        }
+      }
+  for (size_t i = 0; i < acc.size(); ++i) dxp[i] = static_cast<T>(acc[i]);
+}
+
+// Inputs: max: (orig_input, orig_output, grad); avg: (orig_input_shape, grad).
+void pool_grad_compute(KernelContext& c, bool is_max) {
+  PoolAttrs a = pool_attrs(c.node, 2, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"));
+  Tensor x, dy = c.input(is_max ? 2 : 1);
+  Shape xs;
+  if (is_max) {
+    x = c.input(0);
+    xs = x.shape();
+  } else {
+    xs = c.input(0).to_int_vector();
+  }
+  TS_CHECK(xs.size() == 4 && dy.rank() == 4, "pooling gradients need 4-D tensors, got ", shape_str(xs),
+           " and ", shape_str(dy.shape()));
+  const std::vector<int> to_last = {0, 2, 3, 1}, to_first = {0, 3, 1, 2};
+  if (a.layout.channels_first) {
+    if (is_max) x = nn::transpose(x, to_last);
+    dy = nn::transpose(dy, to_last);
+    xs = {xs[0], xs[2], xs[3], xs[1]};
+  }
+  for (int i = 0; i < 2; ++i)
+    TS_CHECK(pool_window(a, i, xs[1 + i]).out == dy.dim(1 + i), "grad has shape ", shape_str(dy.shape()),
+             ", pooling the input gives spatial dim ", i, " = ", pool_window(a, i, xs[1 + i]).out);
+  Tensor dx(dy.dtype(), xs);
+  dispatch(AvgPoolTypes{}, dy.dtype(), is_max ? "MaxPoolGrad" : "AvgPoolGrad", [&]<typename T>() {
+    pool_backward<T>(a, xs, is_max ? x.data<T>() : nullptr, dy.data<T>(), is_max, dx.data<T>());
+  });
+  c.set_output(0, a.layout.channels_first ? nn::transpose(dx, to_first) : dx);
+}
+
+AttrMap pool_grad_attrs(const Node& n) {
+  AttrMap a;
+  for (const char* k : {"T", "ksize", "strides", "padding", "explicit_paddings", "data_format"})
+    if (n.has_attr(k)) a[k] = n.attrs.at(k);
+  return a;
+}
+
+GradList grad_max_pool(GradContext& c) {
+  return {c.op("MaxPoolGrad", {c.x(0), c.y(), c.dy()}, pool_grad_attrs(c.node))};
+}
+
+GradList grad_avg_pool(GradContext& c) {
+  return {c.op("AvgPoolGrad", {c.shape(c.x(0)), c.dy()}, pool_grad_attrs(c.node))};
+}
+
 }  // namespace
 
 void register_pool_ops(OpRegistry& r) {
-  r.add({.name = "MaxPool",
-         .attr_defaults = {{"T", DType::kFloat32}, {"explicit_paddings", std::vector<int64_t>{}},
-                           {"data_format", std::string("NHWC")}},
-         .infer = [](InferContext& c) {
-           infer_pool_with(c, 2, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"));
-         },
-         .compute = [](KernelContext& c) {
-           pool_compute(c, 2, true, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"),
-                        MaxPoolTypes{}, "MaxPool");
-         }});
+  const AttrMap max_defaults = {{"T", DType::kFloat32}, {"explicit_paddings", std::vector<int64_t>{}},
+                                {"data_format", std::string("NHWC")}};
+  add_with_grad(r, {.name = "MaxPool", .attr_defaults = max_defaults,
+                    .infer = [](InferContext& c) {
+                      infer_pool_with(c, 2, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"));
+                    },
+                    .compute = [](KernelContext& c) {
+                      pool_compute(c, 2, true, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"),
+                                   MaxPoolTypes{}, "MaxPool");
+                    }},
+                grad_max_pool);
+  r.add({.name = "MaxPoolGrad", .attr_defaults = max_defaults,
+         .infer = [](InferContext& c) { c.set_output(0, c.input(2).dtype, c.input(0).shape); },
+         .compute = [](KernelContext& c) { pool_grad_compute(c, true); }});
   r.add({.name = "MaxPoolV2",
          .attr_defaults = {{"T", DType::kFloat32}, {"data_format", std::string("NHWC")}},
          .infer = [](InferContext& c) {
@@ -183,14 +283,21 @@ void register_pool_ops(OpRegistry& r) {
            pool_compute(c, 2, true, c.input(1).to_int_vector(), c.input(2).to_int_vector(),
                         MaxPoolTypes{}, "MaxPoolV2");
          }});
-  r.add({.name = "AvgPool", .attr_defaults = {{"data_format", std::string("NHWC")}},
+  add_with_grad(r, {.name = "AvgPool", .attr_defaults = {{"data_format", std::string("NHWC")}},
+                    .infer = [](InferContext& c) {
+                      infer_pool_with(c, 2, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"));
+                    },
+                    .compute = [](KernelContext& c) {
+                      pool_compute(c, 2, false, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"),
+                                   AvgPoolTypes{}, "AvgPool");
+                    }},
+                grad_avg_pool);
+  r.add({.name = "AvgPoolGrad", .attr_defaults = {{"data_format", std::string("NHWC")}},
          .infer = [](InferContext& c) {
-           infer_pool_with(c, 2, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"));
+           auto dims = ops::known_ints(c, 0);
+           c.set_output(0, c.input(1).dtype, dims ? PartialShape(*dims) : PartialShape(std::vector<int64_t>(4, -1)));
          },
-         .compute = [](KernelContext& c) {
-           pool_compute(c, 2, false, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"),
-                        AvgPoolTypes{}, "AvgPool");
-         }});
+         .compute = [](KernelContext& c) { pool_grad_compute(c, false); }});
   for (bool is_max : {true, false}) {
     r.add({.name = is_max ? "MaxPool3D" : "AvgPool3D",
            .attr_defaults = {{"data_format", std::string("NDHWC")}},

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <optional>
 
+#include "ir/grad.h"
 #include "ops/elementwise_util.h"
 #include "ops/op_helpers.h"
 
@@ -87,8 +88,9 @@ std::vector<A> accumulate(const Tensor& x, const ReducePlan& plan, A init, Comb 
 
 // A reduction op: `run<T>(x, plan, out)` fills `out`.
 template <typename... Ts, typename Run>
-void add_reduction(OpRegistry& r, const char* name, Types<Ts...>, Run run, bool to_bool = false) {
-  r.add({.name = name,
+void add_reduction(OpRegistry& r, const char* name, Types<Ts...>, Run run, bool to_bool = false,
+                   GradFn grad = {}) {
+  add_with_grad(r, {.name = name,
          .attr_defaults = {{"keep_dims", false}, {"Tidx", DType::kInt32}},
          .infer = [to_bool](InferContext& c) {
            const ValueInfo& in = c.input(0);
@@ -124,7 +126,7 @@ void add_reduction(OpRegistry& r, const char* name, Types<Ts...>, Run run, bool 
              run.template operator()<T>(x, plan, out);
            });
            c.set_output(0, std::move(out));
-         }});
+         }}, std::move(grad));
 }
 
 // Runs `accumulate` then writes fin(acc) for each output.
@@ -144,12 +146,66 @@ template <typename T> Calc<T> highest() {
   else return std::numeric_limits<T>::max();
 }
 
+
+// ---- gradients (ir/grad.h) -------------------------------------------------------------------
+
+// A reduction's output (or its gradient) with the reduced dims back as size 1.
+Value kept_dims(GradContext& c, Value v) {
+  if (c.node.attr_or<bool>("keep_dims", false)) return v;
+  return c.unreduce(v, c.x(0), c.x(1));
+}
+Value broadcast_to_input(GradContext& c, Value v) {
+  return c.op("BroadcastTo", {v, c.shape(c.x(0))}, {{"T", c.dtype(v)}, {"Tidx", DType::kInt32}});
+}
+
+GradList grad_sum(GradContext& c) { return {broadcast_to_input(c, kept_dims(c, c.dy())), std::nullopt}; }
+
+// Sum's gradient scaled by (output size / input size), the reciprocal of the count.
+GradList grad_mean(GradContext& c) {
+  Value g = broadcast_to_input(c, kept_dims(c, c.dy()));
+  auto size = [&](Value v) {
+    return c.cast(c.op("Size", {v}, {{"T", c.dtype(v)}, {"out_type", DType::kInt32}}), c.dtype(g));
+  };
+  return {c.mul(g, c.div(size(c.y()), size(c.x(0)))), std::nullopt};
+}
+
+// The gradient goes to the elements equal to the extremum, split evenly between ties (as TF).
+GradList grad_extremum(GradContext& c) {
+  Value x = c.x(0);
+  Value hit = c.mask(c.binary("Equal", x, kept_dims(c, c.y())), x);
+  Value count = c.sum(hit, c.cast(c.x(1), DType::kInt32), /*keep_dims=*/true);
+  return {c.mul(c.div(hit, count), kept_dims(c, c.dy())), std::nullopt};
+}
+
+GradList grad_l2_loss(GradContext& c) { return {c.mul(c.x(0), c.dy())}; }
+
+// cumsum: each input adds into the outputs at and after it (before it when reversed), so
+// its gradient is the cumulative sum of g in the other direction.
+GradList grad_cumsum(GradContext& c) {
+  const bool exclusive = c.node.attr_or<bool>("exclusive", false), reverse = c.node.attr_or<bool>("reverse", false);
+  return {c.op("Cumsum", {c.dy(), c.x(1)}, {{"T", c.dtype(c.dy())}, {"Tidx", c.dtype(c.x(1))},
+                                            {"exclusive", exclusive}, {"reverse", !reverse}}),
+          std::nullopt};
+}
+
+// softmax: (g - sum(g * y)) * y over the last axis.
+GradList grad_softmax(GradContext& c) {
+  Value g = c.dy(), y = c.y();
+  Value dot = c.sum(c.mul(g, y), c.ints({-1}), true);
+  return {c.mul(c.sub(g, dot), y)};
+}
+// log_softmax: g - exp(y) * sum(g) over the last axis.
+GradList grad_log_softmax(GradContext& c) {
+  Value g = c.dy();
+  return {c.sub(g, c.mul(c.unary("Exp", c.y()), c.sum(g, c.ints({-1}), true)))};
+}
+
 void register_axis_reductions(OpRegistry& r) {
   add_reduction(r, "Sum", RealTypes{}, []<typename T>(const Tensor& x, const ReducePlan& p, Tensor& out) {
     using A = SumAcc<T>;
     reduce_to<T, A>(x, p, out, A(0), [](A a, T v) { return acc_add(a, static_cast<A>(up(v))); },
                     [](A a) { return store<T>(a); });
-  });
+  }, false, grad_sum);
   add_reduction(r, "Mean", RealTypes{}, []<typename T>(const Tensor& x, const ReducePlan& p, Tensor& out) {
     using A = SumAcc<T>;
     const A n = static_cast<A>(p.count);
@@ -158,7 +214,7 @@ void register_axis_reductions(OpRegistry& r) {
                       if constexpr (std::is_integral_v<A>) return store<T>(n == 0 ? A(0) : a / n);
                       else return store<T>(a / n);  // 0/0: NaN for an empty reduction
                     });
-  });
+  }, false, grad_mean);
   add_reduction(r, "Prod", RealTypes{}, []<typename T>(const Tensor& x, const ReducePlan& p, Tensor& out) {
     using A = SumAcc<T>;
     reduce_to<T, A>(x, p, out, A(1), [](A a, T v) { return acc_mul(a, static_cast<A>(up(v))); },
@@ -174,7 +230,7 @@ void register_axis_reductions(OpRegistry& r) {
       }
       return a < v ? v : a;
     }, [](C a) { return static_cast<T>(a); });
-  });
+  }, false, grad_extremum);
   add_reduction(r, "Min", RealTypes{}, []<typename T>(const Tensor& x, const ReducePlan& p, Tensor& out) {
     using C = Calc<T>;
     reduce_to<T, C>(x, p, out, highest<T>(), [](C a, T t) {
@@ -184,7 +240,7 @@ void register_axis_reductions(OpRegistry& r) {
       }
       return v < a ? v : a;
     }, [](C a) { return static_cast<T>(a); });
-  });
+  }, false, grad_extremum);
   // sqrt(sum(x*x)); for integers the squares and the sum wrap in T and the root truncates.
   add_reduction(r, "EuclideanNorm", RealTypes{}, []<typename T>(const Tensor& x, const ReducePlan& p, Tensor& out) {
     using A = SumAcc<T>;
@@ -209,7 +265,7 @@ void register_axis_reductions(OpRegistry& r) {
                              [](uint8_t a) { return a != 0; });
   }, true);
 
-  r.add({.name = "L2Loss",
+  add_with_grad(r, {.name = "L2Loss",
          .infer = [](InferContext& c) { c.set_output(0, c.input(0).dtype, PartialShape(std::vector<int64_t>{})); },
          .compute = [](KernelContext& c) {
            const Tensor& x = c.input(0);
@@ -224,7 +280,7 @@ void register_axis_reductions(OpRegistry& r) {
              out.data<T>()[0] = store<T>(s / 2);
            });
            c.set_output(0, std::move(out));
-         }});
+         }}, grad_l2_loss);
 }
 
 // ---- single-axis ops: [outer, n, inner] views ------------------------------------------------
@@ -463,10 +519,11 @@ void register_reduction_ops(OpRegistry& r) {
   add_arg_reduction<true>(r, "ArgMax");
   add_arg_reduction<false>(r, "ArgMin");
   auto same = [](InferContext& c) { ops::infer_same_as_input(c); };
-  r.add({.name = "Softmax", .infer = same, .compute = softmax_kernel<false>});
-  r.add({.name = "LogSoftmax", .infer = same, .compute = softmax_kernel<true>});
+  add_with_grad(r, {.name = "Softmax", .infer = same, .compute = softmax_kernel<false>}, grad_softmax);
+  add_with_grad(r, {.name = "LogSoftmax", .infer = same, .compute = softmax_kernel<true>}, grad_log_softmax);
   const AttrMap scan_defaults = {{"exclusive", false}, {"reverse", false}, {"Tidx", DType::kInt32}};
-  r.add({.name = "Cumsum", .attr_defaults = scan_defaults, .infer = same, .compute = scan_kernel<false>});
+  add_with_grad(r, {.name = "Cumsum", .attr_defaults = scan_defaults, .infer = same, .compute = scan_kernel<false>},
+                grad_cumsum);
   r.add({.name = "Cumprod", .attr_defaults = scan_defaults, .infer = same, .compute = scan_kernel<true>});
   r.add({.name = "TopKV2",
          .attr_defaults = {{"sorted", true}, {"Tk", DType::kInt32}, {"index_type", DType::kInt32}},

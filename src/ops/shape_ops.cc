@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ir/grad.h"
 #include "ops/array_families.h"
 #include "ops/array_util.h"
 
@@ -475,6 +476,13 @@ void bitcast_kernel(KernelContext& c) {
 
 }  // namespace
 
+// Gradient of ops that only change the shape: reshape the gradient back.
+GradList grad_reshape_back(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  out[0] = c.reshape(c.dy(), c.shape(c.x(0)));
+  return out;
+}
+
 void register_shape_ops(OpRegistry& r) {
   const AttrMap out_int32 = {{"out_type", DType::kInt32}};
   r.add({.name = "Shape", .attr_defaults = out_int32,
@@ -491,12 +499,12 @@ void register_shape_ops(OpRegistry& r) {
   r.add({.name = "Rank", .infer = infer_rank, .compute = [](KernelContext& c) {
            c.set_output(0, make_ints(DType::kInt32, {c.input(0).rank()}, {}));
          }});
-  r.add({.name = "Reshape", .attr_defaults = {{"Tshape", DType::kInt32}}, .infer = infer_reshape,
-         .compute = reshape_kernel});
-  r.add({.name = "ExpandDims", .attr_defaults = {{"Tdim", DType::kInt32}}, .infer = infer_expand_dims,
-         .compute = expand_dims_kernel});
-  r.add({.name = "Squeeze", .attr_defaults = {{"squeeze_dims", std::vector<int64_t>{}}},
-         .infer = infer_squeeze, .compute = squeeze_kernel});
+  add_with_grad(r, {.name = "Reshape", .attr_defaults = {{"Tshape", DType::kInt32}}, .infer = infer_reshape,
+         .compute = reshape_kernel}, grad_reshape_back);
+  add_with_grad(r, {.name = "ExpandDims", .attr_defaults = {{"Tdim", DType::kInt32}}, .infer = infer_expand_dims,
+         .compute = expand_dims_kernel}, grad_reshape_back);
+  add_with_grad(r, {.name = "Squeeze", .attr_defaults = {{"squeeze_dims", std::vector<int64_t>{}}},
+         .infer = infer_squeeze, .compute = squeeze_kernel}, grad_reshape_back);
   r.add({.name = "Fill", .attr_defaults = {{"index_type", DType::kInt32}}, .infer = infer_fill,
          .compute = fill_kernel});
   r.add({.name = "Empty", .attr_defaults = {{"init", false}}, .stateful = true,  // as in TF: never folded

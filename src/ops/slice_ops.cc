@@ -4,7 +4,9 @@
 // DepthToSpace, Roll, ReverseSequence.
 #include <algorithm>
 #include <complex>
+#include <cstring>
 
+#include "ir/grad.h"
 #include "ops/array_families.h"
 #include "ops/array_util.h"
 
@@ -625,28 +627,135 @@ void reverse_sequence_kernel(KernelContext& c) {
   c.set_output(0, out);
 }
 
+// ---------------------------------------------------------------------------------------------
+// StridedSliceGrad(shape, begin, end, strides, dy): dy written into zeros of `shape` where
+// StridedSlice with the same operands and masks read (the gradient of StridedSlice).
+
+void infer_strided_slice_grad(InferContext& c) {
+  auto dims = ops::known_ints(c, 0);
+  DType t = c.input(4).dtype;
+  if (dims) return c.set_output(0, t, PartialShape(*dims));
+  const PartialShape& s = c.input(0).shape;
+  c.set_output(0, t, s.known_rank && s.rank() == 1 ? unknown_dims(s.dims[0]) : PartialShape::unknown());
+}
+
+void strided_slice_grad_kernel(KernelContext& c) {
+  Shape shape = vector_input(c.input(0), "shape");
+  StridedSliceArgs a = strided_slice_args(c.node);
+  a.begin = vector_input(c.input(1), "begin");
+  a.end = vector_input(c.input(2), "end");
+  a.strides = vector_input(c.input(3), "strides");
+  StridedSliceSpec spec = strided_slice_spec(shape, a);
+  const Tensor& dy = c.input(4);
+  TS_CHECK(dy.num_elements() == product(spec.size, 0, spec.size.size()), "dy has shape ",
+           shape_str(dy.shape()), ", the slice has ", shape_str(spec.final_shape));
+  Tensor dx(dy.dtype(), shape);
+  std::vector<int64_t> strides = ops::strides_of(shape);
+  Offsets off(shape.size());
+  for (size_t d = 0; d < off.size(); ++d)
+    off[d] = linear_offsets(spec.size[d], spec.begin[d], spec.stride[d], strides[d]);
+  // Walk the slice in row-major order; slices never hit an element twice, so stores suffice.
+  const size_t esize = dtype_size(dy.dtype());
+  const char* src = static_cast<const char*>(dy.raw());
+  char* dst = static_cast<char*>(dx.mutable_raw());
+  std::vector<int64_t> idx(shape.size(), 0);
+  for (int64_t i = 0; i < dy.num_elements(); ++i) {
+    int64_t o = 0;
+    for (size_t d = 0; d < idx.size(); ++d) o += off[d][idx[d]];
+    std::memcpy(dst + o * esize, src + i * esize, esize);
+    for (size_t d = idx.size(); d-- > 0;) {
+      if (++idx[d] < spec.size[d]) break;
+      idx[d] = 0;
+    }
+  }
+  c.set_output(0, std::move(dx));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients (ir/grad.h).
+
+GradList grad_strided_slice(GradContext& c) {
+  AttrMap attrs;
+  for (const char* k : {"begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask"})
+    attrs[k] = c.node.attr_or<int64_t>(k, 0);
+  DType index = c.dtype(c.x(1));
+  attrs["T"] = c.dtype(c.y());
+  attrs["Index"] = index;
+  return {c.op("StridedSliceGrad", {c.shape(c.x(0), index), c.x(1), c.x(2), c.x(3), c.dy()}, attrs),
+          std::nullopt, std::nullopt, std::nullopt};
+}
+
+// Slice: pad the gradient back with [begin, dim - begin - size] per axis.
+GradList grad_slice(GradContext& c) {
+  Value g = c.dy();
+  DType index = c.dtype(c.x(1));
+  Value begin = c.x(1);
+  Value after = c.binary("Sub", c.binary("Sub", c.shape(c.x(0), index), begin), c.shape(g, index));
+  Value pads = c.op("Pack", {begin, after}, {{"T", index}, {"N", int64_t{2}}, {"axis", int64_t{1}}});
+  return {c.op("Pad", {g, pads}, {{"T", c.dtype(g)}, {"Tpaddings", index}}), std::nullopt, std::nullopt};
+}
+
+GradList grad_transpose(GradContext& c) {
+  DType pt = c.dtype(c.x(1));
+  Value inv = c.op("InvertPermutation", {c.x(1)}, {{"T", pt}});
+  return {c.op("Transpose", {c.dy(), inv}, {{"T", c.dtype(c.x(0))}, {"Tperm", pt}}), std::nullopt};
+}
+
+// Tile: view the gradient as [m0, d0, m1, d1, ...] and sum over the multiples' axes.
+GradList grad_tile(GradContext& c) {
+  DType mt = c.dtype(c.x(1));
+  Value both = c.op("Pack", {c.x(1), c.shape(c.x(0), mt)}, {{"T", mt}, {"N", int64_t{2}}, {"axis", int64_t{1}}});
+  Value split_shape = c.op("Reshape", {both, c.ints({-1})}, {{"T", mt}, {"Tshape", DType::kInt32}});
+  Value n = c.op("Size", {split_shape}, {{"T", mt}, {"out_type", DType::kInt32}});
+  Value axes = c.op("Range", {c.int_scalar(0), n, c.int_scalar(2)}, {{"Tidx", DType::kInt32}});
+  return {c.sum(c.reshape(c.dy(), split_shape), axes), std::nullopt};
+}
+
+GradList grad_broadcast_to(GradContext& c) { return {c.reduce_to(c.dy(), c.x(0)), std::nullopt}; }
+
+// Pad/PadV2: the gradient is the unpadded window (none for constant_values, as TF).
+GradList grad_pad(GradContext& c) {
+  DType pt = c.dtype(c.x(1));
+  Value pads = c.x(1);
+  Value first = c.op("Slice", {pads, c.cast(c.ints({0, 0}), pt), c.cast(c.ints({-1, 1}), pt)},
+                     {{"T", pt}, {"Index", pt}});
+  Value begin = c.op("Reshape", {first, c.ints({-1})}, {{"T", pt}, {"Tshape", DType::kInt32}});
+  Value dx = c.op("Slice", {c.dy(), begin, c.shape(c.x(0), pt)}, {{"T", c.dtype(c.dy())}, {"Index", pt}});
+  GradList out(c.node.inputs.size());
+  out[0] = dx;
+  return out;
+}
+
+GradList grad_reverse_v2(GradContext& c) {
+  return {c.op("ReverseV2", {c.dy(), c.x(1)}, {{"T", c.dtype(c.dy())}, {"Tidx", c.dtype(c.x(1))}}), std::nullopt};
+}
+
 }  // namespace
 
 void register_slice_ops(OpRegistry& r) {
   const int64_t zero = 0;
-  r.add({.name = "StridedSlice",
-         .attr_defaults = {{"begin_mask", zero}, {"end_mask", zero}, {"ellipsis_mask", zero},
-                           {"new_axis_mask", zero}, {"shrink_axis_mask", zero}},
-         .infer = infer_strided_slice, .compute = strided_slice_kernel});
-  r.add({.name = "Slice", .infer = infer_slice, .compute = slice_kernel});
-  r.add({.name = "Transpose", .attr_defaults = {{"Tperm", DType::kInt32}}, .infer = infer_transpose,
-         .compute = [](KernelContext& c) { c.set_output(0, transpose_input(c)); }});
+  const AttrMap masks = {{"begin_mask", zero}, {"end_mask", zero}, {"ellipsis_mask", zero},
+                         {"new_axis_mask", zero}, {"shrink_axis_mask", zero}};
+  add_with_grad(r, {.name = "StridedSlice", .attr_defaults = masks,
+                    .infer = infer_strided_slice, .compute = strided_slice_kernel}, grad_strided_slice);
+  r.add({.name = "StridedSliceGrad", .attr_defaults = masks,
+         .infer = infer_strided_slice_grad, .compute = strided_slice_grad_kernel});
+  add_with_grad(r, {.name = "Slice", .infer = infer_slice, .compute = slice_kernel}, grad_slice);
+  add_with_grad(r, {.name = "Transpose", .attr_defaults = {{"Tperm", DType::kInt32}}, .infer = infer_transpose,
+                    .compute = [](KernelContext& c) { c.set_output(0, transpose_input(c)); }},
+                grad_transpose);
   r.add({.name = "ConjugateTranspose", .attr_defaults = {{"Tperm", DType::kInt32}},
          .infer = infer_transpose, .compute = conjugate_transpose_kernel});
-  r.add({.name = "Tile", .attr_defaults = {{"Tmultiples", DType::kInt32}}, .infer = infer_tile,
-         .compute = tile_kernel});
-  r.add({.name = "BroadcastTo", .attr_defaults = {{"Tidx", DType::kInt32}}, .infer = infer_broadcast_to,
-         .compute = broadcast_to_kernel});
-  for (const char* name : {"Pad", "PadV2", "MirrorPad"})
-    r.add({.name = name, .attr_defaults = {{"Tpaddings", DType::kInt32}}, .infer = infer_pad,
-           .compute = pad_kernel});
-  r.add({.name = "ReverseV2", .attr_defaults = {{"Tidx", DType::kInt32}},
-         .infer = [](InferContext& c) { ops::infer_same_as_input(c); }, .compute = reverse_v2_kernel});
+  add_with_grad(r, {.name = "Tile", .attr_defaults = {{"Tmultiples", DType::kInt32}}, .infer = infer_tile,
+                    .compute = tile_kernel}, grad_tile);
+  add_with_grad(r, {.name = "BroadcastTo", .attr_defaults = {{"Tidx", DType::kInt32}}, .infer = infer_broadcast_to,
+                    .compute = broadcast_to_kernel}, grad_broadcast_to);
+  for (const char* name : {"Pad", "PadV2", "MirrorPad"})  // MirrorPad: no gradient yet
+    add_with_grad(r, {.name = name, .attr_defaults = {{"Tpaddings", DType::kInt32}}, .infer = infer_pad,
+                      .compute = pad_kernel}, std::string(name) == "MirrorPad" ? GradFn() : GradFn(grad_pad));
+  add_with_grad(r, {.name = "ReverseV2", .attr_defaults = {{"Tidx", DType::kInt32}},
+                    .infer = [](InferContext& c) { ops::infer_same_as_input(c); }, .compute = reverse_v2_kernel},
+                grad_reverse_v2);
   r.add({.name = "Reverse", .infer = [](InferContext& c) { ops::infer_same_as_input(c); },
          .compute = reverse_kernel});
   r.add({.name = "SpaceToBatchND",

@@ -8,6 +8,7 @@ void freeze_variables(Graph& g, const PassContext& ctx);  // freeze_variables.cc
 void fold_constants(Graph& g, const PassContext& ctx);    // fold_constants.cc
 void prune(Graph& g, const PassContext& ctx);             // prune.cc
 void cse(Graph& g, const PassContext& ctx);               // cse.cc
+void assign_layout(Graph& g, const PassContext& ctx);     // assign_layout.cc
 void simplify_algebra(Graph& g, const PassContext& ctx);  // simplify_algebra.cc
 void fold_pad_into_conv(Graph& g, const PassContext& ctx);  // fold_pad_into_conv.cc
 void fuse_patterns(Graph& g, const PassContext& ctx);     // fuse_patterns.cc

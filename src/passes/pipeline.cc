@@ -13,6 +13,7 @@ const std::vector<Pass>& all_passes() {
       {"fold_constants", "evaluate nodes whose inputs are all constants", fold_constants},
       {"prune", "remove Identity/NoOp/StopGradient, pure control edges and dead nodes", prune},
       {"cse", "merge nodes computing the same value", cse},
+      {"assign_layout", "NCHW convs/pools/BiasAdd/FusedBatchNorm -> NHWC; transposes pushed down and cancelled", assign_layout},
       {"simplify_algebra", "fold batch norms and scales into conv/matmul weights; drop x*1, x+0, reshape/transpose chains", simplify_algebra},
       {"fold_pad_into_conv", "zero spatial Pad before a VALID/EXPLICIT conv -> the conv's explicit padding", fold_pad_into_conv},
       {"fuse_patterns", "layer norm, gelu and attention blocks -> TsLayerNorm/TsGelu/TsAttention", fuse_patterns},
@@ -32,7 +33,7 @@ const Pass& find_pass(const std::string& name) {
 }
 
 std::vector<std::string> default_pipeline() {
-  return {"freeze_variables", "fold_constants", "prune",         "cse",
+  return {"freeze_variables", "fold_constants", "prune",         "cse",              "assign_layout",
           "simplify_algebra", "fold_pad_into_conv", "fold_constants", "prune", "fuse_patterns",
           "fuse_ops",         "fuse_elementwise", "prune"};
 }

@@ -32,7 +32,7 @@ constexpr size_t kHeaderSize = 64;
 constexpr size_t kTableEntrySize = 32;
 constexpr uint32_t kMaxSections = 64;
 
-enum SectionKind : uint32_t { kMeta = 1, kGraphs = 2, kVariables = 3, kPacked = 4, kBlobs = 5 };
+enum SectionKind : uint32_t { kMeta = 1, kGraphs = 2, kVariables = 3, kPacked = 4, kBlobs = 5, kRduMapping = 6 };
 const char* section_name(uint32_t kind) {
   switch (kind) {
     case kMeta: return "meta";
@@ -40,6 +40,7 @@ const char* section_name(uint32_t kind) {
     case kVariables: return "variables";
     case kPacked: return "packed";
     case kBlobs: return "blobs";
+    case kRduMapping: return "rdu_mapping";
   }
   return "unknown";
 }
@@ -106,7 +107,8 @@ bool is_artifact_file(const std::string& path) {
 }
 
 std::string encode_artifact(const ArtifactInfo& info, const std::map<std::string, CompiledSignature>& signatures,
-                            const std::map<std::string, Tensor>& variables) {
+                            const std::map<std::string, Tensor>& variables,
+                            const std::map<std::string, std::string>& rdu_mappings) {
   BlobWriter blobs;
   Writer graphs, vars, packed, meta;
   std::set<std::string> var_keys, layouts;
@@ -165,6 +167,17 @@ std::string encode_artifact(const ArtifactInfo& info, const std::map<std::string
   std::vector<std::pair<uint32_t, const std::string*>> sections = {
       {kMeta, &meta.bytes()}, {kGraphs, &graphs.bytes()}, {kVariables, &vars.bytes()},
       {kPacked, &packed.bytes()}, {kBlobs, &blobs.bytes()}};
+  // Only rdu artifacts with a stored mapping get the section (others stay byte-identical).
+  Writer rdu;
+  if (!rdu_mappings.empty()) {
+    rdu.u64(rdu_mappings.size());
+    for (const auto& [key, bytes] : rdu_mappings) {
+      if (!signatures.count(key)) fail("rdu mapping for unknown signature '", key, "'");
+      rdu.str(key);
+      rdu.str(bytes);
+    }
+    sections.push_back({kRduMapping, &rdu.bytes()});
+  }
   std::string out(kHeaderSize + sections.size() * kTableEntrySize, '\0');
   std::memcpy(&out[0], kMagic, 8);
   put_u32(out, 8, info.format_version);
@@ -193,8 +206,10 @@ std::string encode_artifact(const ArtifactInfo& info, const std::map<std::string
 
 void write_artifact(const std::string& path, const ArtifactInfo& info,
                     const std::map<std::string, CompiledSignature>& signatures,
-                    const std::map<std::string, Tensor>& variables) {
-  std::string bytes = with_context("writing '" + path + "'", [&] { return encode_artifact(info, signatures, variables); });
+                    const std::map<std::string, Tensor>& variables,
+                    const std::map<std::string, std::string>& rdu_mappings) {
+  std::string bytes =
+      with_context("writing '" + path + "'", [&] { return encode_artifact(info, signatures, variables, rdu_mappings); });
   // Write beside the target and rename, so readers (and a concurrent cache fill) never see a partial file.
   std::string tmp = str_cat(path, ".tmp.", ::getpid());
   write_file(tmp, bytes);
@@ -337,6 +352,17 @@ Artifact parse_artifact(const char* data, size_t size, const std::string& name, 
         list.push_back(std::move(pw));
       }
     }
+  }
+  if (sections.count(kRduMapping)) {
+    Reader r = reader(kRduMapping);
+    uint64_t n = r.count("rdu mapping count", 16, 10000);
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string key = r.str("rdu mapping signature");
+      if (!a.signatures.count(key)) r.bad("rdu mapping signature", "names no signature: '" + key + "'");
+      if (a.rdu_mappings.count(key)) r.bad("rdu mapping signature", "duplicate signature '" + key + "'");
+      a.rdu_mappings[key] = r.str("rdu mapping");
+    }
+    if (r.remaining()) r.bad("end", str_cat(r.remaining(), " unexpected trailing bytes"));
   }
   return a;
 }

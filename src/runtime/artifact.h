@@ -8,6 +8,8 @@
 //   [variables] values of variables the graphs still read (not frozen by the passes)
 //   [packed]    packed weights: Const node, layout (names the ISA), tensor
 //   [blobs]     raw tensor data, each 64-byte aligned; mmapped on load, tensors borrow it
+//   [rdu_mapping] optional (`compile --target rdu --chip C --batch N`): per signature, the
+//               encoded rdu mapping (backend/rdu/mapping_codec.h), opaque here
 //
 // Every section starts 64-byte aligned. Loading treats the file as untrusted: offsets and
 // lengths are bounds-checked, counts are capped by the bytes left, checksums are verified
@@ -40,6 +42,7 @@ struct Artifact {
   std::map<std::string, CompiledSignature> signatures;  // executables not made yet
   std::map<std::string, std::vector<cpu::PackedWeight>> packed;  // by signature
   std::map<std::string, Tensor> variables;
+  std::map<std::string, std::string> rdu_mappings;  // by signature; decoded by the rdu target
 };
 
 std::string onednn_version_string();
@@ -50,10 +53,12 @@ bool is_artifact_file(const std::string& path);
 // Serialises compiled signatures (with their executables' packed weights) and the values of
 // the variables their graphs read. Written to a temporary file and renamed into place.
 std::string encode_artifact(const ArtifactInfo& info, const std::map<std::string, CompiledSignature>& signatures,
-                            const std::map<std::string, Tensor>& variables);
+                            const std::map<std::string, Tensor>& variables,
+                            const std::map<std::string, std::string>& rdu_mappings = {});
 void write_artifact(const std::string& path, const ArtifactInfo& info,
                     const std::map<std::string, CompiledSignature>& signatures,
-                    const std::map<std::string, Tensor>& variables);
+                    const std::map<std::string, Tensor>& variables,
+                    const std::map<std::string, std::string>& rdu_mappings = {});
 
 // Parses bytes that `owner` keeps alive (tensors borrow them). `name` is used in messages.
 // `verify_checksums` = false only for the fuzzer, so mutated bytes reach the section parsers.

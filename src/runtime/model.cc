@@ -61,7 +61,10 @@ std::shared_ptr<Model> Model::from_artifact(Artifact artifact, const std::string
     std::vector<cpu::PackedWeight> prepacked;
     if (reuse_packed) prepacked = artifact.packed[key];
     const auto& graph = cs.graph;  // a named reference: clang lambdas cannot capture bindings
+    auto stored = artifact.rdu_mappings.find(key);
+    bool use_stored = model->target_ == "rdu" && stored != artifact.rdu_mappings.end();
     cs.executable = with_context("'" + path + "': signature '" + key + "'", [&] {
+      if (use_stored) return make_rdu_executable(graph, stored->second, "'" + path + "' rdu mapping of '" + key + "'");
       return make_executable(model->target_, graph, cpu_options, prepacked);
     });
     model->module_.signatures[key] = cs.signature;
@@ -71,6 +74,7 @@ std::shared_ptr<Model> Model::from_artifact(Artifact artifact, const std::string
     model->slots_[key] = std::move(slot);
   }
   model->artifact_info_ = info;
+  model->rdu_mappings_ = std::move(artifact.rdu_mappings);
   return model;
 }
 

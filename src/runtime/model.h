@@ -61,6 +61,8 @@ class Model {
   std::map<std::string, CompiledSignature> compile_all() const;
   // Set when loaded from a .tsr (directly or from the compile cache).
   const std::optional<ArtifactInfo>& artifact_info() const { return artifact_info_; }
+  // Encoded rdu mappings stored in the .tsr, by signature (backend/rdu/mapping_codec.h).
+  const std::map<std::string, std::string>& rdu_mappings() const { return rdu_mappings_; }
   bool cache_hit() const { return cache_hit_; }
   double compile_seconds() const;  // time spent compiling so far (0 for a .tsr or cache hit)
   const CompileOptions& compile_options() const { return compile_options_; }
@@ -81,6 +83,7 @@ class Model {
   bool cache_hit_ = false;
   CompileOptions compile_options_;
   std::optional<ArtifactInfo> artifact_info_;
+  std::map<std::string, std::string> rdu_mappings_;
   mutable std::mutex mu_;
   mutable std::map<std::string, std::unique_ptr<Slot>> slots_;
   mutable double compile_seconds_ = 0;

@@ -39,5 +39,6 @@ int cmd_bench(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_ops(int argc, char** argv);
 int cmd_simulate(int argc, char** argv);  // cmd_simulate.cc (rdu target)
+int cmd_rdu_cost(int argc, char** argv);  // cmd_rdu_cost.cc (rdu validation tool)
 
 }  // namespace tessera::cli

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <cstdlib>
 #include <random>
 #include <thread>
 
@@ -24,7 +26,7 @@ const char* kUsage =
     "usage: tessera bench MODEL [--signature KEY] [--target cpu|reference] [--batch 1,32]\n"
     "                     [--threads N] [--inter-op N] [--warmup N] [--iters N] [--min-seconds S]\n"
     "                     [--inputs FILE.npz] [--json OUT.json] [--save-outputs OUT.npz]\n"
-    "                     [--passes a,b|none] [--isa ISA] [--no-cache]\n"
+    "                     [--passes a,b|none] [--isa ISA] [--no-cache] [--profile]\n"
     "  MODEL           a SavedModel directory, a .pb/.pbtxt GraphDef, or a .tsr\n"
     "  --batch         comma-separated batch sizes (default 1)\n"
     "  --threads N     intra-op threads (default: every core)\n"
@@ -34,6 +36,8 @@ const char* kUsage =
     "  --inputs F      inputs keyed by signature input name (its batch must be the one --batch)\n"
     "                  instead of seeded random inputs\n"
     "  --json OUT      write the results as JSON\n"
+    "  --profile       time every op (cpu target) and report each batch's top ops; adds a\n"
+    "                  little per-op overhead, so time without it\n"
     "  --save-outputs  write the outputs of the last run to an .npz\n";
 
 using Clock = std::chrono::steady_clock;
@@ -88,11 +92,36 @@ Tensor fresh_copy(const Tensor& host) {
   return t;
 }
 
+struct OpShare {
+  std::string op;
+  double ms_per_iter, share;  // share of all op time in the window
+};
+
 struct Run {
   int64_t batch;
   std::vector<double> ms;
   double p50, p90, p99, mean, min, throughput;
+  std::vector<OpShare> profile;  // with --profile, largest first
 };
+
+std::map<std::string, double> op_seconds(const Model& model, const std::string& sig_key) {
+  return model.compiled() ? model.compiled_signature(sig_key).executable->op_seconds() : std::map<std::string, double>{};
+}
+
+// Per-op time over the timed iterations only: the difference of two cumulative snapshots.
+std::vector<OpShare> profile_window(const std::map<std::string, double>& before,
+                                    const std::map<std::string, double>& after, size_t iters) {
+  std::vector<OpShare> rows;
+  double total = 0;
+  for (const auto& [op, secs] : after) {
+    auto it = before.find(op);
+    double d = secs - (it == before.end() ? 0 : it->second);
+    if (d > 0) rows.push_back({op, d, 0}), total += d;
+  }
+  for (OpShare& r : rows) r.share = total > 0 ? r.ms_per_iter / total : 0, r.ms_per_iter *= 1e3 / std::max<size_t>(iters, 1);
+  std::sort(rows.begin(), rows.end(), [](const OpShare& a, const OpShare& b) { return a.ms_per_iter > b.ms_per_iter; });
+  return rows;
+}
 
 double percentile(std::vector<double> sorted, double q) {
   // Nearest-rank on sorted samples, interpolated linearly between neighbours.
@@ -154,6 +183,9 @@ int cmd_bench(int argc, char** argv) {
       fail("--min-seconds '", args.get("--min-seconds"), "': expected a number");
     }
   }
+  const bool profile = args.has("--profile");
+  // The cpu executable reads this when it is built: set it before the model loads.
+  if (profile) setenv("TESSERA_CPU_PROFILE", "1", 1);
   npy::NamedTensors npz_inputs;
   if (args.has("--inputs")) {
     if (batches.size() != 1) fail("--inputs needs exactly one --batch value (the inputs' batch)");
@@ -194,7 +226,8 @@ int cmd_bench(int argc, char** argv) {
       std::fprintf(stderr, "\rbatch %lld: warm-up %d/%d   ", static_cast<long long>(batch), i + 1, warmup);
       last_outputs = one();
     }
-    Run run{batch, {}, 0, 0, 0, 0, 0, 0};
+    Run run{batch, {}, 0, 0, 0, 0, 0, 0, {}};
+    const auto profile_before = op_seconds(*model, sig_key);
     auto start = Clock::now();
     while (static_cast<int>(run.ms.size()) < iters || since(start) < min_seconds) {
       auto t = Clock::now();
@@ -215,6 +248,7 @@ int cmd_bench(int argc, char** argv) {
     run.mean = sum / sorted.size();
     run.min = sorted.front();
     run.throughput = batch * 1e3 / run.mean;
+    if (profile) run.profile = profile_window(profile_before, op_seconds(*model, sig_key), run.ms.size());
     runs.push_back(std::move(run));
   }
 
@@ -231,6 +265,13 @@ int cmd_bench(int argc, char** argv) {
   for (const Run& r : runs)
     std::printf("%6lld %6zu %10.3f %10.3f %10.3f %10.3f %10.3f %12.1f\n", static_cast<long long>(r.batch), r.ms.size(),
                 r.p50, r.p90, r.p99, r.mean, r.min, r.throughput);
+  for (const Run& r : runs) {
+    if (r.profile.empty()) continue;
+    std::printf("batch %lld profile (op time per call, share of op time):\n", static_cast<long long>(r.batch));
+    for (size_t k = 0; k < r.profile.size() && k < 10; ++k)
+      std::printf("  %-40s %10.3f ms %5.1f%%\n", r.profile[k].op.c_str(), r.profile[k].ms_per_iter,
+                  100 * r.profile[k].share);
+  }
 
   if (args.has("--json")) {
     std::string j = str_cat("{\"model\": \"", json_escape(path), "\", \"signature\": \"", json_escape(sig_key),
@@ -241,7 +282,15 @@ int cmd_bench(int argc, char** argv) {
       const Run& r = runs[i];
       j += str_cat(i ? ", " : "", "{\"batch\": ", r.batch, ", \"iters\": ", r.ms.size(), ", \"latency_ms\": {\"p50\": ",
                    r.p50, ", \"p90\": ", r.p90, ", \"p99\": ", r.p99, ", \"mean\": ", r.mean, ", \"min\": ", r.min,
-                   "}, \"throughput_per_s\": ", r.throughput, "}");
+                   "}, \"throughput_per_s\": ", r.throughput);
+      if (profile) {
+        j += ", \"profile\": [";
+        for (size_t k = 0; k < r.profile.size(); ++k)
+          j += str_cat(k ? ", " : "", "{\"op\": \"", json_escape(r.profile[k].op), "\", \"ms_per_iter\": ",
+                       r.profile[k].ms_per_iter, ", \"share\": ", r.profile[k].share, "}");
+        j += "]";
+      }
+      j += "}";
     }
     j += "]}\n";
     std::ofstream(args.get("--json")) << j;

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "backend/cpu/isa.h"
+#include "backend/rdu/mapping_codec.h"
+#include "backend/rdu/validator.h"
 #include "ir/printer.h"
 #include "passes/pass.h"
 #include "runtime/model.h"
@@ -18,10 +20,12 @@ namespace {
 const char* kCompileUsage =
     "usage: tessera compile MODEL -o OUT.tsr [--target cpu|reference] [--signature KEY]...\n"
     "                       [--passes a,b|none|default] [--dump-ir-after PASS|all] [--isa ISA]\n"
-    "                       [--tags serve]\n"
+    "                       [--tags serve] [--chip C --batch N [--unfused] [--precision bf16|fp32]]\n"
     "  MODEL            a SavedModel directory or a .pb/.pbtxt GraphDef\n"
     "  -o, --output     the .tsr to write\n"
-    "  --target         cpu (default) or reference\n"
+    "  --target         cpu (default), reference or rdu\n"
+    "  --chip, --batch  rdu: also map each signature onto chip C (preset or .json) for batch N\n"
+    "                   and store the mapping in the .tsr ('simulate' and rdu runs reuse it)\n"
     "  --signature KEY  compile only these signatures (default: all)\n"
     "  --passes         passes to run (comma-separated; see 'tessera passes'), none, or default\n"
     "  --dump-ir-after  print the IR to stdout after this pass (or after every pass: all)\n"
@@ -33,7 +37,7 @@ const char* kCompileUsage =
 int cmd_compile(int argc, char** argv) {
   for (int i = 0; i < argc; ++i)
     if (std::string(argv[i]) == "-o") argv[i] = const_cast<char*>("--output");
-  std::vector<std::string> flags = {"--output", "--signature", "--dump-ir-after"};
+  std::vector<std::string> flags = {"--output", "--signature", "--dump-ir-after", "--chip", "--batch", "--precision"};
   for (const auto& f : load_value_flags()) flags.push_back(f);
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1 || !args.has("--output")) {
@@ -72,6 +76,37 @@ int cmd_compile(int argc, char** argv) {
   for (const auto& k : keys) compiled[k] = model->compiled_signature(k);
   double compile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
+  // rdu: the mapping for one chip and batch goes into the artifact (docs/rdu.md "Artifact").
+  std::map<std::string, std::string> rdu_mappings;
+  bool rdu_flags = args.has("--chip") || args.has("--batch") || args.has("--unfused") || args.has("--precision");
+  if (rdu_flags && options.target != "rdu") fail("--chip/--batch/--unfused/--precision need --target rdu");
+  if (rdu_flags) {
+    if (!args.has("--chip") || !args.has("--batch")) fail("--target rdu: give both --chip and --batch to store a mapping");
+    int64_t batch = 0;
+    try {
+      batch = std::stoll(args.get("--batch"));
+    } catch (const std::exception&) {
+    }
+    if (batch < 1) fail("--batch '", args.get("--batch"), "': expected an integer >= 1");
+    std::string precision = args.get("--precision", "bf16");
+    if (precision != "bf16" && precision != "fp32") fail("--precision '", precision, "': expected bf16 or fp32");
+    rdu::Arch arch = rdu::load_arch(args.get("--chip"));
+    rdu::MapOptions mo;
+    mo.precision.bf16 = precision == "bf16";
+    mo.partition.fused = !args.has("--unfused");
+    for (const auto& [key, cs] : compiled) {
+      rdu::RduMapping mp = rdu::map_graph(*cs.graph, batch, arch, mo);
+      rdu::SimReport rep = rdu::simulate_timing(mp);
+      std::vector<std::string> problems = rdu::validate_mapping(mp, &rep);
+      if (!problems.empty()) fail("signature '", key, "': the rdu mapping fails the validator: ", problems.front());
+      rdu_mappings[key] = rdu::encode_mapping(mp, mo, rep);
+      std::fprintf(stderr, "rdu mapping of '%s' on %s, batch %lld: %zu sections, %.0f cycles, %.6g samples/s\n", key.c_str(),
+                   arch.name.c_str(), static_cast<long long>(batch), mp.sections.size(), rep.cycles,
+                   rep.seconds > 0 ? batch / rep.seconds : 0);
+    }
+    compile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
   ArtifactInfo info;
   info.target = options.target;
   info.isa = options.target == "cpu" ? cpu::isa_name(cpu::resolve_isa(options.isa)) : "";
@@ -79,7 +114,7 @@ int cmd_compile(int argc, char** argv) {
   info.tessera_version = kTesseraVersion;
   info.source = model_path;
   info.passes = *options.passes;
-  write_artifact(out, info, compiled, model->variables());
+  write_artifact(out, info, compiled, model->variables(), rdu_mappings);
   auto bytes = std::filesystem::file_size(out);
   std::fprintf(stderr, "compiled %zu signature(s) of '%s' for %s%s%s in %.2f s -> '%s' (%.1f MiB)\n", compiled.size(),
                model_path.c_str(), info.target.c_str(), info.isa.empty() ? "" : "/", info.isa.c_str(), compile_s,

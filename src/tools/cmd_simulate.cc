@@ -7,8 +7,11 @@
 #include <cstring>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <random>
 
+#include "backend/rdu/mapping_codec.h"
+#include "backend/rdu/report.h"
 #include "backend/rdu/simulator.h"
 #include "backend/rdu/validator.h"
 #include "runtime/model.h"
@@ -21,14 +24,21 @@ const char* kUsage =
     "usage: tessera simulate MODEL [--chip tiny|small|sn40l_like|FILE.json] [--batch N]\n"
     "                        [--signature KEY] [--precision bf16|fp32] [--unfused]\n"
     "                        [--naive-placement] [--check] [--json OUT.json] [--sections]\n"
-    "  --chip        a preset in configs/rdu or a chip description (default tiny)\n"
+    "  --chip        a preset in configs/rdu or a chip description (default tiny, or the\n"
+    "                chip of the mapping stored in a .tsr by 'compile --target rdu --chip')\n"
+    "  --batch       samples per run (default 1, or the stored mapping's batch)\n"
     "  --unfused     the baseline mapping: one operator per section\n"
     "  --naive-placement  row-major placement without annealing (baseline)\n"
     "  --check       run the sectioned schedule on seeded inputs and compare with the cpu target\n"
     "  --sections    print every section (default: the 10 slowest)\n"
     "  --kernels     print each kernel of the printed sections: units, cycles, FLOPs\n"
     "  --sweep P=v1,v2,...  re-map and re-simulate with chip field P (e.g. pcu.count,\n"
-    "                hbm.bw_Bpc, mesh.vector_link_Bpc) set to each value; prints a table\n";
+    "                hbm.bw_Bpc, mesh.vector_link_Bpc) set to each value; prints a table\n"
+    "  --chips K --parallel data|pipeline|tensor [--microbatches M]  map onto K linked chips\n"
+    "                (data: K replicas + gradient all-reduce; pipeline: K stages of sections;\n"
+    "                tensor: matmul/conv split by output column); docs/rdu.md \"Multi-chip\"\n"
+    "  --report OUT.html  one self-contained HTML page: meshes, roofline, sections, fused vs\n"
+    "                unfused (maps the other one too), the sweep as a plot\n";
 
 // Seeded inputs for one signature: normal floats, small integers; unknown dims = batch.
 std::vector<Tensor> seeded_args(const CompiledSignature& cs, int64_t batch) {
@@ -75,10 +85,23 @@ bool numeric_match(const Tensor& got, const Tensor& ref, double* max_diff) {
   return worst <= 1e-4 * max_ref + 1e-6;
 }
 
+// What limits a section, for summaries: "hbm"/"ddr"/"store"/"fill" or the bottleneck
+// kernel's family ("conv", "gemm", "elementwise", ...).
+std::string bottleneck_kind(const rdu::RduMapping& mp, const std::string& bottleneck) {
+  if (bottleneck.rfind("fill", 0) == 0) return "fill";
+  for (const rdu::Kernel& k : mp.kernels)
+    if (k.name == bottleneck) return k.family;
+  return bottleneck;
+}
+
 }  // namespace
 
+// `--chips K` (cmd_simulate_chips.cc): the multi-chip report instead of the single-chip one.
+int simulate_chips(const Args& args, const Graph& graph, const rdu::Arch& arch, const rdu::MapOptions& mo, int64_t batch);
+
 int cmd_simulate(int argc, char** argv) {
-  std::vector<std::string> flags = {"--signature", "--chip", "--batch", "--precision", "--json", "--sweep"};
+  std::vector<std::string> flags = {"--signature", "--chip", "--batch", "--precision", "--json", "--sweep",
+                                    "--chips", "--parallel", "--microbatches", "--report"};
   for (const auto& f : load_value_flags()) flags.push_back(f);
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
@@ -86,28 +109,52 @@ int cmd_simulate(int argc, char** argv) {
     return args.has("--help") ? 0 : 2;
   }
   const std::string path = args.positional[0], key = args.get("--signature", "serving_default");
+  LoadOptions options;
+  apply_load_flags(args, options, "cpu");
+  // A .tsr keeps its own target: an rdu artifact needs no cpu compile (--check makes one).
+  if (!args.has("--target") && is_artifact_file(path)) options.target = "";
+  auto model = Model::load(path, options);
+  const CompiledSignature& cs = model->compiled_signature(key);
+  // A mapping stored in the .tsr (compile --target rdu --chip C --batch N) sets the defaults
+  // and is used as is when chip, batch and mapping options match.
+  std::optional<rdu::StoredMapping> stored;
+  if (auto it = model->rdu_mappings().find(key); it != model->rdu_mappings().end())
+    stored = rdu::decode_mapping(it->second, *cs.graph, "'" + path + "' rdu mapping of '" + key + "'");
+
   int64_t batch = 0;
   try {
-    batch = std::stoll(args.get("--batch", "1"));
+    batch = args.has("--batch") || !stored ? std::stoll(args.get("--batch", "1")) : stored->mapping.batch;
   } catch (const std::exception&) {
   }
   if (batch < 1) fail("--batch '", args.get("--batch"), "': expected an integer >= 1");
-  std::string precision = args.get("--precision", "bf16");
+  std::string precision = args.get("--precision", stored && !stored->mapping.precision.bf16 ? "fp32" : "bf16");
   if (precision != "bf16" && precision != "fp32") fail("--precision '", precision, "': expected bf16 or fp32");
-
-  rdu::Arch arch = rdu::load_arch(args.get("--chip", "tiny"));
-  LoadOptions options;
-  apply_load_flags(args, options, "cpu");
-  auto model = Model::load(path, options);
-  const CompiledSignature& cs = model->compiled_signature(key);
+  rdu::Arch arch = args.has("--chip") || !stored ? rdu::load_arch(args.get("--chip", "tiny")) : stored->mapping.arch;
 
   rdu::MapOptions mo;
   mo.precision.bf16 = precision == "bf16";
-  mo.partition.fused = !args.has("--unfused");
+  // A stored unfused mapping keeps simulate unfused (there is no --fused flag to ask otherwise).
+  mo.partition.fused = !args.has("--unfused") && (!stored || stored->options.partition.fused);
   mo.placement.naive = args.has("--naive-placement");
-  rdu::RduMapping mp = rdu::map_graph(*cs.graph, batch, arch, mo);
+  bool use_stored = stored && rdu::same_arch(arch, stored->mapping.arch) && batch == stored->mapping.batch &&
+                    mo.precision.bf16 == stored->options.precision.bf16 &&
+                    mo.partition.fused == stored->options.partition.fused && mo.placement.naive == stored->options.placement.naive;
+  if (args.has("--chips") || args.has("--parallel") || args.has("--microbatches")) {
+    if (args.has("--report")) fail("--report draws one chip's mapping; it cannot be combined with --chips");
+    return simulate_chips(args, *cs.graph, arch, mo, batch);
+  }
+  rdu::RduMapping mp = use_stored ? std::move(stored->mapping) : rdu::map_graph(*cs.graph, batch, arch, mo);
   rdu::SimReport rep = rdu::simulate_timing(mp);
   std::vector<std::string> problems = rdu::validate_mapping(mp, &rep);
+  if (use_stored) {
+    std::printf("mapping: stored in the artifact (chip %s, batch %lld); stored timing %.0f cycles%s\n", arch.name.c_str(),
+                static_cast<long long>(batch), stored->timing.cycles,
+                stored->timing.cycles == rep.cycles ? ", re-simulated the same" : ", re-simulated differently (a newer timing model)");
+  } else if (stored) {
+    std::printf("mapping: the artifact's is for chip %s, batch %lld, %s%s; re-mapped for this run\n",
+                stored->mapping.arch.name.c_str(), static_cast<long long>(stored->mapping.batch),
+                stored->options.precision.bf16 ? "bf16" : "fp32", stored->options.partition.fused ? "" : ", unfused");
+  }
 
   double peak_tflops = rep.peak_flop_per_cycle * arch.clock_ghz * 1e9 / 1e12;
   std::printf("model %s  signature %s  chip %s  batch %lld  %s  %s mapping\n", path.c_str(), key.c_str(), arch.name.c_str(),
@@ -206,10 +253,26 @@ int cmd_simulate(int argc, char** argv) {
                   100 * r.fraction_of_peak(), m.sections.size(), valid ? "yes" : "NO");
     }
   }
+  if (args.has("--report")) {
+    // The report compares with the other mapping (unfused for a fused run and vice versa).
+    rdu::MapOptions other_mo = mo;
+    other_mo.partition.fused = !mo.partition.fused;
+    rdu::RduMapping other = rdu::map_graph(*cs.graph, batch, arch, other_mo);
+    rdu::SimReport other_rep = rdu::simulate_timing(other);
+    rdu::ReportInput ri{path, key, batch, {&mp, &rep}, {&other, &other_rep}, mo.partition.fused, problems, sweep_param};
+    if (!mo.partition.fused) std::swap(ri.fused, ri.unfused);
+    for (const SweepRow& r : sweep)
+      ri.sweep.push_back({r.value, r.rep.seconds > 0 ? batch / r.rep.seconds : 0, r.rep.fraction_of_peak(), r.sections, r.valid});
+    std::ofstream html(args.get("--report"));
+    if (!(html << rdu::render_report(ri))) fail("--report '", args.get("--report"), "': cannot write the file");
+    std::printf("report written to %s (%s: %.6g samples/s, %zu sections)\n", args.get("--report").c_str(),
+                mo.partition.fused ? "unfused" : "fused", other_rep.seconds > 0 ? batch / other_rep.seconds : 0, other.sections.size());
+  }
   if (args.has("--json")) {
     std::ofstream out(args.get("--json"));
     out.precision(17);
-    out << "{\"chip\": \"" << arch.name << "\", \"batch\": " << batch << ", \"fused\": " << (mo.partition.fused ? "true" : "false")
+    out << "{\"chip\": \"" << arch.name << "\", \"mapping_source\": \"" << (use_stored ? "artifact" : "mapped")
+        << "\", \"batch\": " << batch << ", \"fused\": " << (mo.partition.fused ? "true" : "false")
         << ", \"cycles\": " << rep.cycles << ", \"seconds\": " << rep.seconds << ", \"flops\": " << rep.flops
         << ", \"peak_flop_per_cycle\": " << rep.peak_flop_per_cycle << ", \"fraction_of_peak\": " << rep.fraction_of_peak()
         << ", \"hbm_bytes\": " << rep.hbm_bytes << ", \"ddr_bytes\": " << rep.ddr_bytes << ", \"sections\": " << rep.sections.size()
@@ -221,7 +284,8 @@ int cmd_simulate(int argc, char** argv) {
       const auto& s = rep.sections[i];
       out << (i ? ", " : "") << "{\"cycles\": " << s.cycles << ", \"pipeline_cycles\": " << s.pipeline_cycles
           << ", \"flops\": " << s.flops << ", \"pcus\": " << s.pcus << ", \"pmus\": " << s.pmus << ", \"hbm_bytes\": " << s.hbm_bytes
-          << ", \"ddr_bytes\": " << s.ddr_bytes << ", \"max_link_util\": " << s.max_link_util << "}";
+          << ", \"ddr_bytes\": " << s.ddr_bytes << ", \"max_link_util\": " << s.max_link_util
+          << ", \"switch_cycles\": " << s.switch_cycles << ", \"bottleneck_kind\": \"" << bottleneck_kind(mp, s.bottleneck) << "\"}";
     }
     // Multiply-add FLOPs of products and convolutions alone (what TF's profiler counts for
     // MatMul/Conv2D), to cross-check the lowering against TensorFlow.

@@ -9,12 +9,18 @@
 #include "support/error.h"
 #include "tools/cli.h"
 
+namespace tessera::cli {
+int cmd_data_dump(int argc, char** argv);  // cmd_data.cc (hidden: tests of the training I/O)
+int cmd_grad(int argc, char** argv);       // cmd_grad.cc (hidden: tests of autodiff)
+}
+
 namespace {
 
 struct Command {
   const char* name;
   int (*run)(int, char**);
   const char* summary;
+  bool hidden = false;  // runs, but is not listed in the usage text
 };
 
 const Command kCommands[] = {
@@ -23,13 +29,17 @@ const Command kCommands[] = {
     {"compile", tessera::cli::cmd_compile, "compile a model to a .tsr artifact"},
     {"bench", tessera::cli::cmd_bench, "measure latency and throughput of a signature"},
     {"simulate", tessera::cli::cmd_simulate, "map a model onto an rdu chip and simulate it"},
+    {"rdu-cost", tessera::cli::cmd_rdu_cost, "cost an IR text graph's rdu kernels (validation tool)"},
     {"passes", tessera::cli::cmd_passes, "list the optimisation passes"},
     {"ops", tessera::cli::cmd_ops, "list the ops Tessera supports"},
+    {"data-dump", tessera::cli::cmd_data_dump, "read/write TFRecords, checkpoints, events", true},
+    {"grad", tessera::cli::cmd_grad, "gradients of a loss w.r.t. variables or inputs, as .npz", true},
 };
 
 void usage(FILE* out) {
   std::fprintf(out, "usage: tessera <command> [args]\n\ncommands:\n");
-  for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  for (const Command& c : kCommands)
+    if (!c.hidden) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out, "\nrun 'tessera <command> --help' for a command's options\n");
 }
 

@@ -274,3 +274,18 @@ def test_bench_inputs_file_and_errors(good_tsr, tmp_path):
     assert proc.returncode == 1 and "not batch 3" in proc.stderr, proc.stderr
     proc = tessera("bench", good_tsr, "--signature", "nope", check=False)
     assert proc.returncode == 1 and "nope" in proc.stderr, proc.stderr
+
+
+def test_bench_profile_reports_op_shares(good_tsr, tmp_path):
+    text, proc = bench(good_tsr, tmp_path, "--batch", "1,4", "--iters", "5", "--warmup", "1", "--profile")
+    runs = json.loads(text)["runs"]
+    assert [r["batch"] for r in runs] == [1, 4]
+    for r in runs:
+        prof = r["profile"]
+        # half_plus_two is y = x / 2 + 2: after fusion one elementwise op does the work
+        assert prof and all(p["ms_per_iter"] >= 0 and 0 <= p["share"] <= 1 for p in prof), prof
+        assert abs(sum(p["share"] for p in prof) - 1) < 1e-6
+        assert [p["ms_per_iter"] for p in prof] == sorted((p["ms_per_iter"] for p in prof), reverse=True)
+    assert "batch 1 profile" in proc.stdout
+    plain = json.loads(bench(good_tsr, tmp_path, "--iters", "2", "--warmup", "0")[0])
+    assert "profile" not in plain["runs"][0]  # timing runs carry no per-op timers

@@ -46,6 +46,7 @@
 // - run() may be called from several threads; runs of one executable are serialised (they
 //   share the arena), so use one executable per concurrent caller for parallel throughput.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -97,6 +98,9 @@ class CpuExecutable {
   virtual int inter_op() const = 0;
   // The plan made for `arg_shapes` (after a run with them), else all zeros.
   virtual PlanStats plan_stats(const std::vector<Shape>& arg_shapes) const = 0;
+  // Seconds spent per op (" (reference)" appended where no fast kernel ran), summed over
+  // planned runs so far; empty unless TESSERA_CPU_PROFILE is set. Diff two calls for a window.
+  virtual std::map<std::string, double> op_seconds() const { return {}; }
 };
 
 }  // namespace tessera::cpu

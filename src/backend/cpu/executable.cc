@@ -258,6 +258,11 @@ class Executable final : public CpuExecutable {
       std::fprintf(stderr, "  %-40s %9.2f ms %5.1f%%\n", op.c_str(), secs * 1e3, 100 * secs / total);
   }
 
+  std::map<std::string, double> op_seconds() const override {
+    std::lock_guard lock(mu_);
+    return profile_secs_;
+  }
+
   std::vector<PackedWeight> packed_weights() const override {
     std::vector<PackedWeight> all;
     for (const Step& s : steps_)

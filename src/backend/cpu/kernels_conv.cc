@@ -3,6 +3,13 @@
 // transposes around it). Filters go into oneDNN's blocked layout once (WeightCache); bias is
 // the primitive's, residual a binary-add post-op, activation eltwise post-ops. Primitives are
 // cached per input shape. NCHW graphs use the reference kernel.
+//
+// 3x3 stride-1 convolutions may run oneDNN's Winograd algorithm (F(2x2,3x3)/F(4x4,3x3),
+// avx512_core only), which does about half the multiplies of the direct algorithm: measured
+// 1.7-2.9x less CPU time per conv on ResNet50's 3x3 shapes (docs/architecture.md). It only
+// takes blocked (nChw16c) activations, so the kernel reorders NHWC in and out around it
+// through per-thread scratch buffers. TESSERA_CONV_ALGO=direct|winograd|auto picks the rule.
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -80,9 +87,17 @@ class ConvKernel final : public CpuKernel {
       dnnl::reorder(plain, wmem).execute(s, plain, wmem);
       s.wait();
     }
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn::wrap(g.x_md, x.raw())},
+    memory xmem = onednn::wrap(g.x_md, x.raw()), ymem = onednn::wrap(g.y_md, out.raw());
+    dnnl::stream s(onednn::engine());
+    memory xblk, yblk;
+    if (e.blocked) {
+      xblk = onednn::wrap(e.pd.src_desc(), scratch(0, e.pd.src_desc().get_size()));
+      yblk = onednn::wrap(e.pd.dst_desc(), scratch(1, e.pd.dst_desc().get_size()));
+      e.to_blocked.execute(s, xmem, xblk);
+    }
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.blocked ? xblk : xmem},
                                          {DNNL_ARG_WEIGHTS, wmem},
-                                         {DNNL_ARG_DST, onednn::wrap(g.y_md, out.raw())}};
+                                         {DNNL_ARG_DST, e.blocked ? yblk : ymem}};
     size_t next = 2;
     const Tensor* residual = nullptr;
     if (has_bias_) {
@@ -98,8 +113,8 @@ class ConvKernel final : public CpuKernel {
         args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = onednn::wrap(g.y_md, res.raw());
       residual = &res;
     }
-    dnnl::stream s(onednn::engine());
     e.prim.execute(s, args);
+    if (e.blocked) e.from_blocked.execute(s, yblk, ymem);
     s.wait();
     if (manual_epilogue_ && (residual || !activation_.empty())) epilogue(out, residual, r.threads());
     r.set_output(0, out);
@@ -131,7 +146,32 @@ class ConvKernel final : public CpuKernel {
   struct Entry {
     dnnl::convolution_forward::primitive_desc pd;
     dnnl::convolution_forward prim;
+    bool blocked = false;  // src/dst in oneDNN's blocked layout (Winograd): reorder around it
+    dnnl::reorder to_blocked, from_blocked;
   };
+
+  // Grow-only per-thread buffers for the blocked copies (slot 0: src, 1: dst), so a model's
+  // Winograd convs share two buffers instead of each holding its own.
+  static void* scratch(int slot, size_t bytes) {
+    thread_local Tensor buf[2];
+    Tensor& t = buf[slot];
+    if (!t.valid() || static_cast<size_t>(t.num_elements()) < bytes)
+      t = Tensor(DType::kUInt8, {static_cast<int64_t>(bytes)});
+    return t.mutable_raw();
+  }
+
+  // Winograd for this geometry? Only 3x3 stride-1 undilated dense convs with packed weights
+  // and no residual (its post-op would need the residual blocked too).
+  bool wants_winograd(const Geometry& g) const {
+    if (algo_ == Algo::kDirect || depthwise_ || g.groups != 1 || has_residual_ || manual_epilogue_ || !stable_)
+      return false;
+    if (g.key[4] != 3 || g.key[5] != 3 || strides_ != memory::dims{1, 1} || dilations_ != memory::dims{1, 1})
+      return false;
+    if (algo_ == Algo::kWinograd) return true;
+    // auto: the measured shapes (docs/architecture.md) all won; tiny channel counts or
+    // feature maps leave too little work per 4x4 tile transform to be worth the reorders.
+    return g.key[3] >= 16 && g.key[7] >= 16 && g.out_shape[1] * g.out_shape[2] >= 36;
+  }
 
   Geometry geometry(const Shape& xs, const Shape& fs) const {
     Geometry g;
@@ -182,6 +222,21 @@ class ConvKernel final : public CpuKernel {
     attr.set_post_ops(ops);
     memory::desc bias = has_bias_ ? onednn::plain_desc({g.cout}) : memory::desc();
     memory::dims dil{dilations_[0] - 1, dilations_[1] - 1};
+    if (wants_winograd(g)) {
+      memory::desc x_any(g.x_md.dims(), memory::data_type::f32, memory::format_tag::any);
+      memory::desc y_any(g.y_md.dims(), memory::data_type::f32, memory::format_tag::any);
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
+                                        x_any, g.w_any, bias, y_any, strides_, dil, g.pad_l, g.pad_r);
+      try {
+        // Throws where oneDNN has no Winograd kernel (below avx512_core, unsupported shapes).
+        dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
+        Entry e{pd, dnnl::convolution_forward(pd), true,
+                dnnl::reorder(dnnl::reorder::primitive_desc(onednn::engine(), g.x_md, onednn::engine(), pd.src_desc())),
+                dnnl::reorder(dnnl::reorder::primitive_desc(onednn::engine(), pd.dst_desc(), onednn::engine(), g.y_md))};
+        return cache_.emplace(g.key, std::move(e)).first->second;
+      } catch (const dnnl::error&) {
+      }
+    }
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                       g.x_md, stable_ ? g.w_any : g.w_plain, bias, g.y_md, strides_, dil, g.pad_l,
                                       g.pad_r);
@@ -189,7 +244,18 @@ class ConvKernel final : public CpuKernel {
     return cache_.emplace(g.key, Entry{pd, dnnl::convolution_forward(pd)}).first->second;
   }
 
+  enum class Algo { kDirect, kWinograd, kAuto };
+  static Algo algo_from_env() {
+    const char* v = std::getenv("TESSERA_CONV_ALGO");
+    std::string a = v ? v : "auto";
+    if (a == "direct") return Algo::kDirect;
+    if (a == "winograd") return Algo::kWinograd;
+    if (a == "auto" || a.empty()) return Algo::kAuto;
+    fail_code(ErrorCode::kInvalidArgument, "TESSERA_CONV_ALGO must be direct, winograd or auto, got '", a, "'");
+  }
+
   const Node& node_;
+  Algo algo_ = algo_from_env();
   bool depthwise_;
   memory::dims strides_, dilations_;
   nn::Padding padding_ = nn::Padding::kValid;

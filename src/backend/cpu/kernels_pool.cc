@@ -1,5 +1,6 @@
 // MaxPool and AvgPool (NHWC, 2-D windows) on oneDNN's pooling primitive. TF's AvgPool divides
-// by the number of in-bounds elements (pooling_avg_exclude_padding); MaxPool ignores padding.
+// by the number of in-bounds elements (pooling_avg_exclude_padding); MaxPool ignores padding
+// (also EXPLICIT padding, which fold_pad_into_conv makes from a Pad before it).
 #include <map>
 
 #include "backend/cpu/kernel.h"
@@ -20,14 +21,17 @@ class PoolKernel final : public CpuKernel {
     kernel_ = {k[1], k[2]};
     strides_ = {s[1], s[2]};
     padding_ = nn::parse_padding(node.attr<std::string>("padding"));
+    // EXPLICIT (MaxPool only; fold_pad_into_conv writes it): NHWC pairs, spatial entries.
+    if (padding_ == nn::Padding::kExplicit) explicit_ = node.attr<std::vector<int64_t>>("explicit_paddings");
   }
 
   void run(KernelRun& r) override {
     const Tensor& x = r.input(0);
     TS_CHECK(x.rank() == 4, "input must be 4-dimensional, got ", shape_str(x.shape()));
     const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
-    nn::Window wh = nn::window(h, kernel_[0], strides_[0], 1, padding_);
-    nn::Window ww = nn::window(w, kernel_[1], strides_[1], 1, padding_);
+    const bool ex = explicit_.size() == 8;
+    nn::Window wh = nn::window(h, kernel_[0], strides_[0], 1, padding_, ex ? explicit_[2] : 0, ex ? explicit_[3] : 0);
+    nn::Window ww = nn::window(w, kernel_[1], strides_[1], 1, padding_, ex ? explicit_[4] : 0, ex ? explicit_[5] : 0);
     Tensor out = r.allocate(0, DType::kFloat32, {n, wh.out, ww.out, c});
     if (out.num_elements() == 0) return r.set_output(0, out);
     memory::desc src({n, c, h, w}, memory::data_type::f32, memory::format_tag::nhwc);
@@ -52,6 +56,7 @@ class PoolKernel final : public CpuKernel {
   bool max_;
   memory::dims kernel_, strides_;
   nn::Padding padding_;
+  std::vector<int64_t> explicit_;
   std::map<memory::dims, dnnl::pooling_forward> cache_;
 };
 
@@ -64,7 +69,14 @@ void register_pool_kernels() {
       const auto& k = n.attr<std::vector<int64_t>>("ksize");
       const auto& s = n.attr<std::vector<int64_t>>("strides");
       if (k.size() != 4 || s.size() != 4 || k[0] != 1 || k[3] != 1 || s[0] != 1 || s[3] != 1) return nullptr;
-      if (n.attr<std::string>("padding") == "EXPLICIT") return nullptr;
+      if (n.attr<std::string>("padding") == "EXPLICIT") {
+        // oneDNN's max pooling ignores padded positions as TF does; average pooling has no
+        // EXPLICIT form in TF. Padding must stay below the window (the op's own check).
+        auto ep = n.attr_or<std::vector<int64_t>>("explicit_paddings", {});
+        if (!max || ep.size() != 8 || ep[0] || ep[1] || ep[6] || ep[7]) return nullptr;
+        for (int i = 2; i < 6; ++i)
+          if (ep[i] < 0 || ep[i] >= k[i / 2]) return nullptr;
+      }
       return std::make_unique<PoolKernel>(n, max);
     });
 }

@@ -82,6 +82,12 @@ std::string layout_string(const dnnl::memory::desc& md) {
     for (int i = 0; i < d.ndims; ++i) os << (i ? "," : "=") << b.strides[i];
     os << ";blocks";
     for (int i = 0; i < b.inner_nblks; ++i) os << (i ? "," : "=") << b.inner_idxs[i] << ":" << b.inner_blks[i];
+  } else if (d.format_kind == dnnl_format_kind_wino) {
+    // Winograd weights: every field of the variant, so a pack is only adopted for its own.
+    const dnnl_wino_desc_t& w = d.format_desc.wino_desc;
+    os << ";wino=" << static_cast<int>(w.wino_format) << "," << w.r << "," << w.alpha << "," << w.ic << "," << w.oc
+       << "," << w.ic_block << "," << w.oc_block << "," << w.ic2_block << "," << w.oc2_block << "," << w.adj_scale
+       << "," << w.size;
   } else {
     os << ";kind=" << static_cast<int>(d.format_kind);
   }

@@ -204,6 +204,8 @@ const std::map<std::string, Param>& param_table() {
       {"hbm.bw_Bpc", {1e-6, [](Arch& a, double v) { a.hbm.bw_Bpc = v; }}},
       {"ddr.bw_Bpc", {1e-6, [](Arch& a, double v) { a.ddr.bw_Bpc = v; }}},
       {"reconfig.section_switch_cycles", {0, [](Arch& a, double v) { a.reconfig.section_switch_cycles = static_cast<int64_t>(v); }}},
+      {"p2p.bw_Bpc", {1e-6, [](Arch& a, double v) { a.p2p.bw_Bpc = v; }}},
+      {"p2p.latency_cycles", {0, [](Arch& a, double v) { a.p2p.latency_cycles = static_cast<int64_t>(v); }}},
       {"sim.tiles_per_section", {1, [](Arch& a, double v) { a.sim.tiles_per_section = static_cast<int>(v); }}},
   };
   return table;

@@ -169,10 +169,14 @@ struct Lowerer {
 };
 
 // Cycles of a weight-stationary systolic product on `u` PCUs: each pass holds a
-// stages x lanes block of the [k, n] operand and streams the m rows through it.
+// stages x lanes block of the [k, n] operand and streams the m rows through it. A pass pays
+// the array's skew (rows enter one stage later per stage, sums leave one lane later per lane:
+// stages + lanes - 1 cycles of fill and drain, as SCALE-Sim's WS model shows) or the
+// configured pipeline latency if that is longer; the next block of weights is assumed loaded
+// behind the current pass (double-buffered).
 double systolic_cycles(int64_t m, int64_t kk, int64_t n, int64_t groups, int u, const Arch& arch) {
   int64_t passes = groups * ceil_div(kk, arch.pcu.stages) * ceil_div(n, arch.pcu.lanes);
-  int64_t lat = arch.pcu.pipeline_latency_cycles;
+  int64_t lat = std::max<int64_t>(arch.pcu.pipeline_latency_cycles, arch.pcu.stages + arch.pcu.lanes - 1);
   if (u <= passes) return static_cast<double>(ceil_div(passes, u)) * (m + lat);
   int64_t split = std::min<int64_t>(u / passes, m);  // spare PCUs split the rows of a pass
   return static_cast<double>(ceil_div(m, split) + lat);

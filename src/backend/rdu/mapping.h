@@ -27,5 +27,11 @@ struct RduMapping {
 };
 
 RduMapping map_graph(const Graph& graph, int64_t batch, const Arch& arch, const MapOptions& options = {});
+// The same from already lowered kernels (multi-chip mapping edits them, e.g. a tensor split).
+RduMapping map_kernels(std::vector<Kernel> kernels, int64_t batch, const Arch& arch, const MapOptions& options = {});
+// Allocates, places and routes one section: the fastest PCU budget, then annealing. Updates
+// the section's unit counts.
+SectionMapping map_section(Section& section, const std::vector<Kernel>& kernels, const Arch& arch,
+                           const MapOptions& options = {});
 
 }  // namespace tessera::rdu

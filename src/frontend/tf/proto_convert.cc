@@ -104,6 +104,59 @@ Tensor convert_tensor(const tensorflow::TensorProto& proto) {
   return t;
 }
 
+namespace {
+
+template <typename T, typename Field>
+void put(const Tensor& t, Field* field) {
+  const T* src = t.data<T>();
+  field->Reserve(static_cast<int>(t.num_elements()));
+  for (int64_t i = 0; i < t.num_elements(); ++i) field->Add(src[i]);
+}
+
+}  // namespace
+
+void tensor_to_proto(const Tensor& t, tensorflow::TensorProto* proto) {
+  proto->Clear();
+  proto->set_dtype(static_cast<tensorflow::DataType>(static_cast<int>(t.dtype())));
+  for (int64_t d : t.shape()) proto->mutable_tensor_shape()->add_dim()->set_size(d);
+  switch (t.dtype()) {
+    case DType::kFloat32: put<float>(t, proto->mutable_float_val()); break;
+    case DType::kFloat64: put<double>(t, proto->mutable_double_val()); break;
+    case DType::kInt32: put<int32_t>(t, proto->mutable_int_val()); break;
+    case DType::kInt16: put<int16_t>(t, proto->mutable_int_val()); break;
+    case DType::kInt8: put<int8_t>(t, proto->mutable_int_val()); break;
+    case DType::kUInt8: put<uint8_t>(t, proto->mutable_int_val()); break;
+    case DType::kUInt16: put<uint16_t>(t, proto->mutable_int_val()); break;
+    case DType::kInt64: put<int64_t>(t, proto->mutable_int64_val()); break;
+    case DType::kUInt32: put<uint32_t>(t, proto->mutable_uint32_val()); break;
+    case DType::kUInt64: put<uint64_t>(t, proto->mutable_uint64_val()); break;
+    case DType::kBool: put<bool>(t, proto->mutable_bool_val()); break;
+    case DType::kFloat16:
+      for (int64_t i = 0; i < t.num_elements(); ++i) proto->add_half_val(t.data<float16>()[i].bits);
+      break;
+    case DType::kBFloat16:
+      for (int64_t i = 0; i < t.num_elements(); ++i) proto->add_half_val(t.data<bfloat16>()[i].bits);
+      break;
+    case DType::kComplex64:
+      for (int64_t i = 0; i < t.num_elements(); ++i) {
+        proto->add_scomplex_val(t.data<std::complex<float>>()[i].real());
+        proto->add_scomplex_val(t.data<std::complex<float>>()[i].imag());
+      }
+      break;
+    case DType::kComplex128:
+      for (int64_t i = 0; i < t.num_elements(); ++i) {
+        proto->add_dcomplex_val(t.data<std::complex<double>>()[i].real());
+        proto->add_dcomplex_val(t.data<std::complex<double>>()[i].imag());
+      }
+      break;
+    case DType::kString:
+      for (const std::string& s : t.strings()) proto->add_string_val(s);
+      break;
+    default:
+      fail_code(ErrorCode::kUnimplemented, "tensors of dtype ", dtype_name(t.dtype()), " cannot be encoded");
+  }
+}
+
 AttrValue convert_attr(const tensorflow::AttrValue& proto) {
   using P = tensorflow::AttrValue;
   switch (proto.value_case()) {

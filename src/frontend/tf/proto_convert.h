@@ -13,6 +13,9 @@ namespace tessera::tf {
 DType convert_dtype(int tf_dtype);
 PartialShape convert_shape(const tensorflow::TensorShapeProto& proto);
 Tensor convert_tensor(const tensorflow::TensorProto& proto);
+// The inverse, for the model server: values go to the typed *_val fields (as TF Serving's
+// responses carry them), one value per element.
+void tensor_to_proto(const Tensor& tensor, tensorflow::TensorProto* proto);
 AttrValue convert_attr(const tensorflow::AttrValue& proto);
 
 // A parsed tensor reference from a NodeDef input: "name", "name:3", "^name" (control), or in

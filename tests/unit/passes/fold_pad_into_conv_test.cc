@@ -45,5 +45,34 @@ TEST(FoldPadIntoConv, SpatialZeroPadsBecomeExplicitPadding) {
   EXPECT_SAME_RESULTS(kGraph, *g, {random_f32({2, 7, 6, 3}, 7)});
 }
 
+// ResNet's pool1: Relu -> zero Pad -> MaxPool VALID. Only a non-negative input folds (zero
+// padding then equals the pool ignoring padded positions), and only while every window keeps
+// a real element.
+const char* kPoolGraph = R"(
+graph (x: float32[2,7,6,3]) -> (a: a, b: b, c: c) {
+  p1 = Const() {dtype=int32, value=int32[4,2]{0, 0, 1, 1, 1, 2, 0, 0}}
+  p3 = Const() {dtype=int32, value=int32[4,2]{0, 0, 3, 0, 0, 0, 0, 0}}
+  r = Relu(x) {T=float32}
+  rp = Pad(r, p1) {T=float32, Tpaddings=int32}
+  a = MaxPool(rp) {T=float32, ksize=[1, 3, 3, 1], padding="VALID", strides=[1, 2, 2, 1]}
+  xp = Pad(x, p1) {T=float32, Tpaddings=int32}
+  b = MaxPool(xp) {T=float32, ksize=[1, 3, 3, 1], padding="VALID", strides=[1, 2, 2, 1]}
+  rq = Pad(r, p3) {T=float32, Tpaddings=int32}
+  c = MaxPool(rq) {T=float32, ksize=[1, 3, 3, 1], padding="VALID", strides=[1, 1, 1, 1]}
+}
+)";
+
+TEST(FoldPadIntoConv, ZeroPadOfNonNegativeInputFoldsIntoMaxPool) {
+  auto g = run_on(kPoolGraph, {"fold_pad_into_conv", "prune"});
+  const Node* a = g->find("a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->inputs[0].node->op, "Relu");
+  EXPECT_EQ(a->attr<std::string>("padding"), "EXPLICIT");
+  EXPECT_EQ(a->attr<std::vector<int64_t>>("explicit_paddings"), (std::vector<int64_t>{0, 0, 1, 1, 1, 2, 0, 0}));
+  EXPECT_EQ(g->find("b")->inputs[0].node->op, "Pad");  // x may be negative: zeros would win
+  EXPECT_EQ(g->find("c")->inputs[0].node->op, "Pad");  // a window of padding only
+  EXPECT_SAME_RESULTS(kPoolGraph, *g, {random_f32({2, 7, 6, 3}, 11)});
+}
+
 }  // namespace
 }  // namespace tessera

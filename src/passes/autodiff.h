@@ -1,0 +1,34 @@
+// Reverse-mode automatic differentiation on the IR: a Graph -> Graph transformation that
+// appends gradient results to a function-form graph. Each op's gradient is its
+// OpDef::grad (ir/grad.h), defined next to the op.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace tessera::passes {
+
+// Something to differentiate with respect to: the gradient is summed over `values` (the
+// several reads of one variable, or a single arg output).
+struct GradTarget {
+  std::string name;
+  std::vector<Value> values;
+};
+
+// Appends one result per target, named "grad/<name>": d sum(loss) / d target (zeros when the
+// loss does not depend on it). Gradients of values used more than once are summed; only
+// nodes between the targets and the loss are differentiated. Fails naming the node when an
+// op on that path has no gradient.
+void differentiate(Graph& g, Value loss, const std::vector<GradTarget>& targets);
+
+// Targets for the graph's args that have a floating dtype (name = arg name).
+std::vector<GradTarget> arg_targets(const Graph& g, const std::vector<int>& arg_indices);
+
+// Trainable variables: every float variable the loss reads, one target per variable (its
+// ReadVariableOps grouped by store key; name = the key). Reads through an _Arg resource are
+// grouped by the arg. Fails (unimplemented) when the loss depends on a handle used another
+// way (e.g. passed into a While body), whose gradient would otherwise be silently missing.
+std::vector<GradTarget> variable_targets(const Graph& g, Value loss);
+
+}  // namespace tessera::passes

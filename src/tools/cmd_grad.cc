@@ -1,0 +1,187 @@
+// `tessera grad` (hidden, for tests): gradients of a loss computed by the reference
+// interpreter on the differentiated graph (passes/autodiff). Two forms:
+//   SavedModel: loss over a signature's outputs (sum, or MSE to --target), gradients with
+//               respect to every variable the loss reads (or the signature inputs);
+//   GraphDef:   --loss-tensor names a scalar-able float tensor, --wrt the tensors to
+//               differentiate with respect to, inputs fed by tensor name.
+// Writes an .npz with "loss", "grad/<variable key | input key | tensor name>" and, for
+// variables, "value/<key>".
+#include <cstdio>
+
+#include "io/npy.h"
+#include "ir/grad.h"
+#include "ir/interpreter.h"
+#include "passes/autodiff.h"
+#include "passes/pass_util.h"
+#include "passes/signature_graph.h"
+#include "runtime/model.h"
+#include "tools/cli.h"
+
+namespace tessera::cli {
+namespace {
+
+const char* kUsage =
+    "usage: tessera grad MODEL --input SPEC... --output GRADS.npz\n"
+    "                    [--signature NAME] [--loss sum|mse] [--target FILE.npz|FILE.npy] [--wrt variables|inputs]\n"
+    "       tessera grad GRAPH --loss-tensor T --wrt T... --input NAME=FILE.npy... --output GRADS.npz\n"
+    "  --loss sum    sum of every float output (default); mse: mean squared error to --target\n"
+    "                (.npz keyed by output name, or one .npy for a single output), summed over outputs\n"
+    "  --wrt         variables (default: every float variable the loss reads) or inputs;\n"
+    "                with --loss-tensor, graph tensor names\n";
+
+Tensor load_tensor_file(const std::string& path) {
+  return npy::load_npy(path);
+}
+
+// Sum over every axis of `v` (known rank) as a scalar.
+Value reduce_all(Graph& g, Value v, const std::string& op) {
+  int64_t rank = v.node->outputs.at(v.index).shape.rank();
+  TS_CHECK(rank >= 0, v.str(), ": the loss needs outputs of known rank");
+  std::vector<int32_t> axes;
+  for (int32_t i = 0; i < rank; ++i) axes.push_back(i);
+  Node* ax = passes::add_const(g, "loss/axes", Tensor::from_vector<int32_t>(axes, {rank}));
+  DType t = v.node->outputs.at(v.index).dtype;
+  return passes::add_node(g, "loss/" + op, op, {v, ax->out()},
+                          {{"T", t}, {"Tidx", DType::kInt32}, {"keep_dims", false}})->out();
+}
+
+Value total(Graph& g, const std::vector<Value>& parts) {
+  TS_CHECK(!parts.empty(), "no float outputs to build a loss from");
+  if (parts.size() == 1) return parts[0];
+  DType t = parts[0].node->outputs.at(parts[0].index).dtype;
+  return passes::add_node(g, "loss/total", "AddN", parts, {{"T", t}, {"N", static_cast<int64_t>(parts.size())}})->out();
+}
+
+}  // namespace
+
+int cmd_grad(int argc, char** argv) {
+  std::vector<std::string> flags = {"--signature", "--input", "--output", "--loss", "--target",
+                                    "--wrt", "--loss-tensor", "--tags"};
+  Args args = parse_args(argc, argv, flags);
+  if (args.has("--help") || args.positional.size() != 1) {
+    std::printf("%s", kUsage);
+    return args.has("--help") ? 0 : 2;
+  }
+  LoadOptions options;
+  options.target = "reference";
+  apply_tags_flag(args, options);
+  auto model = Model::load(args.positional[0], options);
+  Session session(model);
+  const Module& module = model->module();
+
+  std::shared_ptr<Graph> g;
+  std::vector<Tensor> arg_values;
+  std::vector<passes::GradTarget> targets;
+  std::vector<std::string> target_names;  // npz keys, parallel to targets
+  Value loss;
+  if (args.has("--loss-tensor")) {
+    // GraphDef form: a synthetic signature from the fed tensors to the loss tensor.
+    auto value_of = [&](const std::string& name) {
+      std::string t = name.find(':') == std::string::npos ? name + ":0" : name;
+      Node* n = module.graph->find(t.substr(0, t.find(':')));
+      if (!n) fail_code(ErrorCode::kNotFound, "tensor '", name, "' names no node in the graph");
+      return std::pair<std::string, Value>{t, n->out(std::stoi(t.substr(t.find(':') + 1)))};
+    };
+    Signature sig;
+    sig.key = "grad";
+    std::vector<std::string> wrt = args.all("--wrt");
+    for (const std::string& spec : args.all("--input")) {
+      auto eq = spec.find('=');
+      TS_CHECK(eq != std::string::npos, "--input '", spec, "': expected NAME=FILE.npy");
+      auto [name, v] = value_of(spec.substr(0, eq));
+      const ValueInfo& info = v.node->outputs.at(v.index);
+      sig.inputs.push_back({name, name, v, info.dtype, info.shape});
+      arg_values.push_back(load_tensor_file(spec.substr(eq + 1)));
+    }
+    auto [lname, lv] = value_of(args.get("--loss-tensor"));
+    sig.outputs.push_back({"loss", lname, lv, lv.node->outputs.at(lv.index).dtype, {}});
+    g = signature_graph(module, sig);
+    loss = reduce_all(*g, g->results[0], "Sum");
+    for (const std::string& w : wrt) {
+      std::string t = value_of(w).first;
+      bool found = false;
+      for (size_t i = 0; i < sig.inputs.size(); ++i)
+        if (sig.inputs[i].key == t) {
+          targets.push_back({g->args[i]->name, {g->args[i]->out()}});
+          target_names.push_back(t);
+          found = true;
+        }
+      TS_CHECK(found, "--wrt '", w, "' must also be fed with --input");
+    }
+  } else {
+    const Signature& sig = model->signature(args.get("--signature", "serving_default"));
+    g = signature_graph(module, sig);
+    std::map<std::string, Tensor> inputs;
+    for (const std::string& spec : args.all("--input")) {
+      auto eq = spec.find('=');
+      if (eq == std::string::npos) {
+        for (auto& [k, t] : npy::load_npz(spec)) inputs[k] = t;
+      } else {
+        inputs[spec.substr(0, eq)] = load_tensor_file(spec.substr(eq + 1));
+      }
+    }
+    for (const TensorSpec& in : sig.inputs) {
+      auto it = inputs.find(in.key);
+      if (it == inputs.end()) fail("signature '", sig.key, "' needs input '", in.key, "'");
+      arg_values.push_back(it->second);
+    }
+    std::string mode = args.get("--loss", "sum");
+    std::map<std::string, Tensor> want;
+    if (mode == "mse") {
+      std::string t = args.get("--target");
+      TS_CHECK(!t.empty(), "--loss mse needs --target");
+      if (t.size() > 4 && t.substr(t.size() - 4) == ".npz") {
+        for (auto& [k, v] : npy::load_npz(t)) want[k] = v;
+      } else {
+        want[sig.outputs.at(0).key] = npy::load_npy(t);
+      }
+    } else {
+      TS_CHECK(mode == "sum", "--loss must be sum or mse, got '", mode, "'");
+    }
+    std::vector<Value> parts;
+    for (size_t i = 0; i < g->results.size(); ++i) {
+      Value out = g->results[i];
+      DType dt = out.node->outputs.at(out.index).dtype;
+      if (!is_differentiable(dt)) continue;
+      if (mode == "sum") {
+        parts.push_back(reduce_all(*g, out, "Sum"));
+        continue;
+      }
+      auto it = want.find(g->result_names[i]);
+      if (it == want.end()) continue;
+      Node* t = passes::add_const(*g, "loss/target", it->second);
+      Value d = passes::add_node(*g, "loss/diff", "Sub", {out, t->out()}, {{"T", dt}})->out();
+      Value sq = passes::add_node(*g, "loss/square", "Square", {d}, {{"T", dt}})->out();
+      parts.push_back(reduce_all(*g, sq, "Mean"));
+    }
+    loss = total(*g, parts);
+    if (args.get("--wrt", "variables") == "inputs") {
+      for (size_t i = 0; i < g->args.size(); ++i) {
+        if (!is_differentiable(g->args[i]->outputs[0].dtype)) continue;
+        targets.push_back({g->args[i]->name, {g->args[i]->out()}});
+        target_names.push_back(sig.inputs[i].key);
+      }
+    } else {
+      targets = passes::variable_targets(*g, loss);
+      for (const auto& t : targets) target_names.push_back(t.name);
+    }
+  }
+  size_t first = g->results.size();
+  passes::differentiate(*g, loss, targets);
+  std::vector<Value> fetches = {loss};
+  for (size_t i = first; i < g->results.size(); ++i) fetches.push_back(g->results[i]);
+  std::vector<Feed> feeds;
+  for (size_t i = 0; i < arg_values.size(); ++i) feeds.push_back({g->args[i]->out(), arg_values[i]});
+  std::vector<Tensor> got = interpret(*g, feeds, fetches, {}, &session.variables());
+  std::vector<std::pair<std::string, Tensor>> outputs = {{"loss", got[0]}};
+  for (size_t i = 0; i < target_names.size(); ++i) outputs.push_back({"grad/" + target_names[i], got[i + 1]});
+  // The variables' values too, so a test can pair them with another runtime's variables.
+  for (const std::string& name : target_names)
+    if (session.variables().contains(name)) outputs.push_back({"value/" + name, session.variables().read(name)});
+  for (const auto& [k, t] : outputs) std::printf("%s: %s\n", k.c_str(), t.debug_string(4).c_str());
+  std::string out = args.get("--output");
+  if (!out.empty()) npy::save_npz(out, outputs);
+  return 0;
+}
+
+}  // namespace tessera::cli
