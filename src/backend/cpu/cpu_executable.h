@@ -26,9 +26,10 @@
 //   interleaved rounds, p50 ms, inter_op 1 vs 2): b1 (3 rounds) MobileNetV2 31.6 vs 36.1,
 //   EfficientNetB0 59.2 vs 60.4, BERT 788 vs 840; b32 (2 rounds; BERT 1 round of 2
 //   iterations) MobileNetV2 1856 vs 2025, EfficientNetB0 1997 vs 2844, BERT 33584 vs 35994.
-//   No win for inter_op 2. inter_op is clamped to 2: with 3 workers oneDNN's gemm-based
-//   convolutions write through a null scratchpad (TESSERA_CPU_INTER_OP=3 crashes the CpuConv
-//   tests); with per-executable pools that happened at 2 as well. Cause not found.
+//   No win for inter_op 2. KNOWN BUG: oneDNN convolutions run on pool threads write through
+//   a null scratchpad (CpuConvAlgo tests at inter_op 2, CpuConv at 3 crash); cause not found.
+//   So graphs with a convolution run in order whatever inter_op says, and inter_op is
+//   clamped to 2. (The numbers above predate that: convolution models then ran concurrently.)
 //   Steps whose inputs total under kSmallOpBytes (32 KiB) run on one thread, since a fork/join
 //   costs more than they do; on that machine it was within noise (b1 p50, 3 rounds, limit 0 /
 //   8K / 32K / 128K: EfficientNetB0 29.9 / 32.3 / 28.7 / 28.3 ms, MobileNetV2 16.2 / 16.6 /
