@@ -15,6 +15,7 @@ struct CompileOptions {
   // nullopt: the default pipeline; an empty list: no passes; else these passes in order.
   std::optional<std::vector<std::string>> passes;
   int threads = 0;   // cpu: intra-op threads, 0 = every core
+  int inter_op = 0;  // cpu: independent steps run at once, 0 = the backend's default
   std::string isa;   // cpu: "" = TESSERA_ISA or the best available
   std::string precision = "fp32";  // cpu: "fp32" or "bf16" (matmul/conv, docs/bf16.md)
   bool verify = true;  // verify the graph after every pass
@@ -22,7 +23,14 @@ struct CompileOptions {
   std::function<void(const std::string&, const Graph&)> after_pass;
 
   std::vector<std::string> pass_list() const;  // resolves nullopt to the default pipeline
-  cpu::CpuOptions cpu_options() const { return {threads, isa, precision}; }
+  cpu::CpuOptions cpu_options() const {
+    cpu::CpuOptions o;
+    o.threads = threads;
+    o.isa = isa;
+    o.precision = precision;
+    o.inter_op = inter_op;
+    return o;
+  }
 };
 
 // Parses "a,b,c" / "none" / "default" (or "") as given on the command line.

@@ -31,6 +31,7 @@ struct LoadOptions {
   std::string target;
   std::optional<std::vector<std::string>> passes;  // nullopt = default pipeline (compiled targets)
   int threads = 0;      // cpu: intra-op threads, 0 = every core
+  int inter_op = 0;     // cpu: steps run at once, 0 = the backend's default
   std::string isa;      // cpu: "" = TESSERA_ISA or the best available
   // cpu: "fp32" or "bf16"; "" = fp32 for a SavedModel/GraphDef, the artifact's for a .tsr.
   std::string precision;

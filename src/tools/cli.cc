@@ -53,7 +53,7 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& value_fla
 }
 
 const std::vector<std::string>& load_value_flags() {
-  static const std::vector<std::string> flags = {"--target", "--passes", "--threads", "--isa", "--tags",
+  static const std::vector<std::string> flags = {"--target", "--passes", "--threads", "--inter-op", "--isa", "--tags",
                                                  "--precision"};
   return flags;
 }
@@ -63,16 +63,19 @@ void apply_load_flags(const Args& args, LoadOptions& options, const std::string&
   if (options.target != "cpu" && options.target != "reference" && options.target != "rdu")
     fail("--target '", options.target, "': expected cpu, rdu or reference");
   if (args.has("--passes")) options.passes = parse_pass_list(args.get("--passes"));
-  if (args.has("--threads")) {
-    std::string t = args.get("--threads");
+  auto count_flag = [&](const char* flag, int& out) {
+    if (!args.has(flag)) return;
+    std::string t = args.get(flag);
     try {
       size_t used = 0;
-      options.threads = std::stoi(t, &used);
-      if (used != t.size() || options.threads < 0) throw std::invalid_argument(t);
+      out = std::stoi(t, &used);
+      if (used != t.size() || out < 0) throw std::invalid_argument(t);
     } catch (const std::exception&) {
-      fail("--threads '", t, "': expected a non-negative integer");
+      fail(flag, " '", t, "': expected a non-negative integer");
     }
-  }
+  };
+  count_flag("--threads", options.threads);
+  count_flag("--inter-op", options.inter_op);
   options.isa = args.get("--isa");
   if (!options.isa.empty()) cpu::resolve_isa(options.isa);  // unknown/unsupported ISAs fail here
   options.precision = args.get("--precision");

@@ -24,7 +24,7 @@ struct Args {
 // `value_flags` take a value; anything else starting with "--" is a switch.
 Args parse_args(int argc, char** argv, const std::vector<std::string>& value_flags);
 
-// --target, --passes, --threads, --isa, --precision, --tags, --no-cache: the options shared by run, bench
+// --target, --passes, --threads, --inter-op, --isa, --precision, --tags, --no-cache: the options shared by run, bench
 // and compile; `default_target` applies when --target is absent.
 void apply_load_flags(const Args& args, LoadOptions& options, const std::string& default_target);
 // --tags a,b: the MetaGraph's tag set (part of apply_load_flags).

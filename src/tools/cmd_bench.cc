@@ -24,13 +24,14 @@ namespace {
 
 const char* kUsage =
     "usage: tessera bench MODEL [--signature KEY] [--target cpu|reference] [--batch 1,32]\n"
-    "                     [--threads N] [--warmup N] [--iters N] [--min-seconds S]\n"
+    "                     [--threads N] [--inter-op N] [--warmup N] [--iters N] [--min-seconds S]\n"
     "                     [--inputs FILE.npz] [--json OUT.json] [--save-outputs OUT.npz]\n"
     "                     [--passes a,b|none] [--isa ISA] [--precision fp32|bf16] [--no-cache]\n"
     "                     [--profile]\n"
     "  MODEL           a SavedModel directory, a .pb/.pbtxt GraphDef, or a .tsr\n"
     "  --batch         comma-separated batch sizes (default 1)\n"
     "  --threads N     intra-op threads (default: every core)\n"
+    "  --inter-op N    independent ops run at once, sharing the threads (default 1)\n"
     "  --warmup N      untimed iterations per batch (default 5)\n"
     "  --iters N       timed iterations per batch (default 50), continued until --min-seconds\n"
     "  --inputs F      inputs keyed by signature input name (its batch must be the one --batch)\n"
@@ -257,9 +258,10 @@ int cmd_bench(int argc, char** argv) {
   uint64_t peak_rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
 
   const std::string precision = model->target() == "cpu" ? model->compile_options().precision : "fp32";
-  std::printf("model %s  signature %s  target %s%s%s%s  threads %d\n", path.c_str(), sig_key.c_str(),
+  const int inter_op = cpu::resolve_inter_op(options.inter_op);
+  std::printf("model %s  signature %s  target %s%s%s%s  threads %d  inter-op %d\n", path.c_str(), sig_key.c_str(),
               model->target().c_str(), isa.empty() ? "" : "/", isa.c_str(), precision == "bf16" ? "/bf16" : "",
-              threads);
+              threads, inter_op);
   std::printf("compile %.3f s  load %.3f s  peak RSS %.1f MiB\n", compile_s, load_s, peak_rss / 1048576.0);
   std::printf("%6s %6s %10s %10s %10s %10s %10s %12s\n", "batch", "iters", "p50 ms", "p90 ms", "p99 ms", "mean ms",
               "min ms", "items/s");
@@ -277,7 +279,7 @@ int cmd_bench(int argc, char** argv) {
   if (args.has("--json")) {
     std::string j = str_cat("{\"model\": \"", json_escape(path), "\", \"signature\": \"", json_escape(sig_key),
                             "\", \"target\": \"", model->target(), "\", \"isa\": \"", isa, "\", \"precision\": \"", precision,
-                            "\", \"threads\": ", threads,
+                            "\", \"threads\": ", threads, ", \"inter_op\": ", inter_op,
                             ", \"compile_seconds\": ", compile_s, ", \"load_seconds\": ", load_s,
                             ", \"peak_rss_bytes\": ", peak_rss, ", \"runs\": [");
     for (size_t i = 0; i < runs.size(); ++i) {

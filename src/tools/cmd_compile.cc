@@ -32,7 +32,8 @@ const char* kCompileUsage =
     "  --isa            avx512, avx2 or scalar: the ISA the weights are packed for\n"
     "  --precision      cpu: fp32 (default) or bf16, matmul/conv in bf16 with f32 accumulation\n"
     "                   (needs AVX-512 BF16; docs/bf16.md); rdu: the mapping's timing precision\n"
-    "                   (bf16 default, or fp32)\n";
+    "                   (bf16 default, or fp32)\n"
+    "  --threads N, --inter-op N  accepted; the .tsr does not store them (give them to run/bench)\n";
 
 }  // namespace
 

@@ -15,7 +15,7 @@ namespace {
 const char* kUsage =
     "usage: tessera run MODEL [--signature NAME] --input SPEC... [--output OUT.npz]\n"
     "                  [--fetch TENSOR]... [--run-target NODE]... [--tags serve]\n"
-    "                  [--target cpu|reference] [--passes a,b|none] [--threads N] [--isa ISA]\n"
+    "                  [--target cpu|reference] [--passes a,b|none] [--threads N] [--inter-op N] [--isa ISA]\n"
     "                  [--precision fp32|bf16] [--no-cache]\n"
     "  MODEL         a SavedModel directory, a .pb/.pbtxt GraphDef, or a compiled .tsr\n"
     "  --target      cpu (default: compiled, cached in $TESSERA_CACHE_DIR) or reference (the\n"
@@ -23,6 +23,7 @@ const char* kUsage =
     "                with --passes)\n"
     "  --passes      passes to run (comma-separated), none, or default\n"
     "  --threads N   cpu intra-op threads (default: every core)\n"
+    "  --inter-op N  cpu: independent ops run at once, sharing the threads (default 1)\n"
     "  --isa ISA     avx512, avx2 or scalar (default: $TESSERA_ISA or the best available)\n"
     "  --precision P fp32 or bf16 matmul/conv (default: fp32, or a .tsr's own; docs/bf16.md)\n"
     "  --signature   signature to run (default serving_default)\n"

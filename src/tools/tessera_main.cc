@@ -1,5 +1,8 @@
 // `tessera`: the command-line front door. Each subcommand lives in its own cmd_*.cc.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 
@@ -41,9 +44,23 @@ void usage(FILE* out) {
   std::fprintf(out, "\nrun 'tessera <command> --help' for a command's options\n");
 }
 
+// libgomp's default waiting spins up to 300000 times at every barrier while the team is no
+// larger than the core count. With other busy processes on the cores a spinning thread holds
+// a core its partner needs, and MobileNetV2 batch 1 on 2 threads took ~1 s instead of ~10 ms
+// (src/backend/cpu/cpu_executable.h has the numbers). libgomp reads its environment when it is
+// loaded, before main, so when the user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT the
+// CLI re-executes itself once with OMP_WAIT_POLICY=passive. OMP_WAIT_POLICY=active restores
+// spinning.
+void default_openmp_wait_policy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+  execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  default_openmp_wait_policy(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

@@ -7,11 +7,42 @@
 //   for elementwise programs, softmax, reductions and norms. Everything else: reference.
 // - Memory: one arena per input-shape signature (shapes are only known at run time). The first
 //   run with new shapes records buffer sizes and aliasing; later runs with those shapes reuse
-//   buffers by liveness (memory_plan.h). Plans are cached (16 signatures at most).
-// - Threads: intra-op only, on the OpenMP runtime that oneDNN uses (threads.h); `threads`
-//   bounds both. No inter-op parallelism: on the 2-core target machine intra-op already uses
-//   every core. On a machine shared with other busy processes, set OMP_WAIT_POLICY=passive:
-//   libgomp's default spin-waiting at barriers then costs far more than it saves.
+//   buffers by liveness (memory_plan.h), and a kernel that declares it (CpuKernel::in_place:
+//   elementwise programs, softmax, layer/batch norm) writes over an input buffer whose last use
+//   it is. Plans are cached (16 signatures at most). TESSERA_CPU_PLAN_STATS=1 prints each
+//   plan. Arenas (bench models, b1 / b32; the same with in-place on and off): ResNet50 7.2 / 231 MB,
+//   MobileNetV2 6.0 / 193 MB, EfficientNetB0 6.0 / 193 MB (16 buffers in place), BERT 2.4 /
+//   75 MB (25 in place). The peak is always a convolution's or matmul's input and output,
+//   which no elementwise merge touches; after fusion few standalone elementwise ops remain.
+// - Threads: `threads` intra-op threads on the OpenMP runtime that oneDNN uses (threads.h).
+//   `inter_op` > 1 runs steps whose dependencies are done on that many workers at once, each
+//   with threads/inter_op intra-op threads: a fixed split, because oneDNN fixes a primitive's
+//   thread count when it creates it. The memory plan then keeps apart the buffers of steps
+//   that may overlap (memory_plan.h). Default 1: after fusion the bench models are nearly
+//   chains (longest dependency chain / steps, most other steps being weight constants:
+//   ResNet50 58/167, MobileNetV2 55/161, EfficientNetB0 133/299, BERT 116/309), so on two
+//   cores inter_op 2 mostly halves each op's threads. Measured on the shared 2-core machine
+//   (load ~16-19 from other jobs, so only rough; OMP_WAIT_POLICY=passive, medians of
+//   interleaved rounds, p50 ms, inter_op 1 vs 2): b1 (3 rounds) MobileNetV2 31.6 vs 36.1,
+//   EfficientNetB0 59.2 vs 60.4, BERT 788 vs 840; b32 (2 rounds; BERT 1 round of 2
+//   iterations) MobileNetV2 1856 vs 2025, EfficientNetB0 1997 vs 2844, BERT 33584 vs 35994.
+//   No win for inter_op 2. KNOWN BUG: oneDNN convolutions run on pool threads write through
+//   a null scratchpad (CpuConvAlgo tests at inter_op 2, CpuConv at 3 crash); cause not found.
+//   So graphs with a convolution run in order whatever inter_op says, and inter_op is
+//   clamped to 2. (The numbers above predate that: convolution models then ran concurrently.)
+//   Steps whose inputs total under kSmallOpBytes (32 KiB) run on one thread, since a fork/join
+//   costs more than they do; on that machine it was within noise (b1 p50, 3 rounds, limit 0 /
+//   8K / 32K / 128K: EfficientNetB0 29.9 / 32.3 / 28.7 / 28.3 ms, MobileNetV2 16.2 / 16.6 /
+//   17.1 / 16.2 ms).
+// - Waiting: libgomp spins up to 300000 times at each barrier while a team is no larger than
+//   the core count. With other processes on the cores that is ruinous: MobileNetV2 b1 p50/p99
+//   724/2790 ms by default, 27/114 ms with OMP_WAIT_POLICY=passive, 41/54 ms with
+//   GOMP_SPINCOUNT=1000, 142/197 ms with 10000; EfficientNetB0 982/3395 vs 35/69 vs 72/174 vs
+//   265/446 ms (same machine and conditions). So the tessera CLI sets OMP_WAIT_POLICY=passive
+//   when neither it nor GOMP_SPINCOUNT is set (tools/tessera_main.cc; it re-executes itself
+//   once, since libgomp reads its environment before main). Not measured on a quiet machine,
+//   where spinning saves a thread wake-up (microseconds) per parallel region; set
+//   OMP_WAIT_POLICY=active there to compare. Library users set it themselves.
 // - ISA: `isa` picks our vector loops per executable; oneDNN's cap is process-wide (onednn.h).
 // - run() may be called from several threads; runs of one executable are serialised (they
 //   share the arena), so use one executable per concurrent caller for parallel throughput.
@@ -26,12 +57,28 @@
 
 namespace tessera::cpu {
 
+// Chosen by measurement: see the header comment (Threads).
+inline constexpr int kDefaultInterOp = 1;
+inline constexpr int kMaxInterOp = 2;  // larger values are clamped (see resolve_inter_op)
+
+// CpuOptions::inter_op as an executable uses it: the value if > 0, else $TESSERA_CPU_INTER_OP
+// (lets whole test suites run concurrently), else kDefaultInterOp; at most kMaxInterOp.
+int resolve_inter_op(int requested);
+
 struct CpuOptions {
   int threads = 0;   // intra-op threads; 0 = every core
   std::string isa;   // "" = best available, or "avx512", "avx2", "scalar" (also TESSERA_ISA)
   // "fp32", or "bf16": matmul/conv take bf16 inputs and weights, accumulate and write f32
   // (docs/bf16.md); needs AVX-512 BF16, else compile fails with kFailedPrecondition.
   std::string precision = "fp32";
+  int inter_op = 0;  // steps run at once; 0 = the default (kDefaultInterOp), 1 = in order
+};
+
+// What the memory plan for one input-shape signature came to.
+struct PlanStats {
+  int64_t arena_bytes = 0;
+  int64_t requested_bytes = 0;  // all arena-placed buffers added up
+  int in_place = 0;             // buffers written in place over an input
 };
 
 // Fails (kInvalidArgument) unless `precision` is "fp32" or "bf16".
@@ -55,6 +102,9 @@ class CpuExecutable {
   virtual std::vector<Tensor> run(const std::vector<Tensor>& args, ResourceStore* variables) = 0;
   virtual std::vector<PackedWeight> packed_weights() const = 0;
   virtual std::string isa() const = 0;
+  virtual int inter_op() const = 0;
+  // The plan made for `arg_shapes` (after a run with them), else all zeros.
+  virtual PlanStats plan_stats(const std::vector<Shape>& arg_shapes) const = 0;
   // Seconds spent per op (" (reference)" appended where no fast kernel ran), summed over
   // planned runs so far; empty unless TESSERA_CPU_PROFILE is set. Diff two calls for a window.
   virtual std::map<std::string, double> op_seconds() const { return {}; }

@@ -31,6 +31,13 @@ class CpuKernel {
   virtual void run(KernelRun& run) = 0;
   // Weights this kernel packed at compile time (for CpuExecutable::packed_weights).
   virtual std::vector<PackedWeight> packed() const { return {}; }
+  // True when output 0 may be written into the buffer of `input` (same byte size): the kernel
+  // reads each element of that input before writing the output element at the same place and
+  // never reads it again. The memory plan then may merge the two buffers (memory_plan.h).
+  virtual bool in_place(size_t input) const {
+    (void)input;
+    return false;
+  }
 };
 
 struct CompileEnv {

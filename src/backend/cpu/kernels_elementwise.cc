@@ -176,6 +176,9 @@ class ElementwiseKernel final : public CpuKernel {
     });
     r.set_output(0, out);
   }
+  // A same-sized input is walked exactly like the output, block by block, and a block's
+  // instructions read it before the last one writes the block.
+  bool in_place(size_t) const override { return true; }
 
  private:
   void run_block(const std::vector<const float*>& op_ptr, const RowSpace& space, float* temps, float* y,

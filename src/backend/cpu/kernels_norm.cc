@@ -32,6 +32,7 @@ class LayerNormKernel final : public CpuKernel {
     });
     r.set_output(0, out);
   }
+  bool in_place(size_t input) const override { return input == 0; }  // each row read before written
 
  private:
   float eps_;
@@ -76,6 +77,7 @@ class BatchNormKernel final : public CpuKernel {
     }
     if (v3_) r.set_output(5, Tensor(DType::kFloat32, {0}));
   }
+  bool in_place(size_t input) const override { return input == 0; }  // y row from x row, elementwise
 
  private:
   float eps_;

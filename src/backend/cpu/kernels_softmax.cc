@@ -24,6 +24,7 @@ class SoftmaxKernel final : public CpuKernel {
     });
     r.set_output(0, out);
   }
+  bool in_place(size_t input) const override { return input == 0; }  // each row read before written
 
  private:
   bool log_;
