@@ -26,10 +26,8 @@
 //   interleaved rounds, p50 ms, inter_op 1 vs 2): b1 (3 rounds) MobileNetV2 31.6 vs 36.1,
 //   EfficientNetB0 59.2 vs 60.4, BERT 788 vs 840; b32 (2 rounds; BERT 1 round of 2
 //   iterations) MobileNetV2 1856 vs 2025, EfficientNetB0 1997 vs 2844, BERT 33584 vs 35994.
-//   No win for inter_op 2. KNOWN BUG: oneDNN convolutions run on pool threads write through
-//   a null scratchpad (CpuConvAlgo tests at inter_op 2, CpuConv at 3 crash); cause not found.
-//   So graphs with a convolution run in order whatever inter_op says, and inter_op is
-//   clamped to 2. (The numbers above predate that: convolution models then ran concurrently.)
+//   No win for inter_op 2. (Convolution graphs once crashed on pool threads: oneDNN's
+//   library-managed scratchpad; every primitive now gets a per-thread scratchpad from us.)
 //   Steps whose inputs total under kSmallOpBytes (32 KiB) run on one thread, since a fork/join
 //   costs more than they do; on that machine it was within noise (b1 p50, 3 rounds, limit 0 /
 //   8K / 32K / 128K: EfficientNetB0 29.9 / 32.3 / 28.7 / 28.3 ms, MobileNetV2 16.2 / 16.6 /
@@ -59,7 +57,7 @@ namespace tessera::cpu {
 
 // Chosen by measurement: see the header comment (Threads).
 inline constexpr int kDefaultInterOp = 1;
-inline constexpr int kMaxInterOp = 2;  // larger values are clamped (see resolve_inter_op)
+inline constexpr int kMaxInterOp = 8;  // larger values are clamped (see resolve_inter_op)
 
 // CpuOptions::inter_op as an executable uses it: the value if > 0, else $TESSERA_CPU_INTER_OP
 // (lets whole test suites run concurrently), else kDefaultInterOp; at most kMaxInterOp.

@@ -147,11 +147,6 @@ class Executable final : public CpuExecutable {
       steps_.push_back(std::move(s));
     }
     num_slots_ = slots;
-    // Known bug: oneDNN convolutions run on pool threads crash (a write through a null
-    // scratchpad; CpuConvAlgo and, at inter_op 3, CpuConv with TESSERA_CPU_INTER_OP set). Cause
-    // not found, so graphs with a convolution run in order.
-    for (const Step& s : steps_)
-      if (s.node->op.find("Conv") != std::string::npos) inter_op_ = 1;
     intra_ = std::max(1, threads_ / inter_op_);
     set_thread_count(intra_);
     auto slot_of = [&](const Value& v) {
@@ -550,8 +545,6 @@ int resolve_inter_op(int requested) {
   int n = kDefaultInterOp;
   if (requested > 0) n = requested;
   else if (const char* e = std::getenv("TESSERA_CPU_INTER_OP"); e && std::atoi(e) > 0) n = std::atoi(e);
-  // Known bug: with 3 or more workers oneDNN's gemm-based convolutions write through a null
-  // scratchpad (CpuConv tests with TESSERA_CPU_INTER_OP=3 crash); cause not found yet.
   return std::min(n, kMaxInterOp);
 }
 

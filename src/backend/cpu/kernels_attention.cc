@@ -57,7 +57,8 @@ class AttentionKernel final : public CpuKernel {
     dnnl::stream s(onednn::engine());
     e.scores.execute(s, {{DNNL_ARG_SRC, onednn::wrap(e.q_md, q.raw())},
                          {DNNL_ARG_WEIGHTS, onednn::wrap(e.kt_md, k.raw())},
-                         {DNNL_ARG_DST, onednn::wrap(e.s_md, scores.data())}});
+                         {DNNL_ARG_DST, onednn::wrap(e.s_md, scores.data())},
+                         {DNNL_ARG_SCRATCHPAD, onednn::thread_scratchpad(e.scores_pd.scratchpad_desc())}});
     s.wait();
     parallel_for(B * H * Sq, std::max<int64_t>(1, 4096 / Sk), r.threads(), [&](int64_t lo, int64_t hi) {
       for (int64_t row = lo; row < hi; ++row) {
@@ -72,7 +73,8 @@ class AttentionKernel final : public CpuKernel {
     });
     e.context.execute(s, {{DNNL_ARG_SRC, onednn::wrap(e.s_md, scores.data())},
                           {DNNL_ARG_WEIGHTS, onednn::wrap(e.v_md, v.raw())},
-                          {DNNL_ARG_DST, onednn::wrap(e.o_md, out.raw())}});
+                          {DNNL_ARG_DST, onednn::wrap(e.o_md, out.raw())},
+                          {DNNL_ARG_SCRATCHPAD, onednn::thread_scratchpad(e.context_pd.scratchpad_desc())}});
     s.wait();
     r.set_output(0, out);
   }
@@ -80,6 +82,7 @@ class AttentionKernel final : public CpuKernel {
  private:
   struct Entry {
     memory::desc q_md, kt_md, s_md, v_md, o_md;
+    dnnl::matmul::primitive_desc scores_pd, context_pd;
     dnnl::matmul scores, context;
   };
 
@@ -94,11 +97,14 @@ class AttentionKernel final : public CpuKernel {
     e.s_md = onednn::plain_desc({B, H, Sq, Sk});
     e.v_md = strided({B, H, Sk, Dv}, {Sk * H * Dv, Dv, H * Dv, 1});
     e.o_md = strided({B, H, Sq, Dv}, {Sq * H * Dv, Dv, H * Dv, 1});
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr, plain;
     attr.set_output_scales(0, {scale_});
-    e.scores = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(e.q_md, e.kt_md, e.s_md), attr,
-                                                         onednn::engine()));
-    e.context = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(e.s_md, e.v_md, e.o_md), onednn::engine()));
+    onednn::use_own_scratchpad(attr);
+    onednn::use_own_scratchpad(plain);
+    e.scores_pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(e.q_md, e.kt_md, e.s_md), attr, onednn::engine());
+    e.context_pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(e.s_md, e.v_md, e.o_md), plain, onednn::engine());
+    e.scores = dnnl::matmul(e.scores_pd);
+    e.context = dnnl::matmul(e.context_pd);
     return cache_.emplace(key, std::move(e)).first->second;
   }
 

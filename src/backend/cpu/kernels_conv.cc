@@ -103,10 +103,7 @@ class ConvKernel final : public CpuKernel {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.blocked ? xblk : xmem},
                                          {DNNL_ARG_WEIGHTS, wmem},
                                          {DNNL_ARG_DST, e.blocked ? yblk : ymem}};
-    if (e.blocked) {
-      const memory::desc pad = e.pd.scratchpad_desc();
-      args[DNNL_ARG_SCRATCHPAD] = onednn::wrap(pad, scratch(2, std::max<size_t>(pad.get_size(), 1)));
-    }
+    args[DNNL_ARG_SCRATCHPAD] = onednn::thread_scratchpad(e.pd.scratchpad_desc());
     size_t next = 2;
     const Tensor* residual = nullptr;
     if (has_bias_) {
@@ -160,10 +157,10 @@ class ConvKernel final : public CpuKernel {
     bool bf16 = false;  // src and weights are bf16 (direct only)
   };
 
-  // Grow-only per-thread buffers for the blocked copies (slot 0: src, 1: dst) and oneDNN's
-  // scratchpad (slot 2), so a model's Winograd convs share them instead of each holding its own.
+  // Grow-only per-thread buffers for the blocked copies (slot 0: src, 1: dst), so a model's
+  // Winograd convs share two buffers instead of each holding its own.
   static void* scratch(int slot, size_t bytes) {
-    thread_local Tensor buf[3];
+    thread_local Tensor buf[2];
     Tensor& t = buf[slot];
     if (!t.valid() || static_cast<size_t>(t.num_elements()) < bytes)
       t = Tensor(DType::kUInt8, {static_cast<int64_t>(bytes)});
@@ -231,6 +228,7 @@ class ConvKernel final : public CpuKernel {
     }
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
+    onednn::use_own_scratchpad(attr);
     memory::desc bias = has_bias_ ? onednn::plain_desc({g.cout}) : memory::desc();
     memory::dims dil{dilations_[0] - 1, dilations_[1] - 1};
     if (wants_winograd(g)) {
@@ -238,13 +236,9 @@ class ConvKernel final : public CpuKernel {
       memory::desc y_any(g.y_md.dims(), memory::data_type::f32, memory::format_tag::any);
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
                                         x_any, g.w_any, bias, y_any, strides_, dil, g.pad_l, g.pad_r);
-      // oneDNN 2.6's library-managed scratchpad crashed the Winograd kernels when a later
-      // run came from another thread (tests/unit/cpu/thread_hop_test.cc): we pass our own.
-      dnnl::primitive_attr wattr = attr;
-      wattr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
       try {
         // Throws where oneDNN has no Winograd kernel (below avx512_core, unsupported shapes).
-        dnnl::convolution_forward::primitive_desc pd(d, wattr, onednn::engine());
+        dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
         Entry e{pd, dnnl::convolution_forward(pd), true,
                 dnnl::reorder(dnnl::reorder::primitive_desc(onednn::engine(), g.x_md, onednn::engine(), pd.src_desc())),
                 dnnl::reorder(dnnl::reorder::primitive_desc(onednn::engine(), pd.dst_desc(), onednn::engine(), g.y_md))};

@@ -106,6 +106,7 @@ class MatMulKernel final : public CpuKernel {
                shape_str(out_shape));
       args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = onednn::wrap(onednn::plain_desc({m, n}), res.raw());
     }
+    args[DNNL_ARG_SCRATCHPAD] = onednn::thread_scratchpad(e.pd.scratchpad_desc());
     dnnl::stream s(onednn::engine());
     e.prim.execute(s, args);
     s.wait();
@@ -139,6 +140,7 @@ class MatMulKernel final : public CpuKernel {
     onednn::append_activation(ops, activation_, alpha_);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
+    onednn::use_own_scratchpad(attr);
     memory::desc bias = has_bias_ ? onednn::plain_desc({1, n}) : memory::desc();
     auto make = [&](memory::data_type t) {
       memory::desc w = stable_ ? memory::desc({k, n}, t, memory::format_tag::any) : onednn::retype(b_md(k, n), t);
@@ -199,7 +201,9 @@ class BatchMatMulKernel final : public CpuKernel {
       auto make = [&](memory::data_type t) {
         dnnl::matmul::desc d(onednn::retype(md(nbx, m, k, adj_x_), t), onednn::retype(md(nby, k, n, adj_y_), t),
                              onednn::plain_desc({nb, m, n}));
-        dnnl::matmul::primitive_desc pd(d, onednn::engine());
+        dnnl::primitive_attr attr;
+        onednn::use_own_scratchpad(attr);
+        dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
         return Entry{pd, dnnl::matmul(pd), t == memory::data_type::bf16};
       };
       std::optional<Entry> made;
@@ -218,7 +222,8 @@ class BatchMatMulKernel final : public CpuKernel {
     dnnl::stream s(onednn::engine());
     e.prim.execute(s, {{DNNL_ARG_SRC, onednn::wrap(e.pd.src_desc(), xp)},
                        {DNNL_ARG_WEIGHTS, onednn::wrap(e.pd.weights_desc(), yp)},
-                       {DNNL_ARG_DST, onednn::wrap(onednn::plain_desc({nb, m, n}), out.raw())}});
+                       {DNNL_ARG_DST, onednn::wrap(onednn::plain_desc({nb, m, n}), out.raw())},
+                       {DNNL_ARG_SCRATCHPAD, onednn::thread_scratchpad(e.pd.scratchpad_desc())}});
     s.wait();
     r.set_output(0, out);
   }

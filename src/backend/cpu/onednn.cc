@@ -164,6 +164,15 @@ std::string layout_string(const dnnl::memory::desc& md) {
   return os.str();
 }
 
+void use_own_scratchpad(dnnl::primitive_attr& attr) { attr.set_scratchpad_mode(dnnl::scratchpad_mode::user); }
+
+dnnl::memory thread_scratchpad(const dnnl::memory::desc& md) {
+  thread_local Tensor buf;
+  const int64_t bytes = std::max<int64_t>(static_cast<int64_t>(md.get_size()), 1);
+  if (!buf.valid() || buf.num_elements() < bytes) buf = Tensor(DType::kUInt8, {bytes});
+  return wrap(md, buf.raw());
+}
+
 }  // namespace tessera::cpu::onednn
 
 namespace tessera::cpu {

@@ -43,6 +43,14 @@ dnnl::memory::desc retype(const dnnl::memory::desc& md, dnnl::memory::data_type 
 // the largest one rather than one buffer per layer.
 const void* bf16_scratch(const Tensor& t, int slot, int threads);
 
+// Primitives get their scratchpad from us, not from oneDNN's library-managed one, which crashed
+// (null scratchpad writes) when a primitive ran on another thread than before, or on two
+// threads at once (inter-op, a server's request threads): tests/unit/cpu/thread_hop_test.cc.
+void use_own_scratchpad(dnnl::primitive_attr& attr);
+// This thread's scratchpad memory for `md` (grow-only, shared by every kernel on the thread);
+// pass it as DNNL_ARG_SCRATCHPAD.
+dnnl::memory thread_scratchpad(const dnnl::memory::desc& md);
+
 dnnl::memory::dims dims_of(const Shape& s);
 // Plain row-major descriptor of a float tensor with these dims.
 dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims);

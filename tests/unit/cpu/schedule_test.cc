@@ -11,6 +11,13 @@
 namespace tessera::cpu::testing {
 namespace {
 
+CpuOptions options(int threads, int inter_op) {
+  CpuOptions o;
+  o.threads = threads;
+  o.inter_op = inter_op;
+  return o;
+}
+
 // x feeds `branches` independent chains (MatMul -> activation -> elementwise), summed at the
 // end; one branch is also a result, so it must survive the others.
 FnGraph branchy_graph(int branches) {
@@ -38,7 +45,7 @@ TEST(CpuSchedule, IndependentBranchesMatchAtEveryInterOp) {
                                            {random_tensor({1, 128}, 3)}, {random_tensor({96, 128}, 4)}};
   const std::vector<std::pair<int, int>> configs = {{2, 1}, {2, 2}, {2, 3}, {4, 2}, {3, 4}};
   for (auto [threads, inter_op] : configs) {
-    auto exe = CpuExecutable::compile(fn.g, {threads, "", inter_op});
+    auto exe = CpuExecutable::compile(fn.g, options(threads, inter_op));
     EXPECT_EQ(exe->inter_op(), std::min(inter_op, kMaxInterOp));
     for (int pass = 0; pass < 3; ++pass)  // recording run, then planned runs
       for (size_t k = 0; k < runs.size(); ++k) {
@@ -56,8 +63,8 @@ TEST(CpuSchedule, IndependentBranchesMatchAtEveryInterOp) {
 TEST(CpuSchedule, ConcurrentPlanKeepsBranchesApart) {
   FnGraph fn = branchy_graph(4);
   Tensor x = random_tensor({16, 128}, 5);
-  auto seq = CpuExecutable::compile(fn.g, {2, "", 1});
-  auto par = CpuExecutable::compile(fn.g, {2, "", 2});
+  auto seq = CpuExecutable::compile(fn.g, options(2, 1));
+  auto par = CpuExecutable::compile(fn.g, options(2, 2));
   seq->run({x}, nullptr);
   par->run({x}, nullptr);
   PlanStats s = seq->plan_stats({x.shape()}), p = par->plan_stats({x.shape()});
@@ -77,7 +84,7 @@ TEST(CpuSchedule, ElementwiseChainRunsInOneBuffer) {
   fn.result(v);
   Tensor x = random_tensor({8, 100}, 6);
   for (int inter_op : {1, 2}) {
-    auto exe = CpuExecutable::compile(fn.g, {1, "", inter_op});
+    auto exe = CpuExecutable::compile(fn.g, options(1, inter_op));
     std::vector<Tensor> ref = call_function(*fn.g, {x}, nullptr);
     exe->run({x}, nullptr);
     PlanStats st = exe->plan_stats({x.shape()});
@@ -105,7 +112,7 @@ TEST(CpuSchedule, InputReadLaterIsNotOverwritten) {
   for (int inter_op : {1, 2})
     for (int threads : {1, 2}) {
       SCOPED_TRACE("inter_op " + std::to_string(inter_op) + " threads " + std::to_string(threads));
-      auto exe = CpuExecutable::compile(fn.g, {threads, "", inter_op});
+      auto exe = CpuExecutable::compile(fn.g, options(threads, inter_op));
       Tensor x1 = random_tensor({4, 50}, 7);
       std::vector<Tensor> ref = call_function(*fn.g, {x1}, nullptr);
       for (int pass = 0; pass < 3; ++pass) expect_match(ref[0], exe->run({x1}, nullptr)[0], "out");
@@ -120,7 +127,7 @@ TEST(CpuSchedule, ErrorInAConcurrentStepReachesTheCaller) {
   Node* bad = fn.op("Reshape", {x, fn.ints({-1, 4})}, {{"T", f}, {"Tshape", DType::kInt32}});
   fn.result(ok->out());
   fn.result(bad->out());
-  auto exe = CpuExecutable::compile(fn.g, {2, "", 2});
+  auto exe = CpuExecutable::compile(fn.g, options(2, 2));
   EXPECT_THROW(exe->run({random_tensor({1, 6}, 8)}, nullptr), Error);  // 6 values into [-1, 4]
   for (int pass = 0; pass < 2; ++pass) {  // still usable
     std::vector<Tensor> got = exe->run({random_tensor({2, 6}, 9)}, nullptr);
