@@ -23,6 +23,9 @@ struct Section {
 
 struct PartitionOptions {
   bool fused = true;  // false: the o0-style baseline, one compute kernel per section
+  // Fused cuts chosen by estimated time (dynamic programming); false: the old greedy
+  // "pack until the units run out" (kept for comparison and tests).
+  bool cost_aware = true;
 };
 
 struct Partition {
