@@ -34,6 +34,8 @@ struct Partition {
   bool weights_in_ddr = false;
 };
 
+// Fused: cuts (before compute kernels) minimising the summed estimated section time, subject to
+// unit counts, SRAM fit and whole-tensor waits; unfused: one compute kernel per section.
 Partition partition_kernels(const std::vector<Kernel>& kernels, const Arch& arch, const Precision& precision,
                             const PartitionOptions& options);
 
