@@ -56,6 +56,17 @@ def test_bench_models(model, chip, tmp_path):
         assert fused["sections"] > 1  # the bench models need several sections on `small`
 
 
+@pytest.mark.parametrize("chip", ["small", "sn40l_like"])
+@pytest.mark.parametrize("model", BENCH_MODELS, ids=[m["name"] for m in BENCH_MODELS])
+def test_bench_models_fused_not_slower_at_batch_32(model, chip, tmp_path):
+    """The partitioner cuts sections by estimated time, so fusion never loses to the
+    one-op-per-section baseline, also where compute dominates the switches (batch 32)."""
+    fused = simulate(model, chip, 32, tmp_path)
+    unfused = simulate(model, chip, 32, tmp_path, "--unfused")
+    assert fused["valid"] and unfused["valid"]
+    assert fused["cycles"] <= unfused["cycles"], (fused["cycles"], unfused["cycles"])
+
+
 def test_bad_chip_is_reported(tmp_path):
     bad = tmp_path / "chip.json"
     bad.write_text('{"clock_ghz": 1}')

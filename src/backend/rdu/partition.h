@@ -23,6 +23,9 @@ struct Section {
 
 struct PartitionOptions {
   bool fused = true;  // false: the o0-style baseline, one compute kernel per section
+  // Fused cuts chosen by estimated time (dynamic programming); false: the old greedy
+  // "pack until the units run out" (kept for comparison and tests).
+  bool cost_aware = true;
 };
 
 struct Partition {
@@ -31,6 +34,8 @@ struct Partition {
   bool weights_in_ddr = false;
 };
 
+// Fused: cuts (before compute kernels) minimising the summed estimated section time, subject to
+// unit counts, SRAM fit and whole-tensor waits; unfused: one compute kernel per section.
 Partition partition_kernels(const std::vector<Kernel>& kernels, const Arch& arch, const Precision& precision,
                             const PartitionOptions& options);
 
