@@ -7,6 +7,9 @@ build="${TESSERA_BUILD_DIR:-$here/build}"
 export TESSERA_BUILD_DIR="$build"
 # Content-hashed cache of TensorFlow-written models; regenerated when the generator changes.
 export TESSERA_ZOO_DIR="${TESSERA_ZOO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tessera/zoo}"
+# Tests run many processes at once on few cores: OpenMP threads must not spin at barriers
+# (the CLI's own default, a short spin, is for a machine it has to itself).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 start=$(date +%s)
 
 echo "== build"
