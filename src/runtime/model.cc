@@ -66,11 +66,12 @@ std::shared_ptr<Model> Model::from_artifact(Artifact artifact, const std::string
   for (auto& [key, cs] : artifact.signatures) {
     std::vector<cpu::PackedWeight> prepacked;
     if (reuse_packed) prepacked = artifact.packed[key];
-    const auto& graph = cs.graph;  // a named reference: clang lambdas cannot capture bindings
+    const auto& graph = cs.graph;  // named copies: clang lambdas cannot capture bindings
+    const std::string mapping_label = "'" + path + "' rdu mapping of '" + key + "'";
     auto stored = artifact.rdu_mappings.find(key);
     bool use_stored = model->target_ == "rdu" && stored != artifact.rdu_mappings.end();
     cs.executable = with_context("'" + path + "': signature '" + key + "'", [&] {
-      if (use_stored) return make_rdu_executable(graph, stored->second, "'" + path + "' rdu mapping of '" + key + "'");
+      if (use_stored) return make_rdu_executable(graph, stored->second, mapping_label);
       return make_executable(model->target_, graph, cpu_options, prepacked);
     });
     model->module_.signatures[key] = cs.signature;
