@@ -47,7 +47,10 @@ def model_cache_dir():
 
 
 def ensure_models(names, cache_dir):
-    missing = [n for n in names if not (cache_dir / n / 'model.json').exists()]
+    def usable(n):  # an entry can point at a checkout that is gone (the bundled MLP)
+        f = cache_dir / n / 'model.json'
+        return f.exists() and pathlib.Path(json.loads(f.read_text())['model_dir']).exists()
+    missing = [n for n in names if not usable(n)]
     if missing:
         print(f'[bench] building {",".join(missing)} into {cache_dir}', file=sys.stderr, flush=True)
         subprocess.run([sys.executable, str(HERE / 'models.py'), '--out', str(cache_dir),
