@@ -376,27 +376,46 @@ ServeStatus rows_of(const Tensor& t, int64_t n, const char* what, int64_t* k) {
   return {};
 }
 
+// What classify and regress share: the signature the spec names (echoed into out_spec) and
+// the request's examples as that signature's input tensor.
+struct ExampleCall {
+  std::string key;
+  const Signature* sig = nullptr;
+  TensorMap inputs;
+  int64_t n = 0;  // examples
+};
+
+ServeStatus prepare_example_call(const Servable& s, const tfs::ModelSpec& spec, const tfs::Input& input,
+                                 tfs::ModelSpec* out_spec, ExampleCall* ex) {
+  ServeStatus st;
+  ex->key = signature_of(spec);
+  ex->sig = find_signature(s, ex->key, &st);
+  if (!ex->sig) return st;
+  echo_spec(spec, s, ex->key, out_spec);
+  auto examples = serialized_examples(input, &st);
+  if (!st.ok()) return st;
+  ex->n = static_cast<int64_t>(examples.size());
+  return example_inputs(*ex->sig, ex->key, std::move(examples), &ex->inputs);
+}
+
 }  // namespace
 
 ServeStatus ServerCoreImpl::classify_on(const ServableHandle& s, const tfs::ModelSpec& spec, const tfs::Input& input,
                                         tfs::ClassificationResult* result, tfs::ModelSpec* out_spec,
                                         const CallContext& ctx, bool batch) {
-  ServeStatus st;
-  const std::string key = signature_of(spec);
-  const Signature* sig = find_signature(*s, key, &st);
-  if (!sig) return st;
-  echo_spec(spec, *s, key, out_spec);
-  auto examples = serialized_examples(input, &st);
+  ExampleCall ex;
+  ServeStatus st = prepare_example_call(*s, spec, input, out_spec, &ex);
   if (!st.ok()) return st;
-  const int64_t n = static_cast<int64_t>(examples.size());
-  TensorMap inputs, outputs;
-  if (!(st = example_inputs(*sig, key, std::move(examples), &inputs)).ok()) return st;
+  const std::string& key = ex.key;
+  const Signature* sig = ex.sig;
+  const int64_t n = ex.n;
+  TensorMap outputs;
   const TensorSpec* classes = sig->find_output("classes");
   const TensorSpec* scores = sig->find_output("scores");
   if (!classes && !scores)
     return make_status(tfe::INVALID_ARGUMENT, "signature '" + key + "' has neither a 'classes' nor a 'scores' output");
   metrics_.observe(Metrics::kRequestExampleCounts, {{"model", s->name()}}, static_cast<double>(n));
-  if (!(st = run_signature(s, key, *sig, std::move(inputs), &outputs, ctx, batch)).ok()) return st;
+  if (!(st = run_signature(s, key, *sig, std::move(ex.inputs), &outputs, ctx, batch)).ok()) return st;
   const Tensor* ct = classes ? &outputs.at("classes") : nullptr;
   const Tensor* sc = scores ? &outputs.at("scores") : nullptr;
   int64_t kc = 0, ks = 0;
@@ -422,20 +441,17 @@ ServeStatus ServerCoreImpl::classify_on(const ServableHandle& s, const tfs::Mode
 ServeStatus ServerCoreImpl::regress_on(const ServableHandle& s, const tfs::ModelSpec& spec, const tfs::Input& input,
                                        tfs::RegressionResult* result, tfs::ModelSpec* out_spec, const CallContext& ctx,
                                        bool batch) {
-  ServeStatus st;
-  const std::string key = signature_of(spec);
-  const Signature* sig = find_signature(*s, key, &st);
-  if (!sig) return st;
-  echo_spec(spec, *s, key, out_spec);
-  auto examples = serialized_examples(input, &st);
+  ExampleCall ex;
+  ServeStatus st = prepare_example_call(*s, spec, input, out_spec, &ex);
   if (!st.ok()) return st;
-  const int64_t n = static_cast<int64_t>(examples.size());
-  TensorMap inputs, outputs;
-  if (!(st = example_inputs(*sig, key, std::move(examples), &inputs)).ok()) return st;
+  const std::string& key = ex.key;
+  const Signature* sig = ex.sig;
+  const int64_t n = ex.n;
+  TensorMap outputs;
   if (!sig->find_output("outputs"))
     return make_status(tfe::INVALID_ARGUMENT, "signature '" + key + "' has no 'outputs' output to regress on");
   metrics_.observe(Metrics::kRequestExampleCounts, {{"model", s->name()}}, static_cast<double>(n));
-  if (!(st = run_signature(s, key, *sig, std::move(inputs), &outputs, ctx, batch)).ok()) return st;
+  if (!(st = run_signature(s, key, *sig, std::move(ex.inputs), &outputs, ctx, batch)).ok()) return st;
   const Tensor& t = outputs.at("outputs");
   int64_t k = 0;
   if (t.dtype() != DType::kFloat32) return make_status(tfe::INVALID_ARGUMENT, "regress output must be DT_FLOAT");
