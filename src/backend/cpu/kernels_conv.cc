@@ -96,8 +96,8 @@ class ConvKernel final : public CpuKernel {
     dnnl::stream s(onednn::engine());
     memory xblk, yblk;
     if (e.blocked) {
-      xblk = onednn::wrap(e.pd.src_desc(), scratch(0, e.pd.src_desc().get_size()));
-      yblk = onednn::wrap(e.pd.dst_desc(), scratch(1, e.pd.dst_desc().get_size()));
+      xblk = onednn::wrap(e.pd.src_desc(), onednn::thread_buffer(onednn::ThreadBuffer::kBlockedSrc, e.pd.src_desc().get_size()));
+      yblk = onednn::wrap(e.pd.dst_desc(), onednn::thread_buffer(onednn::ThreadBuffer::kBlockedDst, e.pd.dst_desc().get_size()));
       e.to_blocked.execute(s, xmem, xblk);
     }
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.blocked ? xblk : xmem},
@@ -157,15 +157,6 @@ class ConvKernel final : public CpuKernel {
     bool bf16 = false;  // src and weights are bf16 (direct only)
   };
 
-  // Grow-only per-thread buffers for the blocked copies (slot 0: src, 1: dst), so a model's
-  // Winograd convs share two buffers instead of each holding its own.
-  static void* scratch(int slot, size_t bytes) {
-    thread_local Tensor buf[2];
-    Tensor& t = buf[slot];
-    if (!t.valid() || static_cast<size_t>(t.num_elements()) < bytes)
-      t = Tensor(DType::kUInt8, {static_cast<int64_t>(bytes)});
-    return t.mutable_raw();
-  }
 
   // Winograd for this geometry? Only 3x3 stride-1 undilated dense convs with packed weights
   // and no residual (its post-op would need the residual blocked too).

@@ -92,12 +92,18 @@ void to_bf16(const float* src, uint16_t* dst, int64_t n, int threads) {
   });
 }
 
+void* thread_buffer(ThreadBuffer which, size_t bytes) {
+  thread_local Tensor buffers[static_cast<int>(ThreadBuffer::kCount)];
+  Tensor& buf = buffers[static_cast<int>(which)];
+  const int64_t need = std::max<int64_t>(static_cast<int64_t>(bytes), 1);
+  if (!buf.valid() || buf.num_elements() < need) buf = Tensor(DType::kUInt8, {need});
+  return buf.mutable_raw();
+}
+
 const void* bf16_scratch(const Tensor& t, int slot, int threads) {
-  thread_local Tensor buffers[2];
-  Tensor& buf = buffers[slot];
   const int64_t n = t.num_elements();
-  if (buf.num_elements() < 2 * n) buf = Tensor(DType::kUInt8, {2 * n});
-  auto* dst = static_cast<uint16_t*>(buf.mutable_raw());
+  auto* dst = static_cast<uint16_t*>(
+      thread_buffer(slot == 0 ? ThreadBuffer::kBf16First : ThreadBuffer::kBf16Second, 2 * static_cast<size_t>(n)));
   to_bf16(t.data<float>(), dst, n, threads);
   return dst;
 }
@@ -167,10 +173,7 @@ std::string layout_string(const dnnl::memory::desc& md) {
 void use_own_scratchpad(dnnl::primitive_attr& attr) { attr.set_scratchpad_mode(dnnl::scratchpad_mode::user); }
 
 dnnl::memory thread_scratchpad(const dnnl::memory::desc& md) {
-  thread_local Tensor buf;
-  const int64_t bytes = std::max<int64_t>(static_cast<int64_t>(md.get_size()), 1);
-  if (!buf.valid() || buf.num_elements() < bytes) buf = Tensor(DType::kUInt8, {bytes});
-  return wrap(md, buf.raw());
+  return wrap(md, thread_buffer(ThreadBuffer::kScratchpad, md.get_size()));
 }
 
 }  // namespace tessera::cpu::onednn

@@ -43,6 +43,12 @@ dnnl::memory::desc retype(const dnnl::memory::desc& md, dnnl::memory::data_type 
 // the largest one rather than one buffer per layer.
 const void* bf16_scratch(const Tensor& t, int slot, int threads);
 
+// Grow-only per-thread byte buffers, one per use, shared by every kernel on the thread (so a
+// model pays for the largest need, not one buffer per layer). Valid until the next request
+// for the same buffer on this thread.
+enum class ThreadBuffer { kBf16First, kBf16Second, kBlockedSrc, kBlockedDst, kScratchpad, kCount };
+void* thread_buffer(ThreadBuffer which, size_t bytes);
+
 // Primitives get their scratchpad from us, not from oneDNN's library-managed one, which crashed
 // (null scratchpad writes) when a primitive ran on another thread than before, or on two
 // threads at once (inter-op, a server's request threads): tests/unit/cpu/thread_hop_test.cc.
