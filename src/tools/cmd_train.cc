@@ -16,14 +16,6 @@
 #include "train/mpi_communicator.h"
 #include "train/train_loop.h"
 
-// Placeholder until the step builder (train/trainer.cc, branch s6-tcore) is merged: a weak
-// definition, so the strong one wins once it is linked. Remove it at that merge.
-namespace tessera::train {
-__attribute__((weak)) std::unique_ptr<Trainer> Trainer::create(std::shared_ptr<const Model>, const TrainOptions&) {
-  fail_code(ErrorCode::kUnimplemented, "this build has no training step builder (train/trainer.cc)");
-}
-}  // namespace tessera::train
-
 namespace tessera::cli {
 namespace {
 

@@ -13,6 +13,7 @@ namespace tessera::cli {
 int cmd_data_dump(int argc, char** argv);  // cmd_data.cc (hidden: tests of the training I/O)
 int cmd_grad(int argc, char** argv);       // cmd_grad.cc (hidden: tests of autodiff)
 int cmd_train(int argc, char** argv);      // cmd_train.cc
+int cmd_train_trace(int argc, char** argv);  // cmd_train_trace.cc (hidden: exact training tests)
 }
 
 namespace {
@@ -37,6 +38,7 @@ const Command kCommands[] = {
     {"ops", tessera::cli::cmd_ops, "list the ops Tessera supports"},
     {"data-dump", tessera::cli::cmd_data_dump, "read/write TFRecords, checkpoints, events", true},
     {"grad", tessera::cli::cmd_grad, "gradients of a loss w.r.t. variables or inputs, as .npz", true},
+    {"train-trace", tessera::cli::cmd_train_trace, "train on in-order batches, write losses and variables", true},
 };
 
 void usage(FILE* out) {
