@@ -146,7 +146,9 @@ ModelLayout read_model_layout(const std::string& saved_model_dir) {
     TensorBundleReader reader(prefix);
     std::map<std::string, Tensor> bundle;
     for (const std::string& k : reader.keys()) bundle[k] = reader.read(k);
-    return model_layout_from_bundle(bundle);
+    ModelLayout layout = model_layout_from_bundle(bundle);
+    layout.original_prefix = prefix;
+    return layout;
   });
 }
 
@@ -199,6 +201,11 @@ std::map<std::string, Tensor> checkpoint_tensors(const TrainState& state, const 
                                                  const ModelLayout& layout, int64_t save_counter) {
   std::map<std::string, Tensor> t;
   t = variables_by_bundle_key(state.variables, layout);
+  if (!layout.original_prefix.empty()) {
+    TensorBundleReader original(layout.original_prefix);
+    for (const std::string& k : original.keys())
+      if (k != kObjectGraphKey && !t.count(k)) t[k] = original.read(k);
+  }
   for (const auto& [rk, slots] : state.slots)
     for (const auto& [slot, value] : slots) t[checkpoint_slot_key(primary_bundle_key(layout, rk), slot)] = value;
   t[kIterationsKey] = int64_scalar(state.step);

@@ -10,6 +10,7 @@
 //   tessera/dropout_seed/.ATTRIBUTES/VARIABLE_VALUE    int64: the dropout seed (uint64 bits)
 //   tessera/samples_seen/.ATTRIBUTES/VARIABLE_VALUE    int64: global index of the next sample
 //   tessera/input_position/.ATTRIBUTES/VARIABLE_VALUE  int64[2]: PipelineState (elements, fingerprint)
+//   every other key of the model's bundle   copied unchanged (variables the Trainer does not hold)
 //   _CHECKPOINTABLE_OBJECT_GRAPH            the SavedModel's own TrackableObjectGraph plus
 //                                           nodes for the optimizer (children `iter`, with
 //                                           slot_variables), save_counter and tessera
@@ -50,6 +51,9 @@ struct ModelLayout {
   // trained one wins, then one that changed from its original value.
   std::map<std::string, uint64_t> original_fingerprints;
   std::vector<std::string> trainable;
+  // The model's own bundle: keys the Trainer does not hold (e.g. an RNG state the dropout
+  // rewrite made unused) are copied from it unchanged, so a checkpoint has every model key.
+  std::string original_prefix;
 };
 
 // Fingerprint of a numeric tensor's dtype, shape and bytes.

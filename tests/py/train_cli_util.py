@@ -57,10 +57,10 @@ def mnist_arrays(perm, start, end):
     return x[idx].astype(np.float32) / 255.0, y[idx].astype(np.int64)
 
 
-def train_args(model, perm, steps, batch=64, extra=(), validation=True, train_rows="0:8000"):
+def train_args(model, perm, steps, batch=64, extra=(), validation=True, train_rows="0:8000", shuffle=1000):
     args = ["train", model, "--data", f"mnist:{IMAGES},{LABELS}", "--take-indices", f"{perm}:{train_rows}",
             "--loss", "sparse_categorical_crossentropy", "--optimizer", "adam", "--lr", "1e-3",
-            "--batch", batch, "--steps", steps, "--seed", 1, "--threads", 1, "--shuffle", 1000]
+            "--batch", batch, "--steps", steps, "--seed", 1, "--threads", 1, "--shuffle", shuffle]
     if validation:
         args += ["--validation-data", f"mnist:{IMAGES},{LABELS}", "--validation-take-indices", f"{perm}:8000:10000"]
     return [str(a) for a in [*args, *extra]]
