@@ -2,6 +2,7 @@
 // map and prefetch (the threaded ones) live in dataset_async.cc.
 #include "train/dataset.h"
 
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -143,6 +144,9 @@ class TFRecordDataset : public Dataset {
             out->assign(1, Tensor::string_scalar(record));
             return true;
           }
+          // --on-corrupt skip: say what was dropped (file and offset), once per file pass.
+          for (const std::string& s : reader->skipped())
+            std::fprintf(stderr, "warning: skipped a corrupt record in '%s': %s\n", reader->path().c_str(), s.c_str());
           reader.reset();
           ++file;
         }

@@ -154,6 +154,8 @@ def test_corrupt_tfrecord_is_reported_with_file_and_offset(setup):
     assert str(path) in stop.stderr and f"offset {bad_record_at}" in stop.stderr, stop.stderr
     skip = run_train(base + ["--on-corrupt", "skip", "--stats-json", str(d / "skip.json")], check=False)
     assert skip.returncode == 0, skip.stderr
+    assert "skipped a corrupt record" in skip.stderr and str(path) in skip.stderr, skip.stderr
+    assert f"offset {bad_record_at}" in skip.stderr, skip.stderr
     assert stats(d / "skip.json")["steps"] == 5
 
 
