@@ -119,8 +119,26 @@ def test_replicas_and_mpirun_give_the_same_curve(setup):
     prefix = mpirun_prefix(2)
     if prefix is None:
         pytest.skip("mpirun not installed (scripts/bootstrap.sh installs openmpi-bin)")
-    mpi = _curve(setup, "mpi2", prefix=prefix)
+    ck, export = setup["dir"] / "mpi_ck", setup["dir"] / "mpi_export"
+    mpi = _curve(setup, "mpi2", ["--checkpoint-dir", ck, "--export", export], prefix=prefix)
     np.testing.assert_allclose(mpi, one, rtol=1e-4)
+    # Rank 0 alone wrote the checkpoint and the export; both load in TensorFlow.
+    assert tf.train.latest_checkpoint(str(ck)).endswith("ckpt-12")
+    assert int(tf.train.load_checkpoint(str(ck / "ckpt-12")).get_tensor("optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE")) == 12
+    assert "serving_default" in tf.saved_model.load(str(export)).signatures
+
+
+def test_epochs_over_an_npz_source(setup):
+    d = setup["dir"]
+    x, y = mnist_arrays(setup["perm"], 0, 2000)
+    np.savez(d / "train.npz", images=x, labels=y)
+    out = d / "epochs.json"
+    run_train(["train", str(setup["model"]), "--data", f"npz:{d / 'train.npz'}:x=images,y=labels",
+               "--loss", "sparse_categorical_crossentropy", "--batch", "300", "--epochs", "2", "--threads", "1",
+               "--stats-json", str(out), "--quiet"])
+    s = stats(out)
+    assert s["steps"] == 2 * (2000 // 300)
+    assert s["losses"][-1] < s["losses"][0]
 
 
 def _tfrecord(path, x, y):
