@@ -23,6 +23,7 @@ namespace {
 const char* kUsage =
     "usage: tessera grad MODEL --input SPEC... --output GRADS.npz\n"
     "                    [--signature NAME] [--loss sum|mse] [--target FILE.npz|FILE.npy] [--wrt variables|inputs]\n"
+    "                    [--all-variables]  (also before/<key> and after/<key> for every variable)\n"
     "       tessera grad GRAPH --loss-tensor T --wrt T... --input NAME=FILE.npy... --output GRADS.npz\n"
     "  --loss sum    sum of every float output (default); mse: mean squared error to --target\n"
     "                (.npz keyed by output name, or one .npy for a single output), summed over outputs\n"
@@ -172,12 +173,20 @@ int cmd_grad(int argc, char** argv) {
   for (size_t i = first; i < g->results.size(); ++i) fetches.push_back(g->results[i]);
   std::vector<Feed> feeds;
   for (size_t i = 0; i < arg_values.size(); ++i) feeds.push_back({g->args[i]->out(), arg_values[i]});
-  std::vector<Tensor> got = interpret(*g, feeds, fetches, {}, &session.variables());
+  std::map<std::string, Tensor> before = session.variables().snapshot();
+  std::vector<Tensor> got = interpret(*g, feeds, fetches, g->control_results, &session.variables());
   std::vector<std::pair<std::string, Tensor>> outputs = {{"loss", got[0]}};
   for (size_t i = 0; i < target_names.size(); ++i) outputs.push_back({"grad/" + target_names[i], got[i + 1]});
   // The variables' values too, so a test can pair them with another runtime's variables.
   for (const std::string& name : target_names)
     if (session.variables().contains(name)) outputs.push_back({"value/" + name, session.variables().read(name)});
+  // Every variable before and after the run: a training-mode forward moves BatchNorm's
+  // moving statistics (tests compare them with TensorFlow's).
+  if (args.has("--all-variables"))
+    for (const auto& [key, value] : session.variables().snapshot()) {
+      if (before.count(key)) outputs.push_back({"before/" + key, before.at(key)});
+      outputs.push_back({"after/" + key, value});
+    }
   for (const auto& [k, t] : outputs) std::printf("%s: %s\n", k.c_str(), t.debug_string(4).c_str());
   std::string out = args.get("--output");
   if (!out.empty()) npy::save_npz(out, outputs);

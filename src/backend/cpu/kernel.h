@@ -72,5 +72,6 @@ void register_pool_kernels();
 void register_attention_kernels();
 void register_graph_kernels();
 void register_array_kernels();
+void register_random_kernels();
 
 }  // namespace tessera::cpu

@@ -26,6 +26,7 @@ void ensure_registered() {
     register_attention_kernels();
     register_graph_kernels();
     register_array_kernels();
+    register_random_kernels();
   });
 }
 
