@@ -1,0 +1,132 @@
+// `tessera train-trace` (hidden, for exact tests): trains on batches taken in order from
+// in-memory arrays (wrapping around) and writes every step's loss, metrics and learning rate
+// plus the final variables and optimizer slots to an .npz:
+//   loss, lr, metric/<name>   [steps] float64
+//   var/<store key>           final value of every variable
+//   trainable/<store key>     the same, for the trainable variables only
+//   slot/<slot>/<store key>   final optimizer slots of the trainable variables
+//   eval/loss, eval/<metric>  with --eval-x/--eval-y: the inference endpoint on that data
+#include <cstdio>
+#include <cstring>
+
+#include "io/npy.h"
+#include "runtime/model.h"
+#include "tools/cli.h"
+#include "train/trainer.h"
+
+namespace tessera::cli {
+namespace {
+
+const char* kUsage =
+    "usage: tessera train-trace MODEL --x X.npy --y Y.npy --batch B --steps N --out TRACE.npz\n"
+    "       [--loss NAME] [--from-logits] [--loss-output KEY] [--optimizer sgd|adam|adamw|rmsprop] [--lr LR]\n"
+    "       [--beta-1 F] [--beta-2 F] [--epsilon F] [--weight-decay F] [--momentum F] [--nesterov] [--rho F]\n"
+    "       [--clipnorm F] [--global-clipnorm F] [--schedule constant|exponential|cosine] [--decay-steps N]\n"
+    "       [--decay-rate F] [--staircase] [--alpha F] [--warmup-steps N] [--replicas R] [--seed S]\n"
+    "       [--target cpu|reference] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n";
+
+// Rows (start + j) mod n for j < count, of dimension 0.
+Tensor take_rows(const Tensor& t, int64_t start, int64_t count) {
+  Shape s = t.shape();
+  int64_t n = s.at(0);
+  s[0] = count;
+  Tensor out(t.dtype(), s);
+  size_t row = t.nbytes() / static_cast<size_t>(n);
+  for (int64_t j = 0; j < count; ++j)
+    std::memcpy(static_cast<char*>(out.mutable_raw()) + row * static_cast<size_t>(j),
+                static_cast<const char*>(t.raw()) + row * static_cast<size_t>((start + j) % n), row);
+  return out;
+}
+
+Tensor vec(const std::vector<double>& v) {
+  return Tensor::from_vector<double>(v, {static_cast<int64_t>(v.size())});
+}
+
+}  // namespace
+
+int cmd_train_trace(int argc, char** argv) {
+  std::vector<std::string> flags = {"--x", "--y", "--batch", "--steps", "--out", "--loss", "--loss-output",
+                                    "--optimizer", "--lr", "--beta-1", "--beta-2", "--epsilon", "--weight-decay",
+                                    "--momentum", "--rho", "--clipnorm", "--global-clipnorm", "--schedule",
+                                    "--decay-steps", "--decay-rate", "--alpha", "--warmup-steps", "--replicas",
+                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags"};
+  Args args = parse_args(argc, argv, flags);
+  if (args.has("--help") || args.positional.size() != 1) {
+    std::printf("%s", kUsage);
+    return args.has("--help") ? 0 : 2;
+  }
+  for (const char* f : {"--x", "--y", "--batch", "--steps", "--out"})
+    TS_CHECK(args.has(f), "train-trace needs ", f);
+  auto num = [&](const char* f, double fallback) { return args.has(f) ? std::stod(args.get(f)) : fallback; };
+  auto integer = [&](const char* f, int64_t fallback) { return args.has(f) ? std::stoll(args.get(f)) : fallback; };
+
+  train::TrainOptions o;
+  o.endpoint = args.get("--endpoint");
+  o.loss.name = args.get("--loss", o.loss.name);
+  o.loss.from_logits = args.has("--from-logits");
+  o.loss.output = args.get("--loss-output");
+  auto& opt = o.optimizer;
+  opt.name = args.get("--optimizer", opt.name);
+  opt.learning_rate = num("--lr", opt.name == "sgd" ? 0.01 : opt.learning_rate);
+  opt.beta_1 = num("--beta-1", opt.beta_1);
+  opt.beta_2 = num("--beta-2", opt.beta_2);
+  opt.epsilon = num("--epsilon", opt.epsilon);
+  opt.weight_decay = num("--weight-decay", opt.name == "adamw" ? 0.004 : 0.0);
+  opt.momentum = num("--momentum", opt.momentum);
+  opt.nesterov = args.has("--nesterov");
+  opt.rho = num("--rho", opt.rho);
+  opt.clipnorm = num("--clipnorm", 0);
+  opt.global_clipnorm = num("--global-clipnorm", 0);
+  o.schedule.name = args.get("--schedule", "constant");
+  o.schedule.decay_steps = integer("--decay-steps", 0);
+  o.schedule.decay_rate = num("--decay-rate", 0);
+  o.schedule.staircase = args.has("--staircase");
+  o.schedule.alpha = num("--alpha", 0);
+  o.schedule.warmup_steps = integer("--warmup-steps", 0);
+  o.replicas = static_cast<int>(integer("--replicas", 1));
+  o.seed = static_cast<uint64_t>(integer("--seed", 0));
+  o.target = args.get("--target", "cpu");
+  o.threads = static_cast<int>(integer("--threads", 0));
+
+  LoadOptions lo;
+  lo.target = "reference";  // import + restore only; the trainer compiles its own programs
+  apply_tags_flag(args, lo);
+  auto model = Model::load(args.positional[0], lo);
+  auto trainer = train::Trainer::create(model, o);
+
+  Tensor x = npy::load_npy(args.get("--x"));
+  Tensor y = npy::load_npy(args.get("--y"));
+  TS_CHECK(x.rank() >= 1 && y.rank() >= 1 && x.dim(0) == y.dim(0) && x.dim(0) > 0, "--x and --y need the same ",
+           "non-zero number of rows, have ", shape_str(x.shape()), " and ", shape_str(y.shape()));
+  int64_t batch = integer("--batch", 0), steps = integer("--steps", 0);
+  TS_CHECK(batch > 0 && steps > 0, "--batch and --steps must be positive");
+  std::vector<double> losses, lrs;
+  std::map<std::string, std::vector<double>> metrics;
+  for (int64_t s = 0; s < steps; ++s) {
+    lrs.push_back(trainer->learning_rate());
+    int64_t start = (s * batch) % x.dim(0);
+    train::StepResult r = trainer->step({take_rows(x, start, batch)}, take_rows(y, start, batch));
+    losses.push_back(r.loss);
+    for (const auto& [k, v] : r.metrics) metrics[k].push_back(v);
+  }
+  npy::NamedTensors out = {{"loss", vec(losses)}, {"lr", vec(lrs)}};
+  for (const auto& [k, v] : metrics) out.push_back({"metric/" + k, vec(v)});
+  train::TrainState st = trainer->state();
+  for (const auto& [k, t] : st.variables) out.push_back({"var/" + k, t});
+  for (const std::string& k : trainer->trainable_keys()) out.push_back({"trainable/" + k, st.variables.at(k)});
+  for (const auto& [k, slots] : st.slots)
+    for (const auto& [name, t] : slots) out.push_back({"slot/" + name + "/" + k, t});
+  if (args.has("--eval-x")) {
+    Tensor ex = npy::load_npy(args.get("--eval-x")), ey = npy::load_npy(args.get("--eval-y"));
+    train::StepResult r = trainer->evaluate({ex}, ey);
+    out.push_back({"eval/loss", vec({r.loss})});
+    for (const auto& [k, v] : r.metrics) out.push_back({"eval/" + k, vec({v})});
+  }
+  for (const std::string& k : trainer->trainable_keys()) std::printf("trainable: %s\n", k.c_str());
+  std::printf("steps: %lld  first loss: %.6f  last loss: %.6f\n", static_cast<long long>(steps), losses.front(),
+              losses.back());
+  npy::save_npz(args.get("--out"), out);
+  return 0;
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,325 @@
+// Trainer: owns the variables (a ResourceStore seeded from the model's restored values, plus
+// the optimizer slots) and runs the compiled step programs of step_builder.h over them.
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <thread>
+
+#include "train/dataset.h"
+#include "train/losses.h"
+#include "train/optimizers.h"
+#include "train/schedules.h"
+#include "train/step_builder.h"
+
+namespace tessera::train {
+namespace {
+
+struct Compiled {
+  StepProgram program;
+  std::shared_ptr<Executable> exe;
+};
+
+// Rows [begin, end) of dimension 0.
+Tensor slice_rows(const Tensor& t, int64_t begin, int64_t end) {
+  TS_CHECK(t.rank() >= 1, "a batch tensor needs a batch dimension");
+  if (begin == 0 && end == t.dim(0)) return t;
+  TS_CHECK(t.dtype() != DType::kString && t.dtype() != DType::kResource && t.dtype() != DType::kVariant,
+           "batches of ", dtype_name(t.dtype()), " tensors cannot be split between replicas");
+  Shape s = t.shape();
+  s[0] = end - begin;
+  Tensor out(t.dtype(), s);
+  size_t row = t.dim(0) ? t.nbytes() / static_cast<size_t>(t.dim(0)) : 0;
+  if (out.nbytes())
+    std::memcpy(out.mutable_raw(), static_cast<const char*>(t.raw()) + row * static_cast<size_t>(begin), out.nbytes());
+  return out;
+}
+
+Tensor zeros_like(const Tensor& t) {
+  Tensor z(t.dtype(), t.shape());
+  if (z.nbytes()) std::memset(z.mutable_raw(), 0, z.nbytes());
+  return z;
+}
+
+bool is_slot_key(const std::string& k) { return k.starts_with("/tessera/slots/"); }
+
+class TrainerImpl : public Trainer {
+ public:
+  TrainerImpl(std::shared_ptr<const Model> model, const TrainOptions& o) : model_(std::move(model)), o_(o) {
+    check_loss(o_.loss);
+    check_optimizer(o_.optimizer);
+    check_schedule(o_.schedule);
+    TS_CHECK(o_.target == "cpu" || o_.target == "reference" || o_.target == "rdu", "unknown training target '",
+             o_.target, "' (cpu, reference, rdu)");
+    TS_CHECK(o_.replicas >= 1, "replicas must be >= 1, got ", o_.replicas);
+    if (o_.sync_batch_norm)
+      fail_code(ErrorCode::kUnimplemented, "synchronised BatchNorm statistics across replicas are not implemented");
+    TS_CHECK(model_->module().graph, "training needs a SavedModel (a .tsr artifact holds no trainable graph)");
+    if (!o_.comm) {
+      local_comm_ = make_local_communicator();
+      comm_ = local_comm_.get();
+    } else {
+      comm_ = o_.comm;
+    }
+    seed_ = o_.seed;
+    store_.restore(model_->variables());
+    for (const auto& [k, v] : model_->variables()) var_keys_.push_back(k);
+    endpoint_ = discover_endpoint(model_->module(), o_.endpoint, false);
+    split_ = o_.replicas > 1 || comm_->size() > 1;
+    int total = o_.threads > 0 ? o_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const Module& m = model_->module();
+    if (split_) {
+      grad_.program = build_program(StepKind::kGrad, m, endpoint_, o_, store_, &info_);
+      update_.program = build_program(StepKind::kUpdate, m, endpoint_, o_, store_, &info_);
+      grad_.exe = compile_program(grad_.program, o_, std::max(1, total / o_.replicas));
+      update_.exe = compile_program(update_.program, o_, total);
+    } else {
+      full_.program = build_program(StepKind::kFull, m, endpoint_, o_, store_, &info_);
+      full_.exe = compile_program(full_.program, o_, total);
+    }
+    threads_ = total;
+    for (const std::string& k : info_.trainable) {
+      Tensor v = store_.read(k);
+      TS_CHECK(!split_ || v.dtype() == DType::kFloat32, "variable '", k, "' is ", dtype_name(v.dtype()),
+               ": replicas all-reduce float32 gradients only");
+      for (const std::string& s : slot_names(o_.optimizer)) store_.assign(slot_key(k, s), zeros_like(v));
+    }
+  }
+
+  StepResult step(const std::vector<Tensor>& features, const Tensor& labels) override {
+    auto t0 = std::chrono::steady_clock::now();
+    int64_t batch = check_batch(features, labels);
+    Tensor y = prepare_labels(labels);
+    double inv = 1.0 / (static_cast<double>(batch) * static_cast<double>(info_.loss_elems_per_sample));
+    std::map<std::string, double> hypers = hyper_values(o_.optimizer, learning_rate(), step_);
+    size_t nm = info_.metrics.size();
+    std::vector<double> sums(1 + nm, 0.0);
+    if (!split_) {
+      std::vector<Tensor> out = full_.exe->run(make_args(full_.program, features, y, 0, batch, inv, hypers, {}), &store_);
+      for (size_t i = 0; i <= nm; ++i) sums[i] = scalar_of(out[i]);
+    } else {
+      split_step(features, y, batch, inv, hypers, sums);
+    }
+    ++step_;
+    samples_seen_ += batch;
+    StepResult r;
+    r.samples = batch;
+    r.loss = sums[0] * inv;
+    for (size_t i = 0; i < nm; ++i) r.metrics[info_.metrics[i]] = sums[1 + i] * inv;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+  }
+
+  StepResult evaluate(const std::vector<Tensor>& features, const Tensor& labels) override {
+    auto t0 = std::chrono::steady_clock::now();
+    if (!eval_.exe) {
+      std::string key = discover_endpoint(model_->module(), o_.eval_endpoint, true);
+      StepInfo info;
+      TrainOptions eo = o_;
+      eo.loss.output = o_.loss.output;
+      eval_.program = build_program(StepKind::kEval, model_->module(), key, eo, store_, &info);
+      eval_.exe = compile_program(eval_.program, o_, threads_);
+      eval_elems_ = info.loss_elems_per_sample;
+    }
+    int64_t batch = check_batch(features, labels);
+    Tensor y = prepare_labels(labels);
+    double inv = 1.0 / (static_cast<double>(batch) * static_cast<double>(eval_elems_));
+    std::vector<Tensor> out = eval_.exe->run(make_args(eval_.program, features, y, 0, batch, inv, {}, {}), &store_);
+    StepResult r;
+    r.samples = batch;
+    r.loss = scalar_of(out[0]) * inv;
+    for (size_t i = 0; i < info_.metrics.size(); ++i) r.metrics[info_.metrics[i]] = scalar_of(out[1 + i]) * inv;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+  }
+
+  TrainState state() const override {
+    TrainState s;
+    for (const std::string& k : var_keys_) s.variables[k] = store_.read(k).clone();
+    for (const std::string& k : info_.trainable)
+      for (const std::string& name : slot_names(o_.optimizer)) s.slots[k][name] = store_.read(slot_key(k, name)).clone();
+    s.step = step_;
+    s.seed = seed_;
+    s.samples_seen = samples_seen_;
+    return s;
+  }
+
+  void restore(const TrainState& s) override {
+    auto put = [&](const std::string& key, const Tensor& t, const std::string& what) {
+      TS_CHECK(store_.contains(key), "restore: ", what, " '", key, "' is not part of this training job");
+      Tensor cur = store_.read(key);
+      TS_CHECK(cur.dtype() == t.dtype() && cur.shape() == t.shape(), "restore: ", what, " '", key, "' is ",
+               dtype_name(t.dtype()), shape_str(t.shape()), ", the model has ", dtype_name(cur.dtype()),
+               shape_str(cur.shape()));
+      store_.assign(key, t.clone());
+    };
+    for (const auto& [k, t] : s.variables) put(k, t, "variable");
+    for (const auto& [k, slots] : s.slots)
+      for (const auto& [name, t] : slots) put(slot_key(k, name), t, "optimizer slot " + name + " of");
+    step_ = s.step;
+    seed_ = s.seed;
+    samples_seen_ = s.samples_seen;
+  }
+
+  std::vector<std::string> trainable_keys() const override { return info_.trainable; }
+  double learning_rate() const override {
+    return learning_rate_at(o_.schedule, o_.optimizer.learning_rate, step_);
+  }
+  int64_t step_count() const override { return step_; }
+  const Graph& step_graph() const override { return split_ ? *grad_.program.graph : *full_.program.graph; }
+
+ private:
+  int64_t check_batch(const std::vector<Tensor>& features, const Tensor& labels) const {
+    TS_CHECK(!features.empty(), "a step needs at least one feature tensor");
+    int64_t batch = -1;
+    for (const Tensor& f : features) {
+      TS_CHECK(f.rank() >= 1, "features need a batch dimension");
+      TS_CHECK(batch < 0 || f.dim(0) == batch, "features disagree on the batch size: ", batch, " and ", f.dim(0));
+      batch = f.dim(0);
+    }
+    TS_CHECK(labels.rank() >= 1 && labels.dim(0) == batch, "labels have shape ", shape_str(labels.shape()),
+             ", the batch has ", batch, " samples");
+    TS_CHECK(batch > 0, "empty batch");
+    return batch;
+  }
+
+  Tensor prepare_labels(const Tensor& labels) const {
+    Tensor y = labels;
+    DType want = label_dtype(o_.loss);
+    if (want == DType::kInt64) {
+      // Keras squeezes [batch, 1] class ids.
+      if (y.rank() == 2 && y.dim(1) == 1) y = y.reshaped({y.dim(0)});
+    } else if (y.rank() == 1) {
+      y = y.reshaped({y.dim(0), 1});
+    }
+    return y.dtype() == want ? y : cast_tensor(y, want);
+  }
+
+  static double scalar_of(const Tensor& t) {
+    TS_CHECK(t.num_elements() == 1, "expected a scalar result, got ", shape_str(t.shape()));
+    if (t.dtype() == DType::kFloat64) return t.data<double>()[0];
+    return t.data<float>()[0];
+  }
+
+  std::vector<Tensor> make_args(const StepProgram& p, const std::vector<Tensor>& features, const Tensor& labels,
+                                int64_t begin, int64_t end, double inv, const std::map<std::string, double>& hypers,
+                                const std::map<std::string, Tensor>& grads) const {
+    std::vector<Tensor> args;
+    for (const ArgSpec& a : p.args) {
+      switch (a.role) {
+        case ArgRole::kFeature:
+          TS_CHECK(a.index < static_cast<int>(features.size()), "signature '", info_.endpoint, "' needs ",
+                   a.index + 1, "+ feature tensors, got ", features.size());
+          args.push_back(slice_rows(features[a.index], begin, end));
+          break;
+        case ArgRole::kLabels: args.push_back(slice_rows(labels, begin, end)); break;
+        case ArgRole::kInvCount: args.push_back(Tensor::scalar<float>(static_cast<float>(inv))); break;
+        case ArgRole::kDropoutSeed: args.push_back(Tensor::scalar<int64_t>(static_cast<int64_t>(seed_))); break;
+        case ArgRole::kSampleOffset: args.push_back(Tensor::scalar<int64_t>(samples_seen_ + begin)); break;
+        case ArgRole::kHyper: args.push_back(Tensor::scalar<float>(static_cast<float>(hypers.at(a.name)))); break;
+        case ArgRole::kGrad: args.push_back(grads.at(a.name)); break;
+      }
+      TS_CHECK(args.back().dtype() == a.dtype || a.role == ArgRole::kFeature, "arg '", a.name, "' is ",
+               dtype_name(args.back().dtype()), ", the step expects ", dtype_name(a.dtype));
+    }
+    return args;
+  }
+
+  // Gradient program per replica slice (threads), fixed-order sum, all-reduce, update program.
+  void split_step(const std::vector<Tensor>& features, const Tensor& y, int64_t batch, double inv,
+                  const std::map<std::string, double>& hypers, std::vector<double>& sums) {
+    int P = comm_->size(), p = comm_->rank(), R = o_.replicas;
+    int64_t pb = batch * p / P, pe = batch * (p + 1) / P;
+    std::vector<std::vector<Tensor>> outs(R);
+    std::vector<std::exception_ptr> errors(R);
+    std::vector<std::thread> threads;
+    auto run_replica = [&](int r) {
+      int64_t b = pb + (pe - pb) * r / R, e = pb + (pe - pb) * (r + 1) / R;
+      if (b == e) return;
+      try {
+        outs[r] = grad_.exe->run(make_args(grad_.program, features, y, b, e, inv, hypers, {}), &store_);
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    };
+    for (int r = 1; r < R; ++r) threads.emplace_back(run_replica, r);
+    run_replica(0);
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
+    const std::vector<std::string>& names = grad_.program.results;
+    // Float results (gradients, assigned float values) summed in replica order into one buffer.
+    std::vector<size_t> offset(names.size(), 0);
+    size_t total = 0;
+    int first = -1;
+    for (int r = 0; r < R && first < 0; ++r)
+      if (!outs[r].empty()) first = r;
+    TS_CHECK(first >= 0, "no replica had samples");
+    for (size_t i = sums.size(); i < names.size(); ++i) {
+      offset[i] = total;
+      if (outs[first][i].dtype() == DType::kFloat32) total += static_cast<size_t>(outs[first][i].num_elements());
+    }
+    std::vector<float> flat(total, 0.0f);
+    int live = 0;
+    for (int r = 0; r < R; ++r) {
+      if (outs[r].empty()) continue;
+      ++live;
+      for (size_t i = 0; i < sums.size(); ++i) sums[i] += scalar_of(outs[r][i]);
+      for (size_t i = sums.size(); i < names.size(); ++i) {
+        const Tensor& t = outs[r][i];
+        if (t.dtype() != DType::kFloat32) continue;
+        const float* src = t.data<float>();
+        float* dst = flat.data() + offset[i];
+        for (int64_t k = 0; k < t.num_elements(); ++k) dst[k] += src[k];
+      }
+    }
+    comm_->allreduce_sum(sums.data(), sums.size());
+    comm_->allreduce_sum(flat.data(), flat.size());
+    double replicas_total = static_cast<double>(live);
+    comm_->allreduce_sum(&replicas_total, 1);
+    std::map<std::string, Tensor> grads;
+    for (size_t i = sums.size(); i < names.size(); ++i) {
+      const Tensor& like = outs[first][i];
+      Tensor t = like.dtype() == DType::kFloat32 ? Tensor(DType::kFloat32, like.shape()) : like;
+      if (like.dtype() == DType::kFloat32)
+        std::memcpy(t.mutable_raw(), flat.data() + offset[i], t.nbytes());
+      if (names[i].starts_with("grad/")) {
+        grads[names[i].substr(5)] = t;
+      } else {
+        // A value the forward assigns (BatchNorm moving statistics): the replicas' mean, as
+        // MirroredStrategy's default aggregation; non-float state keeps the first replica's.
+        if (t.dtype() == DType::kFloat32) {
+          float* d = t.data<float>();
+          for (int64_t k = 0; k < t.num_elements(); ++k) d[k] = static_cast<float>(d[k] / replicas_total);
+        }
+        store_.assign(names[i].substr(7), t);
+      }
+    }
+    update_.exe->run(make_args(update_.program, {}, Tensor(), 0, 0, inv, hypers, grads), &store_);
+  }
+
+  std::shared_ptr<const Model> model_;
+  TrainOptions o_;
+  std::unique_ptr<Communicator> local_comm_;
+  Communicator* comm_ = nullptr;
+  ResourceStore store_;
+  std::vector<std::string> var_keys_;
+  StepInfo info_;
+  std::string endpoint_;
+  bool split_ = false;
+  int threads_ = 1;
+  Compiled full_, grad_, update_, eval_;
+  int64_t eval_elems_ = 1;
+  int64_t step_ = 0;
+  int64_t samples_seen_ = 0;
+  uint64_t seed_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Trainer> Trainer::create(std::shared_ptr<const Model> model, const TrainOptions& options) {
+  TS_CHECK(model, "Trainer::create: no model");
+  return with_context("setting up training of '" + model->path() + "'",
+                      [&] { return std::unique_ptr<Trainer>(new TrainerImpl(std::move(model), options)); });
+}
+
+}  // namespace tessera::train

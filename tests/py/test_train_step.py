@@ -1,0 +1,294 @@
+"""The compiled training step (`Trainer`, through the hidden `tessera train-trace`) against
+TensorFlow: the same Keras 3 model (its initial weights are in the SavedModel), the same
+batches in the same order, a `tf.function` step with GradientTape and the same Keras optimizer.
+
+Data: MNIST's 10k test set, training rows = the first 8,000 through an explicit permutation
+file (perm.npy, fixed numpy seed) that both sides read. Sizes are small so the file runs in
+about two minutes on two cores.
+"""
+import gzip
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from tessera_testlib import run_cli
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+MNIST = pathlib.Path(os.environ.get("TESSERA_MNIST_DIR", "/work/shared/data/mnist"))
+BATCH = 64
+LOSS_RTOL = 1e-3  # the acceptance tolerance on each step's loss
+
+
+def _idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    images = MNIST / "t10k-images-idx3-ubyte.gz"
+    if not images.exists():
+        pytest.skip(f"MNIST not found at {MNIST}")
+    tmp = tmp_path_factory.mktemp("train_step")
+    x_all = _idx(images).reshape(-1, 784).astype(np.float32) / 255.0
+    y_all = _idx(MNIST / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    np.save(tmp / "perm.npy", np.random.default_rng(20261126).permutation(8000))
+    perm = np.load(tmp / "perm.npy")
+    # 100 steps of 64 = 6,400 rows: the permuted prefix of the training split.
+    rows = perm[:100 * BATCH]
+    data = {
+        "x": x_all[rows], "y": y_all[rows],
+        "y_onehot": np.eye(10, dtype=np.float32)[y_all[rows]],
+        "y_binary": (y_all[rows] < 5).astype(np.float32).reshape(-1, 1),
+        "eval_x": x_all[8000:], "eval_y": y_all[8000:],
+    }
+    for k, v in data.items():
+        np.save(tmp / f"{k}.npy", v)
+    models = {}
+    for name, (hidden, out, act) in {"softmax": (64, 10, "softmax"), "logits": (32, 10, None),
+                                     "sigmoid": (32, 1, "sigmoid")}.items():
+        keras.utils.set_random_seed(7)
+        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(hidden, activation="gelu"),
+                                  keras.layers.Dense(out, activation=act)])
+        path = tmp / f"mlp_{name}"
+        model.export(str(path), verbose=False)
+        models[name] = (path, [w.copy() for w in model.get_weights()], (hidden, out, act))
+    return tmp, data, models
+
+
+def _keras_model(spec, weights):
+    hidden, out, act = spec
+    m = keras.Sequential([keras.Input((784,)), keras.layers.Dense(hidden, activation="gelu"),
+                          keras.layers.Dense(out, activation=act)])
+    m.set_weights(weights)
+    return m
+
+
+KERAS_LOSSES = {
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+    "mse": lambda from_logits=False: keras.losses.MeanSquaredError(),
+    "mae": lambda from_logits=False: keras.losses.MeanAbsoluteError(),
+}
+
+
+def _schedule(lr, sched):
+    if not sched:
+        return lr
+    kind = sched["name"]
+    if kind == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(lr, sched["decay_steps"], sched["decay_rate"],
+                                                           staircase=sched.get("staircase", False))
+    if sched.get("warmup_steps"):
+        return keras.optimizers.schedules.CosineDecay(0.0, sched["decay_steps"], alpha=sched.get("alpha", 0.0),
+                                                      warmup_target=lr, warmup_steps=sched["warmup_steps"])
+    return keras.optimizers.schedules.CosineDecay(lr, sched["decay_steps"], alpha=sched.get("alpha", 0.0))
+
+
+def _keras_optimizer(opt, lr, sched, **kw):
+    rate = _schedule(lr, sched)
+    if opt == "adam":
+        return keras.optimizers.Adam(rate, **kw)
+    if opt == "adamw":
+        return keras.optimizers.AdamW(rate, **kw)
+    if opt == "sgd":
+        return keras.optimizers.SGD(rate, **kw)
+    return keras.optimizers.RMSprop(rate, **kw)
+
+
+def _labels(data, loss):
+    return {"sparse_categorical_crossentropy": "y", "categorical_crossentropy": "y_onehot",
+            "binary_crossentropy": "y_binary", "mse": "y_onehot", "mae": "y_onehot"}[loss]
+
+
+def tf_trace(data, model_spec, weights, steps, loss, from_logits, opt, lr, sched=None, **kw):
+    model = _keras_model(model_spec, weights)
+    loss_fn = KERAS_LOSSES[loss](from_logits=from_logits)
+    optimizer = _keras_optimizer(opt, lr, sched, **kw)
+    x, y = data["x"], data[_labels(data, loss)]
+
+    @tf.function
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            value = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return value
+
+    losses = []
+    for s in range(steps):
+        rows = slice(s * BATCH, (s + 1) * BATCH)
+        losses.append(float(step(tf.constant(x[rows]), tf.constant(y[rows]))))
+    return np.array(losses), model, optimizer
+
+
+def tessera_trace(tmp, path, steps, loss, from_logits, opt, lr, sched=None, extra=(), name="t"):
+    out = tmp / f"{name}.npz"
+    args = ["train-trace", path, "--x", tmp / "x.npy", "--y", tmp / f"{_labels(None, loss)}.npy",
+            "--batch", BATCH, "--steps", steps, "--loss", loss, "--optimizer", opt, "--lr", lr,
+            "--out", out, "--threads", 2, *extra]
+    if from_logits:
+        args.append("--from-logits")
+    for k, v in (sched or {}).items():
+        if k == "staircase":
+            if v:
+                args.append("--staircase")
+            continue
+        args += ["--schedule" if k == "name" else "--" + k.replace("_", "-"), v]
+    run_cli(*args)
+    with np.load(out) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _pair_variables(got, model):
+    """Tessera store key for each Keras trainable variable, paired by shape (Dense kernels
+    and biases have distinct shapes in these MLPs)."""
+    keys = [k[len("trainable/"):] for k in got if k.startswith("trainable/")]
+    out = []
+    for v in model.trainable_variables:
+        cand = [k for k in keys if got["var/" + k].shape == tuple(v.shape)]
+        assert len(cand) == 1, f"cannot pair {v.path} {v.shape} with {cand}"
+        out.append(cand[0])
+    return out
+
+
+def _close(ref, got, what, rtol):
+    ref = np.asarray(ref, np.float64)
+    got = np.asarray(got, np.float64)
+    assert ref.shape == got.shape, f"{what}: shape {got.shape} vs {ref.shape}"
+    err = np.max(np.abs(ref - got), initial=0.0)
+    scale = np.max(np.abs(ref), initial=0.0)
+    assert err <= rtol * scale + 1e-6, f"{what}: max error {err:.3g}, reference scale {scale:.3g}"
+
+
+def _check_losses(ref, got, what="loss"):
+    rel = np.abs(got - ref) / np.abs(ref)
+    worst = int(np.argmax(rel))
+    assert rel[worst] <= LOSS_RTOL, f"{what}: step {worst} Tessera {got[worst]:.7g} TF {ref[worst]:.7g} " \
+                                    f"(relative {rel[worst]:.2g}); curves {got[:5]} vs {ref[:5]}"
+
+
+def _slots(opt_name, optimizer):
+    if opt_name in ("adam", "adamw"):
+        return {"m": optimizer._momentums, "v": optimizer._velocities}
+    if opt_name == "sgd":
+        return {"momentum": optimizer.momentums} if optimizer.momentum else {}
+    out = {"velocity": optimizer._velocities}
+    if optimizer.momentum > 0:
+        out["momentum"] = optimizer._momentums
+    return out
+
+
+def test_adam_first_100_steps_match_tensorflow(work):
+    """The acceptance point: sparse CE on a softmax MLP, Adam 1e-3, loss within 1e-3 relative
+    at each of the first 100 steps; final variables, slots and accuracy."""
+    tmp, data, models = work
+    path, weights, spec = models["softmax"]
+    ref, model, optimizer = tf_trace(data, spec, weights, 100, "sparse_categorical_crossentropy", False, "adam", 1e-3)
+    got = tessera_trace(tmp, path, 100, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="adam100")
+    _check_losses(ref, got["loss"])
+    assert got["loss"][-1] < 0.6 * got["loss"][0], "the loss should fall"
+    keys = _pair_variables(got, model)
+    for key, v in zip(keys, model.trainable_variables):
+        _close(v.numpy(), got["var/" + key], f"variable {key}", 2e-3)
+    for slot, refs in _slots("adam", optimizer).items():
+        for key, r in zip(keys, refs):
+            _close(r.numpy(), got[f"slot/{slot}/{key}"], f"slot {slot} of {key}", 2e-3)
+    assert 0.4 < got["metric/accuracy"][-1] <= 1.0
+
+
+CASES = {
+    # id: (model, loss, from_logits, optimizer, lr, keras kwargs, train-trace flags, schedule)
+    "sgd_nesterov": ("softmax", "sparse_categorical_crossentropy", False, "sgd", 0.05,
+                     {"momentum": 0.9, "nesterov": True}, ["--momentum", 0.9, "--nesterov"], None),
+    "sgd_plain": ("softmax", "sparse_categorical_crossentropy", False, "sgd", 0.1, {}, [], None),
+    "adamw": ("softmax", "sparse_categorical_crossentropy", False, "adamw", 2e-3, {"weight_decay": 0.05},
+              ["--weight-decay", 0.05], None),
+    "rmsprop_momentum": ("softmax", "sparse_categorical_crossentropy", False, "rmsprop", 1e-3,
+                         {"momentum": 0.5}, ["--momentum", 0.5], None),
+    "sparse_from_logits": ("logits", "sparse_categorical_crossentropy", True, "adam", 1e-3, {}, [], None),
+    "categorical": ("softmax", "categorical_crossentropy", False, "adam", 1e-3, {}, [], None),
+    "categorical_from_logits": ("logits", "categorical_crossentropy", True, "adam", 1e-3, {}, [], None),
+    "binary": ("sigmoid", "binary_crossentropy", False, "adam", 1e-3, {}, [], None),
+    "mse_sgd": ("logits", "mse", False, "sgd", 0.05, {}, [], None),
+    "mae": ("softmax", "mae", False, "rmsprop", 1e-3, {}, [], None),
+    "clipnorm": ("softmax", "sparse_categorical_crossentropy", False, "sgd", 0.1, {"clipnorm": 0.5},
+                 ["--clipnorm", 0.5], None),
+    "global_clipnorm": ("softmax", "sparse_categorical_crossentropy", False, "adam", 1e-3, {"global_clipnorm": 0.3},
+                        ["--global-clipnorm", 0.3], None),
+    "exponential": ("softmax", "sparse_categorical_crossentropy", False, "sgd", 0.2, {}, [],
+                    {"name": "exponential", "decay_steps": 5, "decay_rate": 0.5, "staircase": True}),
+    "cosine_warmup": ("softmax", "sparse_categorical_crossentropy", False, "adam", 3e-3, {}, [],
+                      {"name": "cosine", "decay_steps": 10, "alpha": 0.1, "warmup_steps": 5}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_20_steps_match_tensorflow(work, case):
+    tmp, data, models = work
+    mname, loss, logits, opt, lr, kw, flags, sched = CASES[case]
+    path, weights, spec = models[mname]
+    ref, model, optimizer = tf_trace(data, spec, weights, 20, loss, logits, opt, lr, sched, **kw)
+    got = tessera_trace(tmp, path, 20, loss, logits, opt, lr, sched, flags, name=case)
+    _check_losses(ref, got["loss"])
+    if sched:
+        lrs = [float(optimizer.learning_rate.numpy())]  # after the run: the rate of step 20
+        expect = _schedule(lr, sched)(20).numpy()
+        np.testing.assert_allclose(lrs[0], expect, rtol=1e-6)
+        ref_lrs = np.array([float(_schedule(lr, sched)(s)) for s in range(20)])
+        np.testing.assert_allclose(got["lr"], ref_lrs, rtol=1e-5, atol=1e-9)
+    keys = _pair_variables(got, model)
+    for key, v in zip(keys, model.trainable_variables):
+        _close(v.numpy(), got["var/" + key], f"variable {key}", 2e-3)
+    for slot, refs in _slots(opt, optimizer).items():
+        for key, r in zip(keys, refs):
+            _close(r.numpy(), got[f"slot/{slot}/{key}"], f"slot {slot} of {key}", 2e-3)
+
+
+def test_replicas_and_targets_give_the_same_curve(work):
+    """1, 2 and 4 replicas (gradient programs on slices, fixed-order sum, update program) and
+    the reference target all follow the cpu target's single-graph curve."""
+    tmp, data, models = work
+    path, _, _ = models["softmax"]
+    base = tessera_trace(tmp, path, 20, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="r1")
+    for extra, name in [(["--replicas", 2], "r2"), (["--replicas", 4], "r4"), (["--target", "reference"], "ref")]:
+        got = tessera_trace(tmp, path, 20, "sparse_categorical_crossentropy", False, "adam", 1e-3, extra=extra,
+                            name=name)
+        np.testing.assert_allclose(got["loss"], base["loss"], rtol=2e-5, err_msg=name)
+        np.testing.assert_allclose(got["metric/accuracy"], base["metric/accuracy"], atol=1e-6, err_msg=name)
+        for k in base:
+            if k.startswith("var/"):
+                _close(base[k], got[k], f"{name} {k}", 1e-3)
+
+
+def test_evaluate_uses_the_trained_variables(work):
+    tmp, data, models = work
+    path, weights, spec = models["softmax"]
+    got = tessera_trace(tmp, path, 30, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="eval",
+                        extra=["--eval-x", tmp / "eval_x.npy", "--eval-y", tmp / "eval_y.npy"])
+    model = _keras_model(spec, weights)
+    keys = _pair_variables(got, model)
+    model.set_weights([got["var/" + k] for k in keys])
+    probs = model(data["eval_x"], training=False).numpy()
+    acc = np.mean(np.argmax(probs, -1) == data["eval_y"])
+    ce = float(keras.losses.SparseCategoricalCrossentropy()(data["eval_y"], probs))
+    np.testing.assert_allclose(got["eval/accuracy"][0], acc, atol=1e-6)
+    np.testing.assert_allclose(got["eval/loss"][0], ce, rtol=1e-4)
+
+
+def test_bad_options_are_reported(work):
+    tmp, _, models = work
+    path, _, _ = models["softmax"]
+    for flags, msg in [(["--optimizer", "adagrad"], "unknown optimizer"), (["--loss", "hinge"], "unknown loss"),
+                       (["--schedule", "cosine"], "decay_steps")]:
+        proc = run_cli("train-trace", path, "--x", tmp / "x.npy", "--y", tmp / "y.npy", "--batch", 8, "--steps", 1,
+                       "--out", tmp / "bad.npz", *flags, check=False)
+        assert proc.returncode != 0 and msg in proc.stderr, proc.stderr
