@@ -1,45 +1,23 @@
 // Seeded random ops with TensorFlow's generator (Philox4x32-10, counter-based) so that a graph
 // with explicit seeds produces TF's numbers. With both seeds 0, TF draws fresh seeds per op;
-// so does Tessera. Stateful: never folded or deduplicated.
+// so does Tessera. Stateful: never folded or deduplicated. The stateless forms (Keras 3's
+// dropout draws StatelessRandomUniformV2 from StatelessRandomGetKeyCounter) are pure
+// functions of their seed. TsRandomUniformIndexed is Tessera's dropout draw (rewrite_dropout):
+// keyed on the global sample index so masks do not depend on the batch split.
 #include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
 
 #include "ops/op_helpers.h"
+#include "ops/philox.h"
 
 namespace tessera {
 namespace {
 
-class Philox {
- public:
-  using Block = std::array<uint32_t, 4>;
-  Philox(uint64_t seed_lo, uint64_t seed_hi) {
-    key_ = {static_cast<uint32_t>(seed_lo), static_cast<uint32_t>(seed_lo >> 32)};
-    counter_ = {0, 0, static_cast<uint32_t>(seed_hi), static_cast<uint32_t>(seed_hi >> 32)};
-  }
-  Block next() {
-    Block c = counter_;
-    std::array<uint32_t, 2> k = key_;
-    for (int round = 0; round < 10; ++round) {
-      c = single_round(c, k);
-      k[0] += 0x9E3779B9u;
-      k[1] += 0xBB67AE85u;
-    }
-    if (++counter_[0] == 0 && ++counter_[1] == 0 && ++counter_[2] == 0) ++counter_[3];
-    return c;
-  }
-
- private:
-  static Block single_round(const Block& c, const std::array<uint32_t, 2>& k) {
-    uint64_t p0 = uint64_t{0xD2511F53u} * c[0];
-    uint64_t p1 = uint64_t{0xCD9E8D57u} * c[2];
-    return {static_cast<uint32_t>(p1 >> 32) ^ c[1] ^ k[0], static_cast<uint32_t>(p1),
-            static_cast<uint32_t>(p0 >> 32) ^ c[3] ^ k[1], static_cast<uint32_t>(p0)};
-  }
-  Block counter_;
-  std::array<uint32_t, 2> key_;
-};
+using Philox = philox::Stream;
+using philox::unit_double;
+using philox::unit_float;
 
 Philox generator(const Node& node) {
   int64_t seed = node.attr_or<int64_t>("seed", 0), seed2 = node.attr_or<int64_t>("seed2", 0);
@@ -49,21 +27,6 @@ Philox generator(const Node& node) {
     seed2 = (static_cast<int64_t>(rd()) << 32) | rd();
   }
   return Philox(static_cast<uint64_t>(seed), static_cast<uint64_t>(seed2));
-}
-
-// [0, 1) from the low 23 bits, as TF builds floats from random words.
-float unit_float(uint32_t x) {
-  uint32_t bits = (x & 0x7fffffu) | 0x3f800000u;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f - 1.0f;
-}
-// Doubles take 52 mantissa bits from two words, the first word supplying the high bits.
-double unit_double(uint32_t first, uint32_t second) {
-  uint64_t bits = (static_cast<uint64_t>(first & 0xfffffu) << 32 | second) | 0x3ff0000000000000ull;
-  double d;
-  std::memcpy(&d, &bits, 8);
-  return d - 1.0;
 }
 
 Shape shape_operand(const KernelContext& c) {
@@ -201,6 +164,85 @@ void random_uniform_int(KernelContext& c) {
   c.set_output(0, out);
 }
 
+// --- stateless forms ------------------------------------------------------------------------
+
+// TF's GenerateKey: the seed pair becomes a counter, scrambled by one Philox block under a
+// fixed key into the (key, counter) the draws use, so neither seed half needs to be strong.
+std::pair<philox::Key, philox::Block> key_counter_from_seed(const Tensor& seed) {
+  TS_CHECK(seed.num_elements() == 2, "seed must have shape [2], got ", shape_str(seed.shape()));
+  std::vector<int64_t> s = seed.to_int_vector();  // int32 seeds sign-extend, as TF's copy does
+  uint64_t s0 = static_cast<uint64_t>(s[0]), s1 = static_cast<uint64_t>(s[1]);
+  philox::Block counter = {static_cast<uint32_t>(s0), static_cast<uint32_t>(s0 >> 32),
+                           static_cast<uint32_t>(s1), static_cast<uint32_t>(s1 >> 32)};
+  philox::Block mix = philox::block(counter, {0x3ec8f720u, 0x02461e29u});
+  return {{mix[0], mix[1]}, {0, 0, mix[2], mix[3]}};
+}
+
+void stateless_get_key_counter(KernelContext& c) {
+  auto [key, counter] = key_counter_from_seed(c.input(0));
+  c.set_output(0, Tensor::from_vector<uint64_t>({uint64_t{key[1]} << 32 | key[0]}, {1}));
+  c.set_output(1, Tensor::from_vector<uint64_t>(
+                      {uint64_t{counter[1]} << 32 | counter[0], uint64_t{counter[3]} << 32 | counter[2]}, {2}));
+}
+
+void fill_from(KernelContext& c, const philox::Key& key, const philox::Block& counter) {
+  Tensor out(c.attr<DType>("dtype"), shape_operand(c));
+  Philox gen(counter, key);
+  dispatch(FloatTypes{}, out.dtype(), c.node.op.c_str(), [&]<typename T>() {
+    fill_uniform<T>(out, gen, [](auto u) { return u; });
+  });
+  c.set_output(0, out);
+}
+
+// StatelessRandomUniformV2(shape, key, counter, alg): Philox (1) and auto-select (3, which is
+// Philox on CPU) only.
+void stateless_uniform_v2(KernelContext& c) {
+  int64_t alg = c.input(3).scalar_int();
+  if (alg != 1 && alg != 3)
+    fail_code(ErrorCode::kUnimplemented, "random algorithm ", alg, " (only Philox, 1, and auto-select, 3)");
+  std::vector<int64_t> k = c.input(1).to_int_vector(), ctr = c.input(2).to_int_vector();
+  TS_CHECK(k.size() >= 1 && ctr.size() >= 2, "key must have 1 element and counter 2");
+  uint64_t k0 = static_cast<uint64_t>(k[0]), c0 = static_cast<uint64_t>(ctr[0]), c1 = static_cast<uint64_t>(ctr[1]);
+  fill_from(c, {static_cast<uint32_t>(k0), static_cast<uint32_t>(k0 >> 32)},
+            {static_cast<uint32_t>(c0), static_cast<uint32_t>(c0 >> 32), static_cast<uint32_t>(c1),
+             static_cast<uint32_t>(c1 >> 32)});
+}
+
+// StatelessRandomUniform(shape, seed[2]): the V1 form, key and counter from the seed.
+void stateless_uniform(KernelContext& c) {
+  auto [key, counter] = key_counter_from_seed(c.input(1));
+  fill_from(c, key, counter);
+}
+
+// TsRandomUniformIndexed(shape, seed, sample_offset), attrs dtype, stream: U[0,1) where row r
+// (dimension 0) is global sample sample_offset + r and element j counts within the row.
+void random_uniform_indexed(KernelContext& c) {
+  Tensor out(c.attr<DType>("dtype"), shape_operand(c));
+  uint64_t seed = static_cast<uint64_t>(c.input(1).scalar_int());
+  uint64_t offset = static_cast<uint64_t>(c.input(2).scalar_int());
+  uint32_t stream = static_cast<uint32_t>(c.attr<int64_t>("stream"));
+  int64_t rows = out.rank() == 0 ? 1 : out.dim(0);
+  int64_t per_row = rows ? out.num_elements() / std::max<int64_t>(rows, 1) : 0;
+  dispatch(FloatTypes{}, out.dtype(), "TsRandomUniformIndexed", [&]<typename T>() {
+    T* d = out.data<T>();
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      for (int64_t r = 0; r < rows; ++r) philox::indexed_uniform_row(seed, stream, offset + r, d + r * per_row, per_row);
+    } else {
+      std::vector<float> row(static_cast<size_t>(per_row));
+      for (int64_t r = 0; r < rows; ++r) {
+        philox::indexed_uniform_row(seed, stream, offset + r, row.data(), per_row);
+        for (int64_t j = 0; j < per_row; ++j) d[r * per_row + j] = T(row[static_cast<size_t>(j)]);
+      }
+    }
+  });
+  c.set_output(0, out);
+}
+
+void infer_uniform_of_shape(InferContext& c) {
+  auto dims = ops::known_ints(c, 0);
+  c.set_output(0, c.attr<DType>("dtype"), dims ? PartialShape(*dims) : PartialShape::unknown());
+}
+
 }  // namespace
 
 void register_random_ops(OpRegistry& r) {
@@ -221,6 +263,22 @@ void register_random_ops(OpRegistry& r) {
            c.set_output(0, c.input(1).dtype, dims ? PartialShape(*dims) : PartialShape::unknown());
          },
          .compute = random_uniform_int});
+  AttrMap float_dtype = {{"dtype", DType::kFloat32}};
+  r.add({.name = "StatelessRandomGetKeyCounter",
+         .output_args = {{"key", "", ""}, {"counter", "", ""}},
+         .infer = [](InferContext& c) {
+           c.set_output(0, DType::kUInt64, PartialShape({1}));
+           c.set_output(1, DType::kUInt64, PartialShape({2}));
+         },
+         .compute = stateless_get_key_counter});
+  r.add({.name = "StatelessRandomUniformV2", .attr_defaults = float_dtype,
+         .infer = infer_uniform_of_shape, .compute = stateless_uniform_v2});
+  r.add({.name = "StatelessRandomUniform", .attr_defaults = float_dtype,
+         .infer = infer_uniform_of_shape, .compute = stateless_uniform});
+  // Stateful: it must not be folded even when its operands are constants (the seed and
+  // offset are fed per step).
+  r.add({.name = "TsRandomUniformIndexed", .attr_defaults = {{"dtype", DType::kFloat32}, {"stream", int64_t{0}}},
+         .stateful = true, .infer = infer_uniform_of_shape, .compute = random_uniform_indexed});
 }
 
 }  // namespace tessera

@@ -46,6 +46,9 @@ std::vector<GradTarget> variable_targets(const Graph& g, Value loss) {
   std::map<std::string, GradTarget> by_key;
   std::vector<std::string> order;
   for (Node* n : g.schedule({loss}, {})) {
+    // Writes the forward makes (BatchNorm's moving statistics in training mode) reach the
+    // loss's schedule through control edges only: they do not read the variable.
+    if (n->op == "AssignVariableOp" || n->op == "AssignAddVariableOp" || n->op == "AssignSubVariableOp") continue;
     // A handle used any other way (a While/If/call reading it inside a function, a
     // ResourceGather) would hide part of the variable's gradient: refuse rather than be wrong.
     if (n->op != "ReadVariableOp")

@@ -14,5 +14,6 @@ void fold_pad_into_conv(Graph& g, const PassContext& ctx);  // fold_pad_into_con
 void fuse_patterns(Graph& g, const PassContext& ctx);     // fuse_patterns.cc
 void fuse_ops(Graph& g, const PassContext& ctx);          // fuse_ops.cc
 void fuse_elementwise(Graph& g, const PassContext& ctx);  // fuse_elementwise.cc
+void rewrite_dropout(Graph& g, const PassContext& ctx);   // rewrite_dropout.cc (training only)
 
 }  // namespace tessera::passes

@@ -19,6 +19,8 @@ const std::vector<Pass>& all_passes() {
       {"fuse_patterns", "layer norm, gelu and attention blocks -> TsLayerNorm/TsGelu/TsAttention", fuse_patterns},
       {"fuse_ops", "matmul/conv + bias + residual + activation -> TsFused*", fuse_ops},
       {"fuse_elementwise", "chains of float32 elementwise ops -> TsElementwise", fuse_elementwise},
+      // Training only (the step builder runs it on the training endpoint); not in the default pipeline.
+      {"rewrite_dropout", "dropout masks -> TsRandomUniformIndexed keyed on (seed, layer, global sample index)", rewrite_dropout},
   };
   return passes;
 }

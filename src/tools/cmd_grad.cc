@@ -37,6 +37,7 @@ namespace {
 const char* kUsage =
     "usage: tessera grad MODEL --input SPEC... --output GRADS.npz [--backend cpu|reference]\n"
     "                    [--signature NAME] [--loss sum|mse] [--target FILE.npz|FILE.npy] [--wrt variables|inputs]\n"
+    "                    [--all-variables]  (also before/<key> and after/<key> for every variable)\n"
     "       tessera grad GRAPH --loss-tensor T --wrt T... --input NAME=FILE.npy... --output GRADS.npz\n"
     "  --loss sum    sum of every float output (default); mse: mean squared error to --target\n"
     "                (.npz keyed by output name, or one .npy for a single output), summed over outputs\n"
@@ -80,7 +81,6 @@ std::vector<Tensor> run_on_cpu(std::shared_ptr<Graph> g, const std::vector<Value
   g->results = fetches;
   g->result_names.clear();
   for (size_t i = 0; i < fetches.size(); ++i) g->result_names.push_back(i ? "grad" + std::to_string(i) : "loss");
-  g->control_results.clear();
   CompileOptions copts;
   copts.target = "cpu";
   copts.passes = parse_pass_list(args.get("--passes", "default"));
@@ -241,12 +241,13 @@ int cmd_grad(int argc, char** argv) {
   std::vector<Value> fetches = {loss};
   for (size_t i = first; i < g->results.size(); ++i) fetches.push_back(g->results[i]);
   std::vector<Tensor> got;
+  std::map<std::string, Tensor> before = session.variables().snapshot();
   const std::string backend = args.get("--backend", "reference");
   if (backend == "reference") {
     TS_CHECK(!args.has("--passes") && !args.has("--repeat"), "--passes and --repeat need --backend cpu");
     std::vector<Feed> feeds;
     for (size_t i = 0; i < arg_values.size(); ++i) feeds.push_back({g->args[i]->out(), arg_values[i]});
-    got = interpret(*g, feeds, fetches, {}, &session.variables());
+    got = interpret(*g, feeds, fetches, g->control_results, &session.variables());
   } else {
     TS_CHECK(backend == "cpu", "--backend must be cpu or reference, got '", backend, "'");
     got = run_on_cpu(g, fetches, targets, arg_values, session.variables(), module, args);
@@ -256,6 +257,13 @@ int cmd_grad(int argc, char** argv) {
   // The variables' values too, so a test can pair them with another runtime's variables.
   for (const std::string& name : target_names)
     if (session.variables().contains(name)) outputs.push_back({"value/" + name, session.variables().read(name)});
+  // Every variable before and after the run: a training-mode forward moves BatchNorm's
+  // moving statistics (tests compare them with TensorFlow's).
+  if (args.has("--all-variables"))
+    for (const auto& [key, value] : session.variables().snapshot()) {
+      if (before.count(key)) outputs.push_back({"before/" + key, before.at(key)});
+      outputs.push_back({"after/" + key, value});
+    }
   for (const auto& [k, t] : outputs) std::printf("%s: %s\n", k.c_str(), t.debug_string(4).c_str());
   std::string out = args.get("--output");
   if (!out.empty()) npy::save_npz(out, outputs);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tessera model zoo: TensorFlow-generated models with cached reference outputs.
 
-    python3 tests/zoo/generate.py [--out DIR] [--tier inference|import|all]
+    python3 tests/zoo/generate.py [--out DIR] [--tier inference|import|train|all]
                                   [--only NAME,...] [--jobs N]
 
 Writes DIR/<name>/ per model and DIR/manifest.json; DIR defaults to
@@ -16,7 +16,9 @@ models start first, so that parallel jobs finish together.
 The inference tier carries variables and reference outputs. The import tier
 (every keras.applications model) is graph only: saved_model.pb as Keras 3's
 model.export writes it but without variables/ ("variables": false in its
-manifest entries), for `tessera inspect --no-variables`.
+manifest entries), for `tessera inspect --no-variables`. The train tier
+(models_train.py) keeps training-mode forwards, with train_meta.json and
+TensorFlow's training references in train_ref.npz.
 """
 import argparse
 import fcntl
@@ -47,10 +49,11 @@ os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 # These modules import TensorFlow lazily, inside their functions.
 import models_keras  # noqa: E402
 import models_tf  # noqa: E402
+import models_train  # noqa: E402
 import reference  # noqa: E402
 
 ENTRY = 'entry.json'  # written last into a model folder, carries the key
-TIERS = ('inference', 'import')
+TIERS = ('inference', 'import', 'train')
 
 
 # --- registry -----------------------------------------------------------------
@@ -64,6 +67,7 @@ def registry(app_classes=()):
     specs = {name: ('inference', build) for name, build in inference_registry().items()}
     specs.update((name, ('import', build))
                  for name, build in models_keras.import_registry(app_classes).items())
+    specs.update((name, ('train', build)) for name, build in models_train.train_registry().items())
     return specs
 
 
@@ -197,7 +201,7 @@ def run_worker(name, out, key, app_classes):
         entry['seed'] = info.get('seed', seed)
         add_references(entry, info, tmp, entry['seed'])
     entry['variables'] = info.get('variables', True)
-    entry.update({k: info[k] for k in ('input_size', 'params', 'phase_cpu_s') if k in info})
+    entry.update({k: info[k] for k in ('input_size', 'params', 'phase_cpu_s', 'train') if k in info})
     usage = resource.getrusage(resource.RUSAGE_SELF)  # this worker since the fork
     entry.update(build_s=round(built - start, 2), total_s=round(time.time() - start, 2),
                  cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
@@ -367,7 +371,7 @@ def main():
     parser.add_argument('--out', type=Path, default=None,
                         help='zoo directory (default: $TESSERA_ZOO_DIR, else '
                              '${TESSERA_BUILD_DIR:-<repo>/build}/zoo)')
-    parser.add_argument('--tier', choices=('inference', 'import', 'all'), default='inference')
+    parser.add_argument('--tier', choices=('inference', 'import', 'train', 'all'), default='inference')
     parser.add_argument('--only', type=lambda s: [n for n in s.split(',') if n])
     parser.add_argument('--jobs', type=int, default=1)
     parser.add_argument('--timeout', type=int, default=3600, help='seconds per model')

@@ -29,6 +29,7 @@ void ensure_registered() {
     register_conv_grad_kernels();
     register_pool_grad_kernels();
     register_mask_kernels();
+    register_random_kernels();
   });
 }
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "frontend/tf/proto_convert.h"
+#include "frontend/tf/training_function.h"
 #include "support/file.h"
 #include "tensorflow/core/protobuf/saved_model.pb.h"
 
@@ -84,12 +85,12 @@ std::string tags_str(const google::protobuf::RepeatedPtrField<std::string>& tags
   return out + "}";
 }
 
-const tensorflow::MetaGraphDef& select_meta_graph(const tensorflow::SavedModel& sm, const std::string& path,
-                                                  const std::vector<std::string>& tags) {
+tensorflow::MetaGraphDef& select_meta_graph(tensorflow::SavedModel& sm, const std::string& path,
+                                            const std::vector<std::string>& tags) {
   TS_CHECK(sm.meta_graphs_size() > 0, "'", path, "' holds no MetaGraph");
   std::set<std::string> want(tags.begin(), tags.end());
   std::string available;
-  for (const auto& mg : sm.meta_graphs()) {
+  for (auto& mg : *sm.mutable_meta_graphs()) {
     const auto& t = mg.meta_info_def().tags();
     if (std::set<std::string>(t.begin(), t.end()) == want) return mg;
     available += " " + tags_str(t);
@@ -115,7 +116,9 @@ ModelImport import_saved_model(const std::string& dir, const ModelImportOptions&
       hint = "; found model.tflite: TFLite models are not supported";
     fail_code(ErrorCode::kNotFound, "'", dir, "' is not a SavedModel: missing saved_model.pb (or saved_model.pbtxt)", hint);
   }
-  const tensorflow::MetaGraphDef& mg = select_meta_graph(sm, dir, options.tags);
+  tensorflow::MetaGraphDef& selected = select_meta_graph(sm, dir, options.tags);
+  add_training_signature(selected);  // tf_keras: the training-mode call as a signature
+  const tensorflow::MetaGraphDef& mg = selected;
 
   // Roots: everything a signature, the restore or the init path needs.
   std::vector<std::string> roots;
