@@ -6,6 +6,7 @@
 // windows of one image may overlap, so work splits by (image, channel block).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "backend/cpu/kernel.h"
@@ -36,7 +37,8 @@ class MaxPoolGradKernel final : public CpuKernel {
     const bool ex = explicit_.size() == 8;
     nn::Window wh = nn::window(h, kh_, sh_, 1, padding_, ex ? explicit_[2] : 0, ex ? explicit_[3] : 0);
     nn::Window ww = nn::window(w, kw_, sw_, 1, padding_, ex ? explicit_[4] : 0, ex ? explicit_[5] : 0);
-    if (dy.shape() != Shape{n, wh.out, ww.out, c} || x.num_elements() == 0) return run_reference(node_, r);
+    if (dy.shape() != Shape{n, wh.out, ww.out, c} || x.num_elements() == 0 || h * w * c >= (int64_t{1} << 31))
+      return run_reference(node_, r);
     Tensor dx = r.allocate(0, DType::kFloat32, x.shape());
     const float* px = x.data<float>();
     const float* pg = dy.data<float>();
@@ -45,7 +47,7 @@ class MaxPoolGradKernel final : public CpuKernel {
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, h * w * std::min(c, kChannelBlock)));
     parallel_for(n * blocks, grain, r.threads(), [&](int64_t lo, int64_t hi) {
       float best[kChannelBlock];
-      int64_t where[kChannelBlock];
+      int32_t where[kChannelBlock];  // offsets within one image
       for (int64_t item = lo; item < hi; ++item) {
         const int64_t b = item / blocks, c0 = item % blocks * kChannelBlock, cn = std::min(kChannelBlock, c - c0);
         const float* xi = px + b * h * w * c + c0;
@@ -58,14 +60,18 @@ class MaxPoolGradKernel final : public CpuKernel {
             const int64_t w0 = std::max<int64_t>(0, xo * sw_ - ww.pad_before),
                           w1 = std::min(w, xo * sw_ - ww.pad_before + kw_);
             if (h0 >= h1 || w0 >= w1) continue;
-            const int64_t first = (h0 * w + w0) * c;
+            // Branch-free selects over contiguous channels, so the compiler vectorises them.
+            const int32_t first = static_cast<int32_t>((h0 * w + w0) * c);
             for (int64_t k = 0; k < cn; ++k) best[k] = xi[first + k], where[k] = first;
             for (int64_t hh = h0; hh < h1; ++hh)
               for (int64_t ww2 = w0; ww2 < w1; ++ww2) {
-                const int64_t at = (hh * w + ww2) * c;
+                const int32_t at = static_cast<int32_t>((hh * w + ww2) * c);
                 const float* v = xi + at;
-                for (int64_t k = 0; k < cn; ++k)
-                  if (v[k] > best[k]) best[k] = v[k], where[k] = at;
+                for (int64_t k = 0; k < cn; ++k) {
+                  const bool gt = v[k] > best[k];
+                  best[k] = gt ? v[k] : best[k];
+                  where[k] = gt ? at : where[k];
+                }
               }
             const float* g = gi + (y * ow + xo) * c;
             for (int64_t k = 0; k < cn; ++k) di[where[k] + k] += g[k];
