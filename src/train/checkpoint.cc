@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -57,14 +58,17 @@ std::string variable_path(const std::string& key) {
   return key;
 }
 
-std::string slot_key(const std::string& variable_key, const std::string& slot) {
+std::string checkpoint_slot_key(const std::string& variable_key, const std::string& slot) {
   return variable_path(variable_key) + "/.OPTIMIZER_SLOT/optimizer/" + slot + kAttrSuffix;
 }
 
 ModelLayout model_layout_from_bundle(const std::map<std::string, Tensor>& bundle) {
   ModelLayout layout;
   auto it = bundle.find(kObjectGraphKey);
-  if (it == bundle.end()) return layout;
+  if (it == bundle.end()) {
+    for (const auto& [k, t] : bundle) layout.original_fingerprints[k] = tensor_fingerprint(t);
+    return layout;
+  }
   TS_CHECK(it->second.dtype() == DType::kString && it->second.num_elements() == 1,
            kObjectGraphKey, " must be a string scalar");
   layout.object_graph = it->second.strings().at(0);
@@ -80,7 +84,59 @@ ModelLayout model_layout_from_bundle(const std::map<std::string, Tensor>& bundle
     for (const std::string& a : keys)
       for (const std::string& b : keys)
         if (a != b && same_bits(bundle.at(a), bundle.at(b))) layout.aliases[a].push_back(b);
+  for (const auto& [k, t] : bundle)
+    if (k != kObjectGraphKey) layout.original_fingerprints[k] = tensor_fingerprint(t);
   return layout;
+}
+
+std::string primary_bundle_key(const ModelLayout& layout, const std::string& key) {
+  auto it = layout.bundle_keys.find(key);
+  if (it == layout.bundle_keys.end() || it->second.empty()) return key;
+  for (const std::string& k : it->second)
+    if (!k.starts_with("_")) return k;
+  return it->second.front();
+}
+
+std::vector<std::string> all_bundle_keys(const ModelLayout& layout, const std::string& key) {
+  std::vector<std::string> out = {primary_bundle_key(layout, key)};
+  auto add = [&](const std::string& k) {
+    if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
+  };
+  auto it = layout.bundle_keys.find(key);
+  if (it != layout.bundle_keys.end())
+    for (const std::string& k : it->second) add(k);
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto al = layout.aliases.find(out[i]);
+    if (al != layout.aliases.end())
+      for (const std::string& k : al->second) add(k);
+  }
+  return out;
+}
+
+uint64_t tensor_fingerprint(const Tensor& t) {
+  std::string bytes = str_cat(static_cast<int>(t.dtype()), shape_str(t.shape()), ":");
+  if (t.dtype() != DType::kString && t.dtype() != DType::kVariant && t.dtype() != DType::kResource)
+    bytes.append(static_cast<const char*>(t.raw()), t.nbytes());
+  return fingerprint(bytes);
+}
+
+std::map<std::string, Tensor> variables_by_bundle_key(const std::map<std::string, Tensor>& variables,
+                                                      const ModelLayout& layout) {
+  std::map<std::string, std::pair<int, Tensor>> best;  // key -> (precedence, value)
+  for (const auto& [rk, value] : variables) {
+    const bool trained = std::find(layout.trainable.begin(), layout.trainable.end(), rk) != layout.trainable.end();
+    const std::string primary = primary_bundle_key(layout, rk);
+    auto orig = layout.original_fingerprints.find(primary);
+    const bool changed = orig != layout.original_fingerprints.end() && orig->second != tensor_fingerprint(value);
+    const int precedence = trained ? 2 : changed ? 1 : 0;
+    for (const std::string& key : all_bundle_keys(layout, rk)) {
+      auto it = best.find(key);
+      if (it == best.end() || it->second.first < precedence) best[key] = {precedence, value};
+    }
+  }
+  std::map<std::string, Tensor> out;
+  for (auto& [k, v] : best) out[k] = v.second;
+  return out;
 }
 
 ModelLayout read_model_layout(const std::string& saved_model_dir) {
@@ -104,21 +160,24 @@ std::string checkpoint_object_graph(const TrainState& state, const ModelLayout& 
   for (int i = 0; i < g.nodes_size(); ++i)
     for (const auto& attr : g.nodes(i).attributes()) node_of[attr.checkpoint_key()] = i;
   // Variables the model's graph does not list (e.g. a TF1 model) become children of the root.
-  for (const auto& [key, value] : state.variables)
+  for (const auto& [rk, value] : state.variables) {
+    const std::string key = primary_bundle_key(layout, rk);
     if (!node_of.count(key)) node_of[key] = add_value_node(g, 0, variable_path(key), variable_path(key), key);
+  }
 
   const int optimizer = add_child_node(g, 0, "optimizer");
   add_value_node(g, optimizer, "iter", "iter", kIterationsKey);
-  for (const auto& [key, slots] : state.slots) {
+  for (const auto& [rk, slots] : state.slots) {
+    const std::string key = primary_bundle_key(layout, rk);
     auto var = node_of.find(key);
-    TS_CHECK(var != node_of.end(), "optimizer slots for '", key, "', which is not a variable");
+    TS_CHECK(var != node_of.end(), "optimizer slots for '", rk, "', which is not a variable");
     for (const auto& [slot, value] : slots) {
       int id = g.nodes_size();
       TrackableObject* node = g.add_nodes();
       auto* attr = node->add_attributes();
       attr->set_name("VARIABLE_VALUE");
       attr->set_full_name(variable_path(key) + "/" + slot);
-      attr->set_checkpoint_key(slot_key(key, slot));
+      attr->set_checkpoint_key(checkpoint_slot_key(key, slot));
       node->mutable_has_checkpoint_values()->set_value(true);
       auto* ref = g.mutable_nodes(optimizer)->add_slot_variables();
       ref->set_original_variable_node_id(var->second);
@@ -139,15 +198,9 @@ std::string checkpoint_object_graph(const TrainState& state, const ModelLayout& 
 std::map<std::string, Tensor> checkpoint_tensors(const TrainState& state, const PipelineState& input,
                                                  const ModelLayout& layout, int64_t save_counter) {
   std::map<std::string, Tensor> t;
-  for (const auto& [key, value] : state.variables) {
-    t[key] = value;
-    auto al = layout.aliases.find(key);
-    if (al != layout.aliases.end())
-      for (const std::string& other : al->second)
-        if (!state.variables.count(other)) t[other] = value;
-  }
-  for (const auto& [key, slots] : state.slots)
-    for (const auto& [slot, value] : slots) t[slot_key(key, slot)] = value;
+  t = variables_by_bundle_key(state.variables, layout);
+  for (const auto& [rk, slots] : state.slots)
+    for (const auto& [slot, value] : slots) t[checkpoint_slot_key(primary_bundle_key(layout, rk), slot)] = value;
   t[kIterationsKey] = int64_scalar(state.step);
   t[kSaveCounterKey] = int64_scalar(save_counter);
   int64_t seed_bits;
@@ -159,7 +212,7 @@ std::map<std::string, Tensor> checkpoint_tensors(const TrainState& state, const 
   return t;
 }
 
-void read_checkpoint(const std::string& prefix, TrainState* state, PipelineState* input) {
+void read_checkpoint(const std::string& prefix, TrainState* state, PipelineState* input, const ModelLayout& layout) {
   with_context(str_cat("checkpoint '", prefix, "'"), [&] {
     TensorBundleReader r(prefix);
     auto read = [&](const std::string& key, const Tensor* like) {
@@ -170,9 +223,9 @@ void read_checkpoint(const std::string& prefix, TrainState* state, PipelineState
              dtype_name(like->dtype()), shape_str(like->shape()));
       return v;
     };
-    for (auto& [key, value] : state->variables) value = read(key, &value);
-    for (auto& [key, slots] : state->slots)
-      for (auto& [slot, value] : slots) value = read(slot_key(key, slot), &value);
+    for (auto& [rk, value] : state->variables) value = read(primary_bundle_key(layout, rk), &value);
+    for (auto& [rk, slots] : state->slots)
+      for (auto& [slot, value] : slots) value = read(checkpoint_slot_key(primary_bundle_key(layout, rk), slot), &value);
     state->step = read(kIterationsKey, nullptr).scalar_int();
     int64_t seed_bits = read(kDropoutSeedKey, nullptr).scalar_int();
     std::memcpy(&state->seed, &seed_bits, sizeof seed_bits);

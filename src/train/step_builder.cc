@@ -110,6 +110,36 @@ std::string discover_endpoint(const Module& module, const std::string& requested
 }
 
 namespace {
+const Node* var_handle_of(Value h);
+}  // namespace
+
+std::map<std::string, std::string> bundle_keys(const Module& module) {
+  std::map<std::string, std::string> out;
+  if (!module.graph) return out;
+  for (const auto& n : module.graph->nodes()) {
+    if (n->op != "AssignVariableOp" || n->inputs.size() < 2) continue;
+    const Node* h = var_handle_of(n->inputs[0]);
+    Value v = n->inputs[1];
+    while (v.node->op == "Identity" && !v.node->inputs.empty()) v = v.node->inputs[0];
+    if (!h || v.node->op != "RestoreV2" || v.node->inputs.size() < 2) continue;
+    Value names = v.node->inputs[1];
+    while (names.node->op == "Identity" && !names.node->inputs.empty()) names = names.node->inputs[0];
+    const Tensor* t = passes::const_value(names);
+    if (!t || t->dtype() != DType::kString || v.index >= t->num_elements()) continue;
+    out[passes::variable_key(*h)] = t->strings().at(static_cast<size_t>(v.index));
+  }
+  return out;
+}
+
+std::set<std::string> signature_variables(const Module& module, const std::string& signature) {
+  std::set<std::string> out;
+  std::shared_ptr<Graph> g = signature_graph(module, module.signature(signature));
+  for (const auto& n : g->nodes())
+    if (n->op == "VarHandleOp") out.insert(passes::variable_key(*n));
+  return out;
+}
+
+namespace {
 
 constexpr const char* kDropoutSeed = "tessera/dropout_seed";
 constexpr const char* kSampleOffset = "tessera/sample_offset";

@@ -11,6 +11,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,12 @@ struct StepInfo {
 // Endpoint discovery (shared conventions): explicit name, else train_forward, else
 // tessera_training_forward, else serving_default. `eval` picks serving_default, else serve.
 std::string discover_endpoint(const Module& module, const std::string& requested, bool eval);
+
+// SavedModel bundle key of each variable the module restores from its checkpoint, by store
+// key (from the restore graph: AssignVariableOp(handle, RestoreV2 output i) <- tensor_names[i]).
+std::map<std::string, std::string> bundle_keys(const Module& module);
+// Store keys of the variables a signature's graph touches (reads or writes).
+std::set<std::string> signature_variables(const Module& module, const std::string& signature);
 
 // Builds one program. `variables` holds the current values (shapes of trainables/slots).
 StepProgram build_program(StepKind kind, const Module& module, const std::string& endpoint, const TrainOptions& o,

@@ -81,6 +81,8 @@ LoopResult run_training(Trainer& trainer, const DatasetPtr& train, const Dataset
                         const LoopOptions& o, Communicator* comm) {
   const bool leader = !comm || comm->rank() == 0;
   LoopResult result;
+  ModelLayout layout = o.layout;
+  layout.trainable = trainer.trainable_keys();
   ProgressBar bar(o.progress_out, o.tty, o.log_every);
   auto say = [&](const std::string& text) {
     if (leader && !o.quiet) bar.note(text);
@@ -89,7 +91,7 @@ LoopResult run_training(Trainer& trainer, const DatasetPtr& train, const Dataset
   // Resume: every rank reads the same checkpoint (the directory is shared or copied).
   std::unique_ptr<CheckpointManager> ckpt;
   if (!o.checkpoint_dir.empty() && leader)
-    ckpt = std::make_unique<CheckpointManager>(o.checkpoint_dir, o.keep, o.layout, o.checkpoint_options);
+    ckpt = std::make_unique<CheckpointManager>(o.checkpoint_dir, o.keep, layout, o.checkpoint_options);
   PipelineState position;
   bool have_position = false;
   if (o.resume) {
@@ -97,7 +99,7 @@ LoopResult run_training(Trainer& trainer, const DatasetPtr& train, const Dataset
     const std::string latest = latest_checkpoint(o.checkpoint_dir);
     if (!latest.empty()) {
       TrainState state = trainer.state();
-      read_checkpoint(latest, &state, &position);
+      read_checkpoint(latest, &state, &position, layout);
       trainer.restore(state);
       have_position = true;
       result.resumed = true;
@@ -192,7 +194,7 @@ LoopResult run_training(Trainer& trainer, const DatasetPtr& train, const Dataset
 
   if (leader && !o.export_dir.empty()) {
     TS_CHECK(!o.model_dir.empty(), "--export needs a SavedModel directory as the model");
-    export_saved_model(o.model_dir, o.export_dir, trainer.state().variables);
+    export_saved_model(o.model_dir, o.export_dir, variables_by_bundle_key(trainer.state().variables, layout));
     say(str_cat("exported the trained model to ", o.export_dir));
   }
   if (result.has_eval) result.stats.set_eval(result.eval.loss, result.eval.accuracy, result.eval.samples);

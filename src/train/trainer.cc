@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <set>
 #include <thread>
 
 #include "train/dataset.h"
@@ -62,8 +63,8 @@ class TrainerImpl : public Trainer {
     }
     seed_ = o_.seed;
     store_.restore(model_->variables());
-    for (const auto& [k, v] : model_->variables()) var_keys_.push_back(k);
     endpoint_ = discover_endpoint(model_->module(), o_.endpoint, false);
+    init_keys();
     split_ = o_.replicas > 1 || comm_->size() > 1;
     int total = o_.threads > 0 ? o_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const Module& m = model_->module();
@@ -134,9 +135,10 @@ class TrainerImpl : public Trainer {
 
   TrainState state() const override {
     TrainState s;
-    for (const std::string& k : var_keys_) s.variables[k] = store_.read(k).clone();
+    for (const std::string& k : var_keys_) s.variables[ext(k)] = store_.read(k).clone();
     for (const std::string& k : info_.trainable)
-      for (const std::string& name : slot_names(o_.optimizer)) s.slots[k][name] = store_.read(slot_key(k, name)).clone();
+      for (const std::string& name : slot_names(o_.optimizer))
+        s.slots[ext(k)][name] = store_.read(slot_key(k, name)).clone();
     s.step = step_;
     s.seed = seed_;
     s.samples_seen = samples_seen_;
@@ -152,15 +154,31 @@ class TrainerImpl : public Trainer {
                shape_str(cur.shape()));
       store_.assign(key, t.clone());
     };
-    for (const auto& [k, t] : s.variables) put(k, t, "variable");
-    for (const auto& [k, slots] : s.slots)
-      for (const auto& [name, t] : slots) put(slot_key(k, name), t, "optimizer slot " + name + " of");
+    for (const auto& [k, t] : s.variables) {
+      auto it = store_of_.find(k);
+      if (it != store_of_.end()) {
+        put(it->second, t, "variable");
+        continue;
+      }
+      // Another bundle key of the model (an alias the step does not use, e.g. Keras 3's
+      // _all_variables/N): nothing to restore.
+      TS_CHECK(all_bundle_keys_.count(k), "restore: variable '", k, "' is not a variable of this model");
+    }
+    for (const auto& [k, slots] : s.slots) {
+      auto it = store_of_.find(k);
+      TS_CHECK(it != store_of_.end(), "restore: optimizer slots for '", k, "', which is not a variable of this model");
+      for (const auto& [name, t] : slots) put(slot_key(it->second, name), t, "optimizer slot " + name + " of");
+    }
     step_ = s.step;
     seed_ = s.seed;
     samples_seen_ = s.samples_seen;
   }
 
-  std::vector<std::string> trainable_keys() const override { return info_.trainable; }
+  std::vector<std::string> trainable_keys() const override {
+    std::vector<std::string> out;
+    for (const std::string& k : info_.trainable) out.push_back(ext(k));
+    return out;
+  }
   double learning_rate() const override {
     return learning_rate_at(o_.schedule, o_.optimizer.learning_rate, step_);
   }
@@ -168,6 +186,35 @@ class TrainerImpl : public Trainer {
   const Graph& step_graph() const override { return split_ ? *grad_.program.graph : *full_.program.graph; }
 
  private:
+  // State keys are SavedModel bundle keys (store keys for variables the checkpoint does not
+  // restore). The state holds the variables the training and evaluation endpoints use, so
+  // alias copies that nothing reads (Keras 3 exports keep each variable twice) are left out.
+  void init_keys() {
+    const Module& m = model_->module();
+    std::map<std::string, std::string> bundle = bundle_keys(m);
+    for (const auto& [store, key] : bundle) all_bundle_keys_.insert(key);
+    std::set<std::string> used = signature_variables(m, endpoint_);
+    try {
+      std::set<std::string> ev = signature_variables(m, discover_endpoint(m, o_.eval_endpoint, true));
+      used.insert(ev.begin(), ev.end());
+    } catch (const std::exception&) {
+      // No evaluation endpoint: evaluate() reports it when called.
+    }
+    for (const auto& [k, v] : model_->variables()) {
+      if (!used.count(k)) continue;
+      auto it = bundle.find(k);
+      std::string e = it != bundle.end() ? it->second : k;
+      TS_CHECK(!store_of_.count(e), "variables '", store_of_[e], "' and '", k, "' share the key '", e, "'");
+      ext_of_[k] = e;
+      store_of_[e] = k;
+      var_keys_.push_back(k);
+    }
+  }
+  std::string ext(const std::string& store_key) const {
+    auto it = ext_of_.find(store_key);
+    return it != ext_of_.end() ? it->second : store_key;
+  }
+
   int64_t check_batch(const std::vector<Tensor>& features, const Tensor& labels) const {
     TS_CHECK(!features.empty(), "a step needs at least one feature tensor");
     int64_t batch = -1;
@@ -302,7 +349,9 @@ class TrainerImpl : public Trainer {
   std::unique_ptr<Communicator> local_comm_;
   Communicator* comm_ = nullptr;
   ResourceStore store_;
-  std::vector<std::string> var_keys_;
+  std::vector<std::string> var_keys_;  // store keys of the variables in the state
+  std::map<std::string, std::string> ext_of_, store_of_;  // store key <-> state key
+  std::set<std::string> all_bundle_keys_;
   StepInfo info_;
   std::string endpoint_;
   bool split_ = false;

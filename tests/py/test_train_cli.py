@@ -107,7 +107,9 @@ def _curve(setup, name, extra=(), prefix=()):
     out = setup["dir"] / f"{name}.json"
     run_train(train_args(setup["model"], setup["perm"], 12, extra=["--stats-json", out, "--quiet", *extra],
                          validation=False), prefix=prefix)
-    return np.array(stats(out)["losses"])
+    s = stats(out)
+    assert s["processes"] == (2 if prefix else 1)
+    return np.array(s["losses"])
 
 
 def test_replicas_and_mpirun_give_the_same_curve(setup):

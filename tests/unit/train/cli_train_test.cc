@@ -169,7 +169,7 @@ TEST(CliCheckpoint, LayoutKeysAndObjectGraph) {
     EXPECT_EQ(sv.slot_name(), "momentum");
     const std::string key = g.nodes(sv.slot_variable_node_id()).attributes(0).checkpoint_key();
     const std::string var = g.nodes(sv.original_variable_node_id()).attributes(0).checkpoint_key();
-    EXPECT_EQ(key, slot_key(var, "momentum"));
+    EXPECT_EQ(key, checkpoint_slot_key(var, "momentum"));
     EXPECT_TRUE(tensors.count(key));
   }
   // Round trip through the writer and reader.

@@ -12,7 +12,7 @@
 namespace tessera::train {
 namespace {
 
-struct Run {
+struct Applied {
   std::vector<double> w;
   std::map<std::string, std::vector<double>> slots;
 };
@@ -22,7 +22,7 @@ std::vector<double> values(const Tensor& t) {
 }
 
 // Applies `grads` (one gradient vector per step) to w through the emitted update graph.
-Run apply(const OptimizerSpec& o, std::vector<float> w0, const std::vector<std::vector<float>>& grads,
+Applied apply(const OptimizerSpec& o, std::vector<float> w0, const std::vector<std::vector<float>>& grads,
           const ScheduleSpec& sched = {}) {
   int64_t n = static_cast<int64_t>(w0.size());
   ResourceStore store;
@@ -43,7 +43,7 @@ Run apply(const OptimizerSpec& o, std::vector<float> w0, const std::vector<std::
       feeds.push_back({g.args[i]->out(), Tensor::scalar<float>(static_cast<float>(h.at(hyper_names(o)[i - 1])))});
     interpret(g, feeds, {}, g.control_results, &store);
   }
-  Run r;
+  Applied r;
   r.w = values(store.read("/w"));
   for (const std::string& s : slot_names(o)) r.slots[s] = values(store.read(slot_key("/w", s)));
   return r;
@@ -58,7 +58,7 @@ TEST(StepOptimizers, AdamAndAdamW) {
     o.name = wd > 0 ? "adamw" : "adam";
     o.learning_rate = 0.01;
     o.weight_decay = wd;
-    Run r = apply(o, kW, kGrads);
+    Applied r = apply(o, kW, kGrads);
     for (size_t i = 0; i < kW.size(); ++i) {
       double w = kW[i], m = 0, v = 0;
       for (size_t t = 0; t < kGrads.size(); ++t) {
@@ -83,7 +83,7 @@ TEST(StepOptimizers, SgdMomentumNesterovAndPlain) {
     o.learning_rate = 0.1;
     o.momentum = mode == 0 ? 0.0 : 0.9;
     o.nesterov = mode == 2;
-    Run r = apply(o, kW, kGrads);
+    Applied r = apply(o, kW, kGrads);
     for (size_t i = 0; i < kW.size(); ++i) {
       double w = kW[i], m = 0;
       for (const auto& gs : kGrads) {
@@ -108,7 +108,7 @@ TEST(StepOptimizers, RmspropWithAndWithoutMomentum) {
     o.name = "rmsprop";
     o.learning_rate = 0.01;
     o.momentum = mom;
-    Run r = apply(o, kW, kGrads);
+    Applied r = apply(o, kW, kGrads);
     for (size_t i = 0; i < kW.size(); ++i) {
       double w = kW[i], vel = 0, m = 0;
       for (const auto& gs : kGrads) {
@@ -134,17 +134,17 @@ TEST(StepOptimizers, ClipNormPerVariableAndGlobal) {
   o.learning_rate = 1.0;
   o.clipnorm = 1.0;
   // |g| = 5 -> scaled to norm 1; a zero gradient stays zero.
-  Run r = apply(o, {0.0f, 0.0f}, {{3.0f, 4.0f}});
+  Applied r = apply(o, {0.0f, 0.0f}, {{3.0f, 4.0f}});
   EXPECT_NEAR(r.w[0], -0.6, 1e-6);
   EXPECT_NEAR(r.w[1], -0.8, 1e-6);
-  Run z = apply(o, {1.0f, 1.0f}, {{0.0f, 0.0f}});
+  Applied z = apply(o, {1.0f, 1.0f}, {{0.0f, 0.0f}});
   EXPECT_EQ(z.w[0], 1.0);
   o.clipnorm = 0;
   o.global_clipnorm = 10.0;  // norm 5 < 10: unchanged
-  Run u = apply(o, {0.0f, 0.0f}, {{3.0f, 4.0f}});
+  Applied u = apply(o, {0.0f, 0.0f}, {{3.0f, 4.0f}});
   EXPECT_NEAR(u.w[0], -3.0, 1e-6);
   o.global_clipnorm = 2.5;
-  Run c = apply(o, {0.0f, 0.0f}, {{3.0f, 4.0f}});
+  Applied c = apply(o, {0.0f, 0.0f}, {{3.0f, 4.0f}});
   EXPECT_NEAR(c.w[1], -2.0, 1e-6);
 }
 
@@ -171,7 +171,7 @@ TEST(StepSchedules, LearningRateReachesTheUpdate) {
   o.name = "sgd";
   o.learning_rate = 1.0;
   ScheduleSpec e{"exponential", 1, 0.5, false, 0, 0};
-  Run r = apply(o, {0.0f}, {{1.0f}, {1.0f}, {1.0f}}, e);  // rates 1, 0.5, 0.25
+  Applied r = apply(o, {0.0f}, {{1.0f}, {1.0f}, {1.0f}}, e);  // rates 1, 0.5, 0.25
   EXPECT_NEAR(r.w[0], -1.75, 1e-6);
 }
 
