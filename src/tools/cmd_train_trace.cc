@@ -10,6 +10,8 @@
 #include <cstring>
 
 #include "io/npy.h"
+#include "ir/printer.h"
+#include "support/file.h"
 #include "runtime/model.h"
 #include "tools/cli.h"
 #include "train/trainer.h"
@@ -23,7 +25,8 @@ const char* kUsage =
     "       [--beta-1 F] [--beta-2 F] [--epsilon F] [--weight-decay F] [--momentum F] [--nesterov] [--rho F]\n"
     "       [--clipnorm F] [--global-clipnorm F] [--schedule constant|exponential|cosine] [--decay-steps N]\n"
     "       [--decay-rate F] [--staircase] [--alpha F] [--warmup-steps N] [--replicas R] [--seed S]\n"
-    "       [--target cpu|reference] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n";
+    "       [--target cpu|reference] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n"
+    "       [--dump-graph FILE]   the optimised step graph as IR text\n";
 
 // Rows (start + j) mod n for j < count, of dimension 0.
 Tensor take_rows(const Tensor& t, int64_t start, int64_t count) {
@@ -49,7 +52,7 @@ int cmd_train_trace(int argc, char** argv) {
                                     "--optimizer", "--lr", "--beta-1", "--beta-2", "--epsilon", "--weight-decay",
                                     "--momentum", "--rho", "--clipnorm", "--global-clipnorm", "--schedule",
                                     "--decay-steps", "--decay-rate", "--alpha", "--warmup-steps", "--replicas",
-                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags"};
+                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags", "--dump-graph"};
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
     std::printf("%s", kUsage);
@@ -93,6 +96,7 @@ int cmd_train_trace(int argc, char** argv) {
   apply_tags_flag(args, lo);
   auto model = Model::load(args.positional[0], lo);
   auto trainer = train::Trainer::create(model, o);
+  if (args.has("--dump-graph")) write_file(args.get("--dump-graph"), print_graph(trainer->step_graph(), {}));
 
   Tensor x = npy::load_npy(args.get("--x"));
   Tensor y = npy::load_npy(args.get("--y"));

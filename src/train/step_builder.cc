@@ -194,6 +194,29 @@ void assigns_to_results(Graph& g, StepProgram& p) {
   g.remove_if([&](const Node& n) { return gone.count(const_cast<Node*>(&n)) > 0; });
 }
 
+// passes::variable_targets, except that the forward's own assignments (reached through the
+// control edges Keras puts on its outputs) are allowed: they write, and no gradient flows
+// through them. Any other direct use of a handle would hide part of a gradient: refused.
+std::vector<passes::GradTarget> trainable_targets(const Graph& g, Value loss) {
+  std::map<std::string, passes::GradTarget> by_key;
+  for (Node* n : g.schedule({loss}, {})) {
+    if (n->op != "ReadVariableOp" && !is_assign(*n) && n->op != "VarIsInitializedOp")
+      for (const Value& in : n->inputs)
+        if (dtype_of(in) == DType::kResource)
+          fail_code(ErrorCode::kUnimplemented, n->label(), " uses the variable handle ", in.str(),
+                    " directly; training differentiates variables read through ReadVariableOp only");
+    if (n->op != "ReadVariableOp" || !is_differentiable(n->outputs.at(0).dtype)) continue;
+    const Node* h = var_handle_of(n->inputs.at(0));
+    TS_CHECK(h, n->label(), ": reads a variable through a handle that is not a VarHandleOp");
+    std::string k = passes::variable_key(*h);
+    auto [it, fresh] = by_key.emplace(k, passes::GradTarget{k, {}});
+    it->second.values.push_back(n->out(0));
+  }
+  std::vector<passes::GradTarget> out;
+  for (auto& [k, t] : by_key) out.push_back(std::move(t));
+  return out;
+}
+
 StepProgram build_update(const TrainOptions& o, const ResourceStore& vars, const StepInfo& info) {
   StepProgram p;
   p.kind = StepKind::kUpdate;
@@ -296,7 +319,7 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     std::vector<Value> grads;
     std::vector<passes::GradTarget> targets;
     if (kind != StepKind::kEval) {
-      for (passes::GradTarget& t : passes::variable_targets(g, loss))
+      for (passes::GradTarget& t : trainable_targets(g, loss))
         if (!assigned.count(t.name)) targets.push_back(std::move(t));
       std::sort(targets.begin(), targets.end(), [](const auto& a, const auto& c) { return a.name < c.name; });
       TS_CHECK(!targets.empty(), "the loss reads no trainable variable");

@@ -60,7 +60,25 @@ def work(tmp_path_factory):
         path = tmp / f"mlp_{name}"
         model.export(str(path), verbose=False)
         models[name] = (path, [w.copy() for w in model.get_weights()], (hidden, out, act))
+    np.save(tmp / "x_img.npy", data["x"].reshape(-1, 28, 28, 1))
+    # A small CNN with BatchNorm, exported with a training-mode endpoint (the README's
+    # ExportArchive recipe): its forward updates the moving statistics.
+    keras.utils.set_random_seed(3)
+    cnn = _cnn()
+    archive = keras.export.ExportArchive()
+    archive.track(cnn)
+    spec = [tf.TensorSpec([None, 28, 28, 1], tf.float32)]
+    archive.add_endpoint("serving_default", lambda x: cnn(x, training=False), input_signature=spec)
+    archive.add_endpoint("train_forward", lambda x: cnn(x, training=True), input_signature=spec)
+    archive.write_out(str(tmp / "cnn"), verbose=False)
+    models["cnn"] = (tmp / "cnn", [w.copy() for w in cnn.get_weights()], cnn)
     return tmp, data, models
+
+
+def _cnn():
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
+                             keras.layers.BatchNormalization(), keras.layers.MaxPooling2D(),
+                             keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
 
 
 def _keras_model(spec, weights):
@@ -130,9 +148,9 @@ def tf_trace(data, model_spec, weights, steps, loss, from_logits, opt, lr, sched
     return np.array(losses), model, optimizer
 
 
-def tessera_trace(tmp, path, steps, loss, from_logits, opt, lr, sched=None, extra=(), name="t"):
+def tessera_trace(tmp, path, steps, loss, from_logits, opt, lr, sched=None, extra=(), name="t", x="x.npy"):
     out = tmp / f"{name}.npz"
-    args = ["train-trace", path, "--x", tmp / "x.npy", "--y", tmp / f"{_labels(None, loss)}.npy",
+    args = ["train-trace", path, "--x", tmp / x, "--y", tmp / f"{_labels(None, loss)}.npy",
             "--batch", BATCH, "--steps", steps, "--loss", loss, "--optimizer", opt, "--lr", lr,
             "--out", out, "--threads", 2, *extra]
     if from_logits:
@@ -292,3 +310,91 @@ def test_bad_options_are_reported(work):
         proc = run_cli("train-trace", path, "--x", tmp / "x.npy", "--y", tmp / "y.npy", "--batch", 8, "--steps", 1,
                        "--out", tmp / "bad.npz", *flags, check=False)
         assert proc.returncode != 0 and msg in proc.stderr, proc.stderr
+
+
+def _cnn_keys(path, exported, model):
+    """State key of each of `model.variables` (a fresh copy of the exported CNN): the bundle
+    key _all_variables/N names the variable the SavedModel lists there, found by layer
+    position and attribute."""
+    loaded = tf.saved_model.load(str(path))
+    layer_names = [layer.name for layer in exported.layers]
+    where = {}
+    for i, v in enumerate(loaded._all_variables):
+        layer, attr = v.name.split(":")[0].split("/")[-2:]
+        where[(layer_names.index(layer), attr)] = f"var/_all_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+    out = []
+    for v in model.variables:
+        layer = next(i for i, layer in enumerate(model.layers) if any(w is v for w in layer.variables))
+        out.append(where[(layer, v.path.split("/")[-1])])
+    return out
+
+
+def test_cnn_with_batchnorm_training_endpoint_matches_tensorflow(work):
+    """train_forward (training=True): batch statistics, moving statistics assigned by the
+    forward and left out of the trainables; 20 Adam steps against TF."""
+    tmp, data, models = work
+    path, weights, exported = models["cnn"]
+    init = tessera_trace(tmp, path, 1, "sparse_categorical_crossentropy", False, "sgd", 0.0, name="cnn0",
+                         x="x_img.npy")
+    model = _cnn()
+    model.set_weights(weights)
+    keys = _cnn_keys(path, exported, model)
+    for key, w in zip(keys, weights):
+        assert init[key].shape == w.shape, key
+    optimizer = keras.optimizers.Adam(1e-3)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            value = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return value
+
+    x = data["x"].reshape(-1, 28, 28, 1)
+    ref = np.array([float(step(x[s * BATCH:(s + 1) * BATCH], data["y"][s * BATCH:(s + 1) * BATCH]))
+                    for s in range(20)])
+    got = tessera_trace(tmp, path, 20, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="cnn",
+                        x="x_img.npy")
+    _check_losses(ref, got["loss"])
+    trainable = {k[len("trainable/"):] for k in got if k.startswith("trainable/")}
+    assert len(trainable) == 6, trainable  # conv, BN gamma/beta, dense: not the moving statistics
+    for key, v in zip(keys, model.variables):
+        if "moving" in v.path:
+            assert key[len("var/"):] not in trainable
+            _close(v.numpy(), got[key], v.path, 1e-4)
+            assert not np.array_equal(got[key], init[key]), f"{v.path} was not updated"
+
+
+def test_cnn_replicas_use_per_replica_statistics(work):
+    """2 replicas: each normalises with its own half's statistics; the loss is the mean of the
+    halves' losses, the gradient their mean, the moving statistics the mean of the replicas'
+    updates (MirroredStrategy's defaults)."""
+    tmp, data, models = work
+    path, weights, exported = models["cnn"]
+    got = tessera_trace(tmp, path, 1, "sparse_categorical_crossentropy", False, "sgd", 0.1, name="cnn_r2",
+                        x="x_img.npy", extra=["--replicas", 2])
+    x = data["x"][:BATCH].reshape(-1, 28, 28, 1)
+    y = data["y"][:BATCH]
+    halves = [slice(0, BATCH // 2), slice(BATCH // 2, BATCH)]
+    model = _cnn()
+    model.set_weights(weights)
+    keys = _cnn_keys(path, exported, model)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    with tf.GradientTape() as tape:
+        loss = tf.add_n([loss_fn(y[h], model(x[h], training=True)) for h in halves]) / 2
+    grads = tape.gradient(loss, model.trainable_variables)
+    np.testing.assert_allclose(got["loss"][0], float(loss), rtol=1e-5)
+    moving = []
+    for h in halves:
+        m = _cnn()
+        m.set_weights(weights)
+        m(x[h], training=True)
+        moving.append([v.numpy() for v in m.variables])
+    trainable_paths = {v.path: g for v, g in zip(model.trainable_variables, grads)}
+    for i, (key, v, w0) in enumerate(zip(keys, model.variables, weights)):
+        if "moving" in v.path:
+            _close((moving[0][i] + moving[1][i]) / 2, got[key], v.path, 1e-5)
+        else:
+            _close(w0 - 0.1 * trainable_paths[v.path].numpy(), got[key], v.path, 1e-3)

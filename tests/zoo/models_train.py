@@ -14,8 +14,9 @@ gradient of the mean squared error between that output and `target` w.r.t.
 every trainable variable (`grad/<key>`, from tf.GradientTape on the loaded
 endpoint, i.e. what `tessera grad --loss mse` computes), and every variable's
 value before (`before/<key>`: the checkpoint's) and after one call of the
-training endpoint (`after/<key>`: BatchNorm's moving statistics move, the rest
-do not).
+training endpoint (`after/<group>/<j>`, per variable object, grouped under the
+first checkpoint key of equal initial value: BatchNorm's moving statistics
+move, the rest do not).
 """
 import json
 from functools import partial
@@ -129,9 +130,16 @@ def tf_references(path, endpoint, x, y, target, dropout):
         for v, g in zip(variables, grads):
             for k in by_value[v.ref()]:
                 refs[f'grad/{k}'] = g.numpy()
-    for v in loaded.variables:  # one training call happened above
-        for k in by_value[v.ref()]:
-            refs[f'after/{k}'] = v.numpy()
+    # One training call happened above. Variables with equal initial values (Keras 3's
+    # ExportArchive saves a second copy of each, which the endpoints do not all use) form a
+    # group named by its first key: after/<group>/<j>, one entry per variable object.
+    groups = {}
+    for v in loaded.variables:
+        if not by_value[v.ref()]:
+            continue  # not in the checkpoint
+        group = sorted(by_value[v.ref()])[0]
+        refs[f'after/{group}/{groups.setdefault(group, 0)}'] = v.numpy()
+        groups[group] += 1
     return refs
 
 
@@ -163,8 +171,8 @@ def build_train(name, folder, seed):
             'trainable_keys': trainable, 'batch': BATCH,
             'references': 'train_ref.npz: x, y, target (one-hot y); train_out, loss and '
                           'grad/<key> (mean squared error of train_out to target) for '
-                          'dropout-free models; before/<key> and after/<key>: variables '
-                          'before and after one training call'}
+                          'dropout-free models; before/<key> and after/<group>/<j>: '
+                          'variables before and after one training call'}
     (folder / 'train_meta.json').write_text(json.dumps(meta, indent=1))
     return dict(format='saved_model', path='saved_model', train=meta,
                 notes=f'{notes}; {exporter}; random BN statistics')
