@@ -232,7 +232,8 @@ def run_tessera(args, mode, folder, name, batch, warmup, steps, log):
         if mode == 'train':
             stats = tmp / 'stats.json'
             rc, rss, wall = spawn([binary, 'train', model, '--data', f'npz:{folder / name / f"data_b{batch}.npz"}',
-                                   '--steps', str(warmup + steps), '--quiet', '--stats-json', stats] + common, env, log)
+                                   '--steps', str(warmup + steps), '--stats-warmup', str(warmup), '--shuffle', '0',
+                                   '--quiet', '--stats-json', stats] + common, env, log)
             if rc != 0:
                 return dict(status='failed', why=f'exit {rc}')
             s = json.loads(stats.read_text())

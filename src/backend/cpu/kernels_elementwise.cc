@@ -297,6 +297,14 @@ void register_elementwise_kernels() {
   register_kernel("TsGelu", [](const Node& n, const CompileEnv& env) {
     return make(n, env, {n.attr_or<bool>("approximate", false) ? "GeluTanh $0" : "GeluExact $0"});
   });
+  // AddN: gradient accumulation in training graphs (a value used twice), same-shaped inputs.
+  register_kernel("AddN", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
+    if (n.inputs.size() < 2) return nullptr;
+    std::vector<std::string> program = {"AddV2 $0 $1"};
+    for (size_t i = 2; i < n.inputs.size(); ++i)
+      program.push_back("AddV2 %" + std::to_string(i - 2) + " $" + std::to_string(i));
+    return make(n, env, program);
+  });
   register_kernel("TsElementwise", [](const Node& n, const CompileEnv& env) {
     return make(n, env, n.attr<std::vector<std::string>>("program"));
   });

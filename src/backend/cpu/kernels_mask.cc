@@ -2,7 +2,9 @@
 // ELU's, LeakyReLU's) as g * Cast(Greater(x, 0)), so training graphs run a float comparison to
 // bool and a bool-to-float cast per activation, full tensor size. These kernels do both in
 // one pass each, in parallel: comparisons of float32 against a same-shaped tensor or one value,
-// and Cast from bool to float32 (other casts use the reference kernel).
+// Cast from bool to float32 (other casts use the reference kernel), and SelectV2 on a bool
+// mask (dropout's keep-or-zero).
+#include <cstdint>
 #include <cstring>
 
 #include "backend/cpu/kernel.h"
@@ -60,6 +62,56 @@ class BoolToFloatKernel final : public CpuKernel {
   }
 };
 
+// SelectV2(cond, t, e) over float32 where each operand has the result's shape or is one value
+// (dropout: keep ? x * scale : 0); other broadcasts use the reference kernel.
+class SelectKernel final : public CpuKernel {
+ public:
+  explicit SelectKernel(const Node& node) : node_(node) {}
+
+  void run(KernelRun& r) override {
+    const Tensor& c = r.input(0);
+    const Tensor& t = r.input(1);
+    const Tensor& e = r.input(2);
+    const Tensor* big = &c;
+    for (const Tensor* x : {&t, &e})
+      if (x->num_elements() > big->num_elements()) big = x;
+    for (const Tensor* x : {&c, &t, &e})
+      if (!(x->shape() == big->shape() || (x->num_elements() == 1 && x->rank() <= big->rank())))
+        return run_reference(node_, r);
+    Tensor out = r.allocate(0, DType::kFloat32, big->shape());
+    const bool* pc = c.data<bool>();
+    const uint32_t* pt = static_cast<const uint32_t*>(t.raw());
+    const uint32_t* pe = static_cast<const uint32_t*>(e.raw());
+    uint32_t* py = static_cast<uint32_t*>(out.mutable_raw());
+    const bool sc = c.num_elements() == 1 && out.num_elements() != 1, st = t.num_elements() == 1 && out.num_elements() != 1,
+               se = e.num_elements() == 1 && out.num_elements() != 1;
+    parallel_for(out.num_elements(), 16384, r.threads(), [&](int64_t lo, int64_t hi) {
+      // Random masks (dropout) defeat branch prediction: blend the bits instead, with the
+      // broadcast pattern as template arguments so each loop vectorises.
+      auto loop = [&]<bool C, bool T, bool E>() {
+        for (int64_t i = lo; i < hi; ++i) {
+          const uint32_t m = 0u - static_cast<uint32_t>(pc[C ? 0 : i]);
+          py[i] = (pt[T ? 0 : i] & m) | (pe[E ? 0 : i] & ~m);
+        }
+      };
+      if (sc) {  // one condition: all of t or all of e
+        const uint32_t* src = pc[0] ? pt : pe;
+        const bool one = pc[0] ? st : se;
+        for (int64_t i = lo; i < hi; ++i) py[i] = src[one ? 0 : i];
+        return;
+      }
+      if (st && se) return loop.template operator()<false, true, true>();
+      if (st) return loop.template operator()<false, true, false>();
+      if (se) return loop.template operator()<false, false, true>();
+      loop.template operator()<false, false, false>();
+    });
+    r.set_output(0, out);
+  }
+
+ private:
+  const Node& node_;
+};
+
 bool output_is(const Node& n, DType t) { return n.num_outputs() == 1 && n.outputs[0].dtype == t; }
 
 }  // namespace
@@ -76,6 +128,13 @@ void register_mask_kernels() {
       return std::make_unique<CompareKernel>(n, c);
     });
   }
+  register_kernel("SelectV2", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+    const Value& c = n.inputs.at(0);
+    if (c.node->outputs.at(c.index).dtype != DType::kBool || !CompileEnv::is_f32(n, 1) || !CompileEnv::is_f32(n, 2) ||
+        !output_is(n, DType::kFloat32))
+      return nullptr;
+    return std::make_unique<SelectKernel>(n);
+  });
   register_kernel("Cast", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
     const Value& in = n.inputs.at(0);
     if (in.node->outputs.at(in.index).dtype != DType::kBool || !output_is(n, DType::kFloat32)) return nullptr;

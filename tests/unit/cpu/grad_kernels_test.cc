@@ -47,7 +47,8 @@ Tensor ints(const Shape& s) {
 }
 
 TEST(CpuGradKernels, RegisteredForTrainingOps) {
-  for (const char* op : {"Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPoolGrad", "Greater", "Cast", "Erfc"})
+  for (const char* op : {"Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPoolGrad", "Greater", "Cast", "Erfc",
+                         "SelectV2", "AddN"})
     EXPECT_NE(find_kernel(op), nullptr) << op;
 }
 
@@ -153,6 +154,25 @@ TEST(CpuGradKernels, ReluMaskChain) {
       xv.data<float>()[0] = 0.f;  // the boundary itself
       check_graph(fn, {{xv, random_tensor({3, 6, 6, 8}, 11)}}, std::string(cmp) + (scalar ? " scalar" : " tensor"));
     }
+}
+
+TEST(CpuGradKernels, DropoutSelectAndAddN) {
+  // keep ? x * scale : 0 (scalar else), its gradient (tensor else), a scalar condition, and
+  // the AddN that sums a value's gradients; NaN in the unselected operand must not leak.
+  FnGraph fn;
+  Value x = fn.arg(DType::kFloat32, PartialShape({-1, 40}));
+  Value y = fn.arg(DType::kFloat32, PartialShape({-1, 40}));
+  Value u = fn.arg(DType::kFloat32, PartialShape({-1, 40}));
+  Value keep = fn.op("GreaterEqual", {u, fn.constant(Tensor::from_vector<float>({0.3f}, {}))}, {{"T", DType::kFloat32}})->out();
+  Value zero = fn.constant(Tensor::from_vector<float>({0.f}, {}));
+  Value one_cond = fn.constant(Tensor::scalar<bool>(false));
+  fn.result(fn.op("SelectV2", {keep, x, zero}, {{"T", DType::kFloat32}})->out());
+  fn.result(fn.op("SelectV2", {keep, x, y}, {{"T", DType::kFloat32}})->out());
+  fn.result(fn.op("SelectV2", {one_cond, x, zero}, {{"T", DType::kFloat32}})->out());
+  fn.result(fn.op("AddN", {x, y, u}, {{"T", DType::kFloat32}, {"N", int64_t(3)}})->out());
+  Tensor xv = random_tensor({7, 40}, 16);
+  xv.data<float>()[3] = std::nanf("");
+  check_graph(fn, {{xv, random_tensor({7, 40}, 17), random_tensor({7, 40}, 18, 0.f, 1.f)}}, "select/addn");
 }
 
 TEST(CpuGradKernels, PerChannelElementwiseOverNhwc) {
