@@ -1,6 +1,7 @@
 #include "train/progress.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -75,6 +76,9 @@ std::string ProgressBar::format(const StepReport& r, int width) {
 
 void ProgressBar::update(const StepReport& r) {
   if (tty_) {
+    const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (r.step < r.total && last_draw_ >= 0 && now - last_draw_ < 0.1) return;
+    last_draw_ = now;
     std::fprintf(out_, "\r%s\033[K", format(r, 20).c_str());
     drawn_ = true;
     if (r.step >= r.total) finish();

@@ -20,7 +20,7 @@ struct StepReport {
   double learning_rate = 0;
 };
 
-// On a terminal: one line rewritten in place. Otherwise (logs, CI): a full line every
+// On a terminal: one line rewritten in place (at most 10 times a second). Otherwise (logs, CI): a full line every
 // `every` steps and at the last step.
 class ProgressBar {
  public:
@@ -36,6 +36,7 @@ class ProgressBar {
   bool tty_;
   int64_t every_;
   bool drawn_ = false;
+  double last_draw_ = -1;  // steady-clock seconds of the last TTY redraw (at most 10 per second)
 };
 
 // Per-step records, summarised for --stats-json.

@@ -195,3 +195,29 @@ def test_flag_errors_are_messages_not_crashes(setup, extra, message):
     proc = run_train(args + [str(e) for e in extra], check=False)
     assert proc.returncode in (1, 2), proc.stderr
     assert message in proc.stderr, proc.stderr
+
+
+def test_progress_bar_on_a_terminal(setup):
+    """On a TTY the bar rewrites one line (\\r ... erase-to-end) and ends with a newline."""
+    import pty
+    from tessera_testlib import TESSERA
+    import subprocess
+    master, slave = pty.openpty()
+    args = train_args(setup["model"], setup["perm"], 8, validation=False)
+    proc = subprocess.Popen([str(TESSERA), *args], stdout=slave, stderr=slave)
+    proc.wait(timeout=300)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.returncode == 0, out
+    text = out.decode()
+    assert "\rstep 8/8 [====================] loss" in text and "\x1b[K" in text, repr(text)
+    assert "step 8/8" in text.splitlines()[-2] or "done: 8 steps" in text
