@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <set>
 
@@ -189,6 +191,15 @@ TrainOptions train_options(const Args& a, const std::string& endpoint) {
   return t;
 }
 
+std::atomic<int> g_stop{0};
+
+// SIGINT/SIGTERM: finish the current step, checkpoint, write stats and export, then exit
+// 128 + signal. A second signal kills at once (default action restored).
+void on_stop_signal(int sig) {
+  g_stop.store(sig);
+  std::signal(sig, SIG_DFL);
+}
+
 }  // namespace
 
 int cmd_train(int argc, char** argv) {
@@ -280,6 +291,9 @@ int cmd_train(int argc, char** argv) {
                                  " optimizer=", topt.optimizer.name, " batch=", dopt.batch,
                                  " replicas=", topt.replicas, " target=", topt.target);
 
+  lopt.stop = &g_stop;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
   auto trainer = Trainer::create(model, topt);
   if (leader && !lopt.quiet)
     std::fprintf(stderr, "training '%s' (endpoint %s, %zu trainable variables) on %s%s\n", model_path.c_str(),
@@ -293,7 +307,7 @@ int cmd_train(int argc, char** argv) {
     if (trainer->simulated_step_seconds() > 0)
       std::fprintf(stderr, "rdu: simulated step time %.6g s\n", trainer->simulated_step_seconds());
   }
-  return 0;
+  return r.stopped_by ? 128 + r.stopped_by : 0;
 }
 
 }  // namespace tessera::cli

@@ -185,6 +185,15 @@ LoopResult run_training(Trainer& trainer, const DatasetPtr& train, const Dataset
       last_saved = step;
     }
     if (validation && o.eval_every > 0 && step % o.eval_every == 0 && (o.steps < 0 || step < o.steps)) run_eval(step);
+    if (o.stop) {
+      double sig = o.stop->load();
+      if (comm && comm->size() > 1) comm->allreduce_sum(&sig, 1);  // every rank stops at this step
+      if (sig != 0) {
+        result.stopped_by = o.stop->load() ? o.stop->load() : 15;
+        say(str_cat("stopping at step ", step, " (signal ", result.stopped_by, ")"));
+        break;
+      }
+    }
   }
   if (leader && !o.quiet) bar.finish();
   result.last_step = trainer.step_count();

@@ -6,6 +6,7 @@
 // hands the Trainer the whole global batch (the Trainer takes its rank's slice); only rank 0
 // prints, writes event files, checkpoints, stats and the export.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -43,6 +44,10 @@ struct LoopOptions {
   std::string stats_json;    // path; "" = none
   int64_t stats_warmup = 5;  // steps left out of the samples/s median
   std::string run_description;  // recorded in the stats ("model", flags)
+  // Polled after every step: a nonzero value (a signal number) stops the run early; it still
+  // writes a checkpoint (when checkpointing), the stats and the export. All processes of an
+  // MPI job agree on stopping at the same step.
+  const std::atomic<int>* stop = nullptr;
 };
 
 struct EvalResult {
@@ -59,6 +64,7 @@ struct LoopResult {
   std::string resumed_from;
   bool has_eval = false;
   EvalResult eval;
+  int stopped_by = 0;  // the `stop` value that ended the run early, else 0
 };
 
 // One pass over `data` with Trainer::evaluate, weighting each batch by its size.

@@ -194,3 +194,26 @@ def test_random_kill9_loop(setup, reference, tmp_path):
     for key in b.get_variable_to_shape_map():
         if key != "_CHECKPOINTABLE_OBJECT_GRAPH":
             np.testing.assert_array_equal(a.get_tensor(key), b.get_tensor(key), err_msg=key)
+
+
+def test_sigterm_checkpoints_then_resume_continues(setup, reference, tmp_path):
+    ck = tmp_path / "ck"
+    args = train_args(setup["model"], setup["perm"], 40, validation=False,
+                      extra=["--checkpoint-dir", ck, "--log-every", 1])
+    proc = subprocess.Popen([str(TESSERA), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if line.startswith("step 3/"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest_err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 128 + signal.SIGTERM, rest_err
+    assert "stopping at step" in rest_err
+    latest = tf.train.latest_checkpoint(str(ck))
+    stopped = int(tf.train.load_checkpoint(latest).get_tensor("optimizer/iter" + ATTR))
+    assert 3 <= stopped < 40
+    out = tmp_path / "rest.json"
+    run_train(train_args(setup["model"], setup["perm"], 40, validation=False,
+                         extra=["--checkpoint-dir", ck, "--resume", "--stats-json", out, "--quiet"]))
+    s = stats(out)
+    assert s["first_step"] == stopped
+    np.testing.assert_array_equal(np.array(s["losses"]), reference[stopped:])

@@ -309,6 +309,29 @@ TEST(CliCheckpoint, CrashAtEveryStageKeepsThePreviousCheckpoint) {
   }
 }
 
+TEST(CliLoop, StopFlagCheckpointsAndResumes) {
+  TempDir dir;
+  const std::string npz = write_regression(dir, 100);
+  FakeTrainer whole(2);
+  LoopResult full = run_training(whole, regression_data(npz), nullptr, quiet_loop(12));
+  std::atomic<int> stop{15};  // as if SIGTERM arrived during the first step
+  LoopOptions o = quiet_loop(12);
+  o.checkpoint_dir = dir.file("ck");
+  o.stop = &stop;
+  FakeTrainer t(2);
+  LoopResult r = run_training(t, regression_data(npz), nullptr, o);
+  EXPECT_EQ(r.stopped_by, 15);
+  EXPECT_EQ(r.last_step, 1);
+  EXPECT_EQ(latest_checkpoint(o.checkpoint_dir), o.checkpoint_dir + "/ckpt-1");
+  stop = 0;
+  o.resume = true;
+  FakeTrainer t2(2);
+  LoopResult rest = run_training(t2, regression_data(npz), nullptr, o);
+  EXPECT_EQ(rest.stopped_by, 0);
+  ASSERT_EQ(rest.stats.steps(), 11);
+  for (size_t i = 0; i < 11; ++i) EXPECT_EQ(rest.stats.losses()[i], full.stats.losses()[i + 1]);
+}
+
 TEST(CliProgress, FormatsAndSummarises) {
   StepReport r;
   r.step = 50;
