@@ -167,7 +167,12 @@ std::string checkpoint_object_graph(const TrainState& state, const ModelLayout& 
     if (!node_of.count(key)) node_of[key] = add_value_node(g, 0, variable_path(key), variable_path(key), key);
   }
 
-  const int optimizer = add_child_node(g, 0, "optimizer");
+  // A model saved with its own optimizer (tf_keras after compile) has a root child `optimizer`
+  // already, whose Keras class restores its slots its own way (and refuses slot_variables):
+  // ours then becomes `tessera_optimizer`. The keys stay as documented.
+  bool taken = false;
+  for (const auto& c : g.nodes(0).children()) taken |= c.local_name() == "optimizer";
+  const int optimizer = add_child_node(g, 0, taken ? "tessera_optimizer" : "optimizer");
   add_value_node(g, optimizer, "iter", "iter", kIterationsKey);
   for (const auto& [rk, slots] : state.slots) {
     const std::string key = primary_bundle_key(layout, rk);
@@ -209,6 +214,11 @@ std::map<std::string, Tensor> checkpoint_tensors(const TrainState& state, const 
   for (const auto& [rk, slots] : state.slots)
     for (const auto& [slot, value] : slots) t[checkpoint_slot_key(primary_bundle_key(layout, rk), slot)] = value;
   t[kIterationsKey] = int64_scalar(state.step);
+  // tf_keras' optimizer counts its own iterations: keep it in step with ours.
+  auto keras_iter = t.find("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE");
+  if (keras_iter != t.end() && keras_iter->second.num_elements() == 1 &&
+      (keras_iter->second.dtype() == DType::kInt64 || keras_iter->second.dtype() == DType::kInt32))
+    keras_iter->second = cast_tensor(int64_scalar(state.step), keras_iter->second.dtype());
   t[kSaveCounterKey] = int64_scalar(save_counter);
   int64_t seed_bits;
   std::memcpy(&seed_bits, &state.seed, sizeof seed_bits);

@@ -13,7 +13,9 @@
 //   every other key of the model's bundle   copied unchanged (variables the Trainer does not hold)
 //   _CHECKPOINTABLE_OBJECT_GRAPH            the SavedModel's own TrackableObjectGraph plus
 //                                           nodes for the optimizer (children `iter`, with
-//                                           slot_variables), save_counter and tessera
+//                                           slot_variables; `tessera_optimizer` when the
+//                                           model has an `optimizer` of its own), save_counter
+//                                           and tessera
 //
 // where <variable path> is the variable key without "/.ATTRIBUTES/VARIABLE_VALUE".
 // A directory holds `ckpt-<step>` prefixes and TF's `checkpoint` state file; the writer's

@@ -47,10 +47,13 @@ void export_saved_model(const std::string& src_dir, const std::string& dst_dir,
     std::error_code ec;
     fs::remove_all(tmp, ec);
     fs::create_directories(tmp / "variables");
-    for (const char* f : {"saved_model.pb", "saved_model.pbtxt"})
-      if (fs::exists(src / f)) fs::copy_file(src / f, tmp / f);
-    for (const char* d : {"assets", "assets.extra"})
-      if (fs::is_directory(src / d)) fs::copy(src / d, tmp / d, fs::copy_options::recursive);
+    // Everything but the variables and the fingerprint: saved_model.pb, assets/, assets.extra/,
+    // and files other savers add (tf_keras' keras_metadata.pb, which load_model needs).
+    for (const auto& entry : fs::directory_iterator(src)) {
+      const std::string name = entry.path().filename().string();
+      if (name == "variables" || name == "fingerprint.pb") continue;
+      fs::copy(entry.path(), tmp / name, fs::copy_options::recursive);
+    }
     if (!bundle.empty()) write_tensor_bundle((tmp / "variables" / "variables").string(), bundle);
     // Swap in: the old export (if any) is removed only after the new one is complete.
     const fs::path old = dst.string() + ".old-" + std::to_string(::getpid());

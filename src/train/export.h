@@ -1,5 +1,6 @@
 // Export of a trained model as a SavedModel directory: the original's saved_model.pb (same
-// signatures and object graph), its assets/ and assets.extra/, and variables/ rewritten with
+// signatures and object graph), its assets/, assets.extra/ and any other file (tf_keras'
+// keras_metadata.pb), and variables/ rewritten with
 // the trained values under the original bundle keys (aliases of a variable included; the
 // `_CHECKPOINTABLE_OBJECT_GRAPH` entry and every other key are copied unchanged).
 //

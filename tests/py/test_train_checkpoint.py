@@ -217,3 +217,28 @@ def test_sigterm_checkpoints_then_resume_continues(setup, reference, tmp_path):
     s = stats(out)
     assert s["first_step"] == stopped
     np.testing.assert_array_equal(np.array(s["losses"]), reference[stopped:])
+
+
+def test_tf_keras_model_checkpoint_and_export(setup, tmp_path):
+    """A tf_keras SavedModel (compiled: it carries its own optimizer object): tf_keras'
+    load_weights restores our checkpoint (weights and iterations), and load_model reads the
+    export (keras_metadata.pb kept)."""
+    tf_keras = pytest.importorskip("tf_keras")
+    tf.random.set_seed(3)
+    model = tf_keras.Sequential([tf_keras.layers.InputLayer((784,)), tf_keras.layers.Dense(16, activation="relu"),
+                                 tf_keras.layers.Dropout(0.2), tf_keras.layers.Dense(10, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    src = tmp_path / "tk"
+    model.save(str(src), save_format="tf")
+    ck, export = tmp_path / "ck", tmp_path / "export"
+    run_train(train_args(src, setup["perm"], 6, validation=False,
+                         extra=["--checkpoint-dir", ck, "--export", export, "--quiet"]))
+    x, _ = mnist_arrays(setup["perm"], 8000, 8050)
+    want = list(tf.saved_model.load(str(export)).signatures["serving_default"](tf.constant(x)).values())[0].numpy()
+    exported = tf_keras.models.load_model(str(export))
+    np.testing.assert_array_equal(exported(x).numpy(), want)
+    fresh = tf_keras.models.load_model(str(src))
+    assert np.abs(fresh(x).numpy() - want).max() > 1e-5
+    fresh.load_weights(tf.train.latest_checkpoint(str(ck)))
+    np.testing.assert_allclose(fresh(x).numpy(), want, rtol=0, atol=1e-6)
+    assert int(fresh.optimizer.iterations) == 6
