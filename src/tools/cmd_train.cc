@@ -17,7 +17,6 @@
 #include "train/data_flags.h"
 #include "train/mpi_communicator.h"
 #include "train/train_loop.h"
-#include "train/variable_keys.h"
 
 namespace tessera::cli {
 namespace {
@@ -280,7 +279,6 @@ int cmd_train(int argc, char** argv) {
   if (is_dir) lopt.model_dir = model_path;
   TS_CHECK(lopt.export_dir.empty() || is_dir, "--export needs the model to be a SavedModel directory");
   if (is_dir && (!lopt.checkpoint_dir.empty() || !lopt.export_dir.empty())) lopt.layout = read_model_layout(model_path);
-  lopt.layout.bundle_keys = bundle_keys_by_resource(model->module());
   if (leader && !lopt.logdir.empty()) lopt.graph_def = is_dir ? model_graph_def(model_path) : read_file(model_path);
   lopt.quiet = a.has("--quiet");
   lopt.tty = ::isatty(2) != 0;

@@ -89,27 +89,10 @@ ModelLayout model_layout_from_bundle(const std::map<std::string, Tensor>& bundle
   return layout;
 }
 
-std::string primary_bundle_key(const ModelLayout& layout, const std::string& key) {
-  auto it = layout.bundle_keys.find(key);
-  if (it == layout.bundle_keys.end() || it->second.empty()) return key;
-  for (const std::string& k : it->second)
-    if (!k.starts_with("_")) return k;
-  return it->second.front();
-}
-
 std::vector<std::string> all_bundle_keys(const ModelLayout& layout, const std::string& key) {
-  std::vector<std::string> out = {primary_bundle_key(layout, key)};
-  auto add = [&](const std::string& k) {
-    if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
-  };
-  auto it = layout.bundle_keys.find(key);
-  if (it != layout.bundle_keys.end())
-    for (const std::string& k : it->second) add(k);
-  for (size_t i = 0; i < out.size(); ++i) {
-    auto al = layout.aliases.find(out[i]);
-    if (al != layout.aliases.end())
-      for (const std::string& k : al->second) add(k);
-  }
+  std::vector<std::string> out = {key};
+  auto al = layout.aliases.find(key);
+  if (al != layout.aliases.end()) out.insert(out.end(), al->second.begin(), al->second.end());
   return out;
 }
 
@@ -125,8 +108,7 @@ std::map<std::string, Tensor> variables_by_bundle_key(const std::map<std::string
   std::map<std::string, std::pair<int, Tensor>> best;  // key -> (precedence, value)
   for (const auto& [rk, value] : variables) {
     const bool trained = std::find(layout.trainable.begin(), layout.trainable.end(), rk) != layout.trainable.end();
-    const std::string primary = primary_bundle_key(layout, rk);
-    auto orig = layout.original_fingerprints.find(primary);
+    auto orig = layout.original_fingerprints.find(rk);
     const bool changed = orig != layout.original_fingerprints.end() && orig->second != tensor_fingerprint(value);
     const int precedence = trained ? 2 : changed ? 1 : 0;
     for (const std::string& key : all_bundle_keys(layout, rk)) {
@@ -162,8 +144,7 @@ std::string checkpoint_object_graph(const TrainState& state, const ModelLayout& 
   for (int i = 0; i < g.nodes_size(); ++i)
     for (const auto& attr : g.nodes(i).attributes()) node_of[attr.checkpoint_key()] = i;
   // Variables the model's graph does not list (e.g. a TF1 model) become children of the root.
-  for (const auto& [rk, value] : state.variables) {
-    const std::string key = primary_bundle_key(layout, rk);
+  for (const auto& [key, value] : state.variables) {
     if (!node_of.count(key)) node_of[key] = add_value_node(g, 0, variable_path(key), variable_path(key), key);
   }
 
@@ -174,10 +155,9 @@ std::string checkpoint_object_graph(const TrainState& state, const ModelLayout& 
   for (const auto& c : g.nodes(0).children()) taken |= c.local_name() == "optimizer";
   const int optimizer = add_child_node(g, 0, taken ? "tessera_optimizer" : "optimizer");
   add_value_node(g, optimizer, "iter", "iter", kIterationsKey);
-  for (const auto& [rk, slots] : state.slots) {
-    const std::string key = primary_bundle_key(layout, rk);
+  for (const auto& [key, slots] : state.slots) {
     auto var = node_of.find(key);
-    TS_CHECK(var != node_of.end(), "optimizer slots for '", rk, "', which is not a variable");
+    TS_CHECK(var != node_of.end(), "optimizer slots for '", key, "', which is not a variable");
     for (const auto& [slot, value] : slots) {
       int id = g.nodes_size();
       TrackableObject* node = g.add_nodes();
@@ -211,8 +191,8 @@ std::map<std::string, Tensor> checkpoint_tensors(const TrainState& state, const 
     for (const std::string& k : original.keys())
       if (k != kObjectGraphKey && !t.count(k)) t[k] = original.read(k);
   }
-  for (const auto& [rk, slots] : state.slots)
-    for (const auto& [slot, value] : slots) t[checkpoint_slot_key(primary_bundle_key(layout, rk), slot)] = value;
+  for (const auto& [key, slots] : state.slots)
+    for (const auto& [slot, value] : slots) t[checkpoint_slot_key(key, slot)] = value;
   t[kIterationsKey] = int64_scalar(state.step);
   // tf_keras' optimizer counts its own iterations: keep it in step with ours.
   auto keras_iter = t.find("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE");
@@ -229,7 +209,7 @@ std::map<std::string, Tensor> checkpoint_tensors(const TrainState& state, const 
   return t;
 }
 
-void read_checkpoint(const std::string& prefix, TrainState* state, PipelineState* input, const ModelLayout& layout) {
+void read_checkpoint(const std::string& prefix, TrainState* state, PipelineState* input) {
   with_context(str_cat("checkpoint '", prefix, "'"), [&] {
     TensorBundleReader r(prefix);
     auto read = [&](const std::string& key, const Tensor* like) {
@@ -240,9 +220,9 @@ void read_checkpoint(const std::string& prefix, TrainState* state, PipelineState
              dtype_name(like->dtype()), shape_str(like->shape()));
       return v;
     };
-    for (auto& [rk, value] : state->variables) value = read(primary_bundle_key(layout, rk), &value);
-    for (auto& [rk, slots] : state->slots)
-      for (auto& [slot, value] : slots) value = read(checkpoint_slot_key(primary_bundle_key(layout, rk), slot), &value);
+    for (auto& [key, value] : state->variables) value = read(key, &value);
+    for (auto& [key, slots] : state->slots)
+      for (auto& [slot, value] : slots) value = read(checkpoint_slot_key(key, slot), &value);
     state->step = read(kIterationsKey, nullptr).scalar_int();
     int64_t seed_bits = read(kDropoutSeedKey, nullptr).scalar_int();
     std::memcpy(&state->seed, &seed_bits, sizeof seed_bits);

@@ -45,12 +45,9 @@ struct ModelLayout {
   // key -> the other keys that hold the same variable (Keras 3 exports save each variable
   // twice: under variables/N and _all_variables/M, same full_name and the same value).
   std::map<std::string, std::vector<std::string>> aliases;
-  // Trainer variable key (resource key) -> the bundle keys that restore it (variable_keys.h).
-  // Empty: the Trainer's keys are the bundle keys.
-  std::map<std::string, std::vector<std::string>> bundle_keys;
   // Fingerprints of the original values by bundle key, and the Trainer's trainable keys: when
-  // several variables map to one bundle key (a Keras 3 copy that the functions never use), the
-  // trained one wins, then one that changed from its original value.
+  // a state variable and an alias both claim a key (a Keras 3 copy the functions never use),
+  // the trained one wins, then one that changed from its original value.
   std::map<std::string, uint64_t> original_fingerprints;
   std::vector<std::string> trainable;
   // The model's own bundle: keys the Trainer does not hold (e.g. an RNG state the dropout
@@ -61,16 +58,12 @@ struct ModelLayout {
 // Fingerprint of a numeric tensor's dtype, shape and bytes.
 uint64_t tensor_fingerprint(const Tensor& t);
 
-// The Trainer's variables (by its keys) as bundle tensors: every bundle key of each variable,
+// The Trainer's variables (keyed by bundle key) as bundle tensors: every bundle key of each variable,
 // aliases included, resolved by the precedence above.
 std::map<std::string, Tensor> variables_by_bundle_key(const std::map<std::string, Tensor>& variables,
                                                       const ModelLayout& layout);
 
-// The bundle key a checkpoint stores variable `key` under (and derives its slot keys from):
-// the first of its bundle keys not starting with '_' (Keras 3's `variables/N` rather than the
-// `_all_variables/M` copy), or `key` itself when the layout has no mapping.
-std::string primary_bundle_key(const ModelLayout& layout, const std::string& key);
-// Every bundle key holding variable `key` (primary first), aliases included.
+// Every bundle key holding variable `key` (itself first, then its aliases).
 std::vector<std::string> all_bundle_keys(const ModelLayout& layout, const std::string& key);
 
 // Reads `<dir>/variables/variables` (an empty layout when the model has no variables bundle).
@@ -91,8 +84,7 @@ std::string checkpoint_object_graph(const TrainState& state, const ModelLayout& 
 
 // Fills `state` (its keys and slot names say what to read: pass trainer.state()) and `input`
 // from the checkpoint `prefix`. Errors name the prefix and the missing or mismatched key.
-void read_checkpoint(const std::string& prefix, TrainState* state, PipelineState* input,
-                     const ModelLayout& layout = {});
+void read_checkpoint(const std::string& prefix, TrainState* state, PipelineState* input);
 
 class CheckpointManager {
  public:

@@ -135,19 +135,23 @@ class TFRecordDataset : public Dataset {
       const TFRecordDataset* ds;
       size_t file = 0;
       std::unique_ptr<TFRecordReader> reader;
+      size_t reported = 0;  // skipped records already reported
       std::string record;
       bool next(Element* out) override {
         while (file < ds->files_.size()) {
           if (!reader)
             reader = std::make_unique<TFRecordReader>(ds->files_[file], ds->compression_, ds->on_corrupt_);
-          if (reader->next(&record)) {
+          const bool got = reader->next(&record);
+          // --on-corrupt skip: say what was dropped (file and offset) as soon as it is.
+          for (; reported < reader->skipped().size(); ++reported)
+            std::fprintf(stderr, "warning: skipped a corrupt record in '%s': %s\n", reader->path().c_str(),
+                         reader->skipped()[reported].c_str());
+          if (got) {
             out->assign(1, Tensor::string_scalar(record));
             return true;
           }
-          // --on-corrupt skip: say what was dropped (file and offset), once per file pass.
-          for (const std::string& s : reader->skipped())
-            std::fprintf(stderr, "warning: skipped a corrupt record in '%s': %s\n", reader->path().c_str(), s.c_str());
           reader.reset();
+          reported = 0;
           ++file;
         }
         return false;

@@ -99,7 +99,7 @@ LoopResult run_training(Trainer& trainer, const DatasetPtr& train, const Dataset
     const std::string latest = latest_checkpoint(o.checkpoint_dir);
     if (!latest.empty()) {
       TrainState state = trainer.state();
-      read_checkpoint(latest, &state, &position, layout);
+      read_checkpoint(latest, &state, &position);
       trainer.restore(state);
       have_position = true;
       result.resumed = true;
