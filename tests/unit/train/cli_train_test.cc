@@ -124,6 +124,29 @@ TEST(CliDataSpec, PermutationSliceNormaliseReshape) {
   EXPECT_THROW(make_dataset(parse_data_spec("npy:" + dir.file("x.npy") + "," + dir.file("y.npy")), o), Error);
 }
 
+TEST(CliDataSpec, CsvAndNpzSources) {
+  TempDir dir;
+  write_file(dir.file("t.csv"), "a,b,target\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n");
+  DataOptions o;
+  o.batch = 3;
+  o.repeat = 1;
+  Pipeline p(make_dataset(parse_data_spec("csv:" + dir.file("t.csv") + ":label=target:1-4"), o));
+  Element e;
+  ASSERT_TRUE(p.next(&e));
+  EXPECT_EQ(e[0].shape(), (Shape{3, 2}));
+  EXPECT_FLOAT_EQ(e[0].data<float>()[0], 3.0f);  // the range starts at data row 1
+  EXPECT_EQ(e[1].dtype(), DType::kInt64);
+  EXPECT_EQ(e[1].data<int64_t>()[0], 1);
+  EXPECT_FALSE(p.next(&e));  // 3 rows, batch 3, drop_remainder
+  const std::string npz = write_regression(dir, 10);
+  try {
+    make_dataset(parse_data_spec("npz:" + npz + ":x=nope,y=y"), o);
+    FAIL() << "expected a missing member error";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("nope"), std::string::npos) << err.what();
+  }
+}
+
 TEST(CliLoop, TrainsAndEvaluates) {
   TempDir dir;
   const std::string npz = write_regression(dir, 200);
