@@ -68,6 +68,7 @@ class TrainerImpl : public Trainer {
     split_ = o_.replicas > 1 || comm_->size() > 1;
     int total = o_.threads > 0 ? o_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const Module& m = model_->module();
+    info_.trainable_filter = object_graph_trainables(m);
     if (split_) {
       grad_.program = build_program(StepKind::kGrad, m, endpoint_, o_, store_, &info_);
       update_.program = build_program(StepKind::kUpdate, m, endpoint_, o_, store_, &info_);

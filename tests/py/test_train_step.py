@@ -82,6 +82,12 @@ def work(tmp_path_factory):
     archive.add_endpoint("train_forward", lambda x: drop(x, training=True), input_signature=spec)
     archive.write_out(str(tmp / "dropout"), verbose=False)
     models["dropout"] = (tmp / "dropout", None, None)
+    keras.utils.set_random_seed(9)
+    frozen = keras.Sequential([keras.Input((784,)), keras.layers.Dense(32, activation="gelu"),
+                               keras.layers.Dense(10, activation="softmax")])
+    frozen.layers[0].trainable = False
+    frozen.export(str(tmp / "frozen"), verbose=False)
+    models["frozen"] = (tmp / "frozen", [w.copy() for w in frozen.get_weights()], (32, 10, "softmax"))
     return tmp, data, models
 
 
@@ -423,3 +429,32 @@ def test_dropout_masks_do_not_depend_on_the_split(work):
     other = tessera_trace(tmp, path, 10, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="dseed",
                           extra=["--seed", 4])["loss"]
     assert np.max(np.abs(other - base)) > 1e-3, "the dropout seed should change the masks"
+
+
+def test_frozen_layer_is_not_trained(work):
+    """The object graph's trainable_variables list restricts the trainables (a layer with
+    trainable=False at export keeps its weights), and the curve matches TF's."""
+    tmp, data, models = work
+    path, weights, spec = models["frozen"]
+    model = _keras_model(spec, weights)
+    model.layers[0].trainable = False
+    optimizer = keras.optimizers.SGD(0.1)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            value = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return value
+
+    ref = np.array([float(step(data["x"][s * BATCH:(s + 1) * BATCH], data["y"][s * BATCH:(s + 1) * BATCH]))
+                    for s in range(10)])
+    got = tessera_trace(tmp, path, 10, "sparse_categorical_crossentropy", False, "sgd", 0.1, name="frozen")
+    _check_losses(ref, got["loss"])
+    trainable = [k for k in got if k.startswith("trainable/")]
+    assert sorted(got[k].shape for k in trainable) == [(10,), (32, 10)]
+    frozen_kernel = [k for k in got if k.startswith("var/") and got[k].shape == (784, 32)]
+    assert len(frozen_kernel) == 1
+    np.testing.assert_array_equal(got[frozen_kernel[0]], weights[0])
