@@ -7,7 +7,10 @@
 //   slot/<slot>/<store key>   final optimizer slots of the trainable variables
 //   eval/loss, eval/<metric>  with --eval-x/--eval-y: the inference endpoint on that data
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
+#include <exception>
+#include <thread>
 
 #include "io/npy.h"
 #include "ir/printer.h"
@@ -26,7 +29,9 @@ const char* kUsage =
     "       [--clipnorm F] [--global-clipnorm F] [--schedule constant|exponential|cosine] [--decay-steps N]\n"
     "       [--decay-rate F] [--staircase] [--alpha F] [--warmup-steps N] [--replicas R] [--seed S]\n"
     "       [--target cpu|reference] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n"
-    "       [--dump-graph FILE]   the optimised step graph as IR text\n";
+    "       [--dump-graph FILE]   the optimised step graph as IR text\n"
+    "       [--processes P]       P trainers on threads joined by an in-process communicator (stands\n"
+    "                             in for P processes); rank 0's trace, all ranks' states must agree\n";
 
 // Rows (start + j) mod n for j < count, of dimension 0.
 Tensor take_rows(const Tensor& t, int64_t start, int64_t count) {
@@ -52,7 +57,7 @@ int cmd_train_trace(int argc, char** argv) {
                                     "--optimizer", "--lr", "--beta-1", "--beta-2", "--epsilon", "--weight-decay",
                                     "--momentum", "--rho", "--clipnorm", "--global-clipnorm", "--schedule",
                                     "--decay-steps", "--decay-rate", "--alpha", "--warmup-steps", "--replicas",
-                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags", "--dump-graph"};
+                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags", "--dump-graph", "--processes"};
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
     std::printf("%s", kUsage);
@@ -95,7 +100,20 @@ int cmd_train_trace(int argc, char** argv) {
   lo.target = "reference";  // import + restore only; the trainer compiles its own programs
   apply_tags_flag(args, lo);
   auto model = Model::load(args.positional[0], lo);
-  auto trainer = train::Trainer::create(model, o);
+  int processes = static_cast<int>(integer("--processes", 1));
+  TS_CHECK(processes >= 1, "--processes must be >= 1");
+  std::vector<std::unique_ptr<train::Communicator>> group;
+  std::vector<std::unique_ptr<train::Trainer>> trainers;
+  if (processes > 1) {
+    group = train::make_thread_group(processes);
+    if (o.threads <= 0) o.threads = 2;
+    o.threads = std::max(1, o.threads / processes);
+  }
+  for (int p = 0; p < processes; ++p) {
+    o.comm = processes > 1 ? group[static_cast<size_t>(p)].get() : nullptr;
+    trainers.push_back(train::Trainer::create(model, o));
+  }
+  train::Trainer* trainer = trainers[0].get();
   if (args.has("--dump-graph")) write_file(args.get("--dump-graph"), print_graph(trainer->step_graph(), {}));
 
   Tensor x = npy::load_npy(args.get("--x"));
@@ -109,13 +127,38 @@ int cmd_train_trace(int argc, char** argv) {
   for (int64_t s = 0; s < steps; ++s) {
     lrs.push_back(trainer->learning_rate());
     int64_t start = (s * batch) % x.dim(0);
-    train::StepResult r = trainer->step({take_rows(x, start, batch)}, take_rows(y, start, batch));
-    losses.push_back(r.loss);
-    for (const auto& [k, v] : r.metrics) metrics[k].push_back(v);
+    std::vector<Tensor> xb = {take_rows(x, start, batch)};
+    Tensor yb = take_rows(y, start, batch);
+    std::vector<train::StepResult> rs(trainers.size());
+    std::vector<std::exception_ptr> errors(trainers.size());
+    std::vector<std::thread> threads;
+    for (size_t p = 1; p < trainers.size(); ++p)
+      threads.emplace_back([&, p] {
+        try {
+          rs[p] = trainers[p]->step(xb, yb);
+        } catch (...) {
+          errors[p] = std::current_exception();
+        }
+      });
+    rs[0] = trainer->step(xb, yb);
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
+    losses.push_back(rs[0].loss);
+    for (const auto& [k, v] : rs[0].metrics) metrics[k].push_back(v);
+  }
+  // Every rank must end with the same bits (the all-reduce hands every rank the same sums).
+  train::TrainState st = trainer->state();
+  for (size_t p = 1; p < trainers.size(); ++p) {
+    train::TrainState other = trainers[p]->state();
+    for (const auto& [k, t] : st.variables) {
+      const Tensor& u = other.variables.at(k);
+      TS_CHECK(u.nbytes() == t.nbytes() && std::memcmp(u.raw(), t.raw(), t.nbytes()) == 0, "rank ", p,
+               " ended with a different value of '", k, "' than rank 0");
+    }
   }
   npy::NamedTensors out = {{"loss", vec(losses)}, {"lr", vec(lrs)}};
   for (const auto& [k, v] : metrics) out.push_back({"metric/" + k, vec(v)});
-  train::TrainState st = trainer->state();
   for (const auto& [k, t] : st.variables) out.push_back({"var/" + k, t});
   for (const std::string& k : trainer->trainable_keys()) out.push_back({"trainable/" + k, st.variables.at(k)});
   for (const auto& [k, slots] : st.slots)

@@ -288,12 +288,15 @@ def test_20_steps_match_tensorflow(work, case):
 
 
 def test_replicas_and_targets_give_the_same_curve(work):
-    """1, 2 and 4 replicas (gradient programs on slices, fixed-order sum, update program) and
-    the reference target all follow the cpu target's single-graph curve."""
+    """1, 2 and 4 replicas (gradient programs on slices, fixed-order sum, update program),
+    2 and 3 "processes" (trainers on threads joined by an in-process Communicator, the path
+    MPI takes; 3 does not divide the batch) and the reference target all follow the cpu
+    target's single-graph curve."""
     tmp, data, models = work
     path, _, _ = models["softmax"]
     base = tessera_trace(tmp, path, 20, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="r1")
-    for extra, name in [(["--replicas", 2], "r2"), (["--replicas", 4], "r4"), (["--target", "reference"], "ref")]:
+    for extra, name in [(["--replicas", 2], "r2"), (["--replicas", 4], "r4"), (["--target", "reference"], "ref"),
+                        (["--processes", 2], "p2"), (["--processes", 3, "--replicas", 2], "p3r2")]:
         got = tessera_trace(tmp, path, 20, "sparse_categorical_crossentropy", False, "adam", 1e-3, extra=extra,
                             name=name)
         np.testing.assert_allclose(got["loss"], base["loss"], rtol=2e-5, err_msg=name)
