@@ -296,6 +296,8 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     } else {
       for (size_t i = 0; i < g.result_names.size(); ++i)
         if (g.result_names[i] == o.loss.output) out_index = static_cast<int>(i);
+      // The evaluation endpoint may name its single output differently from the training one.
+      if (out_index < 0 && kind == StepKind::kEval && g.results.size() == 1) out_index = 0;
       TS_CHECK(out_index >= 0, "signature '", endpoint, "' has no output '", o.loss.output, "'");
     }
     Value output = g.results[out_index];
