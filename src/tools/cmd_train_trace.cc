@@ -31,7 +31,8 @@ const char* kUsage =
     "       [--target cpu|reference] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n"
     "       [--dump-graph FILE]   the optimised step graph as IR text\n"
     "       [--processes P]       P trainers on threads joined by an in-process communicator (stands\n"
-    "                             in for P processes); rank 0's trace, all ranks' states must agree\n";
+    "                             in for P processes); rank 0's trace, all ranks' states must agree\n"
+    "       [--restart-at K]      before step K, replace the trainer by a new one restored from state()\n";
 
 // Rows (start + j) mod n for j < count, of dimension 0.
 Tensor take_rows(const Tensor& t, int64_t start, int64_t count) {
@@ -57,7 +58,7 @@ int cmd_train_trace(int argc, char** argv) {
                                     "--optimizer", "--lr", "--beta-1", "--beta-2", "--epsilon", "--weight-decay",
                                     "--momentum", "--rho", "--clipnorm", "--global-clipnorm", "--schedule",
                                     "--decay-steps", "--decay-rate", "--alpha", "--warmup-steps", "--replicas",
-                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags", "--dump-graph", "--processes"};
+                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags", "--dump-graph", "--processes", "--restart-at"};
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
     std::printf("%s", kUsage);
@@ -124,7 +125,17 @@ int cmd_train_trace(int argc, char** argv) {
   TS_CHECK(batch > 0 && steps > 0, "--batch and --steps must be positive");
   std::vector<double> losses, lrs;
   std::map<std::string, std::vector<double>> metrics;
+  int64_t restart_at = integer("--restart-at", -1);
+  TS_CHECK(restart_at < 0 || processes == 1, "--restart-at works with one process");
   for (int64_t s = 0; s < steps; ++s) {
+    if (s == restart_at) {
+      // A fresh trainer from the state alone, as a resumed run would have.
+      train::TrainState saved = trainer->state();
+      trainers[0].reset();
+      trainers[0] = train::Trainer::create(model, o);
+      trainer = trainers[0].get();
+      trainer->restore(saved);
+    }
     lrs.push_back(trainer->learning_rate());
     int64_t start = (s * batch) % x.dim(0);
     std::vector<Tensor> xb = {take_rows(x, start, batch)};

@@ -461,3 +461,21 @@ def test_frozen_layer_is_not_trained(work):
     frozen_kernel = [k for k in got if k.startswith("var/") and got[k].shape == (784, 32)]
     assert len(frozen_kernel) == 1
     np.testing.assert_array_equal(got[frozen_kernel[0]], weights[0])
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_restore_continues_exactly(work, replicas):
+    """state() -> a new Trainer -> restore() in the middle of a run (dropout, RMSprop with
+    momentum slots, a cosine schedule) gives the uninterrupted run's bits."""
+    tmp, _, models = work
+    path, _, _ = models["dropout"]
+    flags = ["--seed", 3, "--momentum", 0.5, "--replicas", replicas]
+    sched = {"name": "cosine", "decay_steps": 8}
+    whole = tessera_trace(tmp, path, 8, "sparse_categorical_crossentropy", False, "rmsprop", 1e-3, sched,
+                          extra=flags, name=f"whole{replicas}")
+    resumed = tessera_trace(tmp, path, 8, "sparse_categorical_crossentropy", False, "rmsprop", 1e-3, sched,
+                            extra=[*flags, "--restart-at", 3], name=f"resumed{replicas}")
+    assert sorted(whole) == sorted(resumed)
+    assert any(k.startswith("slot/momentum/") for k in whole)
+    for k in whole:
+        np.testing.assert_array_equal(resumed[k], whole[k], err_msg=k)
