@@ -205,6 +205,10 @@ class ElementwiseKernel final : public CpuKernel {
       else if (si == 1 && so == space.inner) kind[k] = 1;
       else if (si == 1 && so == 0) kind[k] = 2;
       else return;
+      // A repeated operand is tiled once from its start: it must not move with outer dims
+      // either (a [N,1,1,C] operand over [N,H,W,C] differs per image).
+      for (size_t d = 0; kind[k] == 2 && d + 2 < nd; ++d)
+        if (space.stride[k][d] != 0) return;
     }
     int64_t m = 1;
     for (int64_t c = std::min<int64_t>(outer, 4 * kBlock / space.inner); c > 1; --c)
