@@ -10,6 +10,7 @@ apt_packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   libdnnl-dev rapidjson-dev
+  openmpi-bin libopenmpi-dev  # mpirun -np N tessera train (optional at build time)
   libgrpc++-dev protobuf-compiler-grpc libboost-dev wrk  # tessera serve: gRPC, Beast; wrk loads it
   chromium  # headless screenshot test of the rdu --report HTML
 )

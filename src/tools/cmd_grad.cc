@@ -6,14 +6,29 @@
 //               differentiate with respect to, inputs fed by tensor name.
 // Writes an .npz with "loss", "grad/<variable key | input key | tensor name>" and, for
 // variables, "value/<key>".
+//
+// --backend cpu compiles the differentiated graph (forward and backward together) with the
+// pass pipeline (--passes) and runs it on the cpu backend, as a training step would; the
+// differentiated variables count as written, so they stay variables (not frozen into
+// constants) like the trainable weights of a step graph. --repeat N then times N more runs and
+// --profile prints the cpu backend's time per op over them.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <set>
 
+#include "backend/rdu/train_step.h"
 #include "io/npy.h"
 #include "ir/grad.h"
 #include "ir/interpreter.h"
+#include "ir/printer.h"
 #include "passes/autodiff.h"
+#include "passes/pass.h"
 #include "passes/pass_util.h"
 #include "passes/signature_graph.h"
+#include "runtime/compiler.h"
+#include "support/file.h"
+#include "runtime/executable.h"
 #include "runtime/model.h"
 #include "tools/cli.h"
 
@@ -21,14 +36,19 @@ namespace tessera::cli {
 namespace {
 
 const char* kUsage =
-    "usage: tessera grad MODEL --input SPEC... --output GRADS.npz\n"
+    "usage: tessera grad MODEL --input SPEC... --output GRADS.npz [--backend cpu|reference]\n"
     "                    [--signature NAME] [--loss sum|mse] [--target FILE.npz|FILE.npy] [--wrt variables|inputs]\n"
     "                    [--all-variables]  (also before/<key> and after/<key> for every variable)\n"
     "       tessera grad GRAPH --loss-tensor T --wrt T... --input NAME=FILE.npy... --output GRADS.npz\n"
     "  --loss sum    sum of every float output (default); mse: mean squared error to --target\n"
     "                (.npz keyed by output name, or one .npy for a single output), summed over outputs\n"
     "  --wrt         variables (default: every float variable the loss reads) or inputs;\n"
-    "                with --loss-tensor, graph tensor names\n";
+    "                with --loss-tensor, graph tensor names\n"
+    "  --backend     reference (default: the unoptimised graph, interpreted) or cpu (the pass\n"
+    "                pipeline, then the cpu backend); --passes a,b|none|default, --threads N\n"
+    "  --repeat N    cpu: time N more runs (median ms printed); --profile adds time per op\n"
+    "  --dump-ir F   cpu: write the optimised graph's IR text to F\n"
+    "  --rdu-chip C  cpu: also time the optimised graph on the rdu chip model C (preset or JSON)\n";
 
 Tensor load_tensor_file(const std::string& path) {
   return npy::load_npy(path);
@@ -53,11 +73,68 @@ Value total(Graph& g, const std::vector<Value>& parts) {
   return passes::add_node(g, "loss/total", "AddN", parts, {{"T", t}, {"N", static_cast<int64_t>(parts.size())}})->out();
 }
 
+// The differentiated graph as a function (results: loss, then the gradients), optimised by
+// the pass pipeline and run on the cpu backend; with --repeat, timed (and profiled).
+std::vector<Tensor> run_on_cpu(std::shared_ptr<Graph> g, const std::vector<Value>& fetches,
+                               const std::vector<passes::GradTarget>& targets, const std::vector<Tensor>& arg_values,
+                               ResourceStore& variables, const Module& module, const Args& args) {
+  const bool profile = args.has("--profile");
+  if (profile) setenv("TESSERA_CPU_PROFILE", "1", 1);  // read when the executable is built
+  g->results = fetches;
+  g->result_names.clear();
+  for (size_t i = 0; i < fetches.size(); ++i) g->result_names.push_back(i ? "grad" + std::to_string(i) : "loss");
+  CompileOptions copts;
+  copts.target = "cpu";
+  copts.passes = parse_pass_list(args.get("--passes", "default"));
+  copts.threads = std::stoi(args.get("--threads", "0"));
+  std::set<std::string> written = passes::written_variables(module);
+  for (const auto& t : targets) written.insert(t.name);  // trained weights stay variables
+  passes::PassContext ctx;
+  ctx.variables = &variables;
+  ctx.written_variables = &written;
+  passes::run_passes(*g, copts.pass_list(), ctx);
+  if (args.has("--dump-ir")) write_file(args.get("--dump-ir"), print_graph(*g, PrintOptions{}));
+  if (args.has("--rdu-chip")) {  // the same forward+backward graph timed on the rdu chip model
+    const int64_t batch = arg_values.empty() || arg_values[0].rank() == 0 ? 1 : arg_values[0].dim(0);
+    rdu::StepSimulation sim = rdu::simulate_step(*g, batch, args.get("--rdu-chip"));
+    std::printf("rdu_step_seconds: %.9g (batch %lld, %.6g GFLOP, %d sections, %.1f%% of peak)\n", sim.seconds,
+                static_cast<long long>(batch), sim.flops / 1e9, sim.sections, 100 * sim.fraction_of_peak);
+  }
+  std::shared_ptr<Executable> exe = make_executable("cpu", g, copts.cpu_options());
+  std::vector<Tensor> got = exe->run(arg_values, &variables);
+  const int repeat = std::stoi(args.get("--repeat", "0"));
+  if (repeat > 0) {
+    std::map<std::string, double> before = exe->op_seconds();
+    std::vector<double> ms;
+    for (int i = 0; i < repeat; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      exe->run(arg_values, &variables);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    std::printf("step_ms_median: %.3f (%d runs, min %.3f)\n", ms[ms.size() / 2], repeat, ms.front());
+    if (profile) {
+      std::vector<std::pair<double, std::string>> ops;
+      double total_s = 0;
+      for (const auto& [op, sec] : exe->op_seconds()) {
+        double d = sec - (before.count(op) ? before.at(op) : 0.0);
+        ops.push_back({d, op});
+        total_s += d;
+      }
+      std::sort(ops.rbegin(), ops.rend());
+      for (const auto& [sec, op] : ops)
+        std::printf("  profile %-44s %9.3f ms %5.1f%%\n", op.c_str(), 1e3 * sec / repeat,
+                    total_s > 0 ? 100 * sec / total_s : 0.0);
+    }
+  }
+  return got;
+}
+
 }  // namespace
 
 int cmd_grad(int argc, char** argv) {
   std::vector<std::string> flags = {"--signature", "--input", "--output", "--loss", "--target",
-                                    "--wrt", "--loss-tensor", "--tags"};
+                                    "--wrt", "--loss-tensor", "--tags", "--backend", "--passes", "--threads", "--repeat", "--dump-ir", "--rdu-chip"};
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
     std::printf("%s", kUsage);
@@ -171,10 +248,18 @@ int cmd_grad(int argc, char** argv) {
   passes::differentiate(*g, loss, targets);
   std::vector<Value> fetches = {loss};
   for (size_t i = first; i < g->results.size(); ++i) fetches.push_back(g->results[i]);
-  std::vector<Feed> feeds;
-  for (size_t i = 0; i < arg_values.size(); ++i) feeds.push_back({g->args[i]->out(), arg_values[i]});
+  std::vector<Tensor> got;
   std::map<std::string, Tensor> before = session.variables().snapshot();
-  std::vector<Tensor> got = interpret(*g, feeds, fetches, g->control_results, &session.variables());
+  const std::string backend = args.get("--backend", "reference");
+  if (backend == "reference") {
+    TS_CHECK(!args.has("--passes") && !args.has("--repeat"), "--passes and --repeat need --backend cpu");
+    std::vector<Feed> feeds;
+    for (size_t i = 0; i < arg_values.size(); ++i) feeds.push_back({g->args[i]->out(), arg_values[i]});
+    got = interpret(*g, feeds, fetches, g->control_results, &session.variables());
+  } else {
+    TS_CHECK(backend == "cpu", "--backend must be cpu or reference, got '", backend, "'");
+    got = run_on_cpu(g, fetches, targets, arg_values, session.variables(), module, args);
+  }
   std::vector<std::pair<std::string, Tensor>> outputs = {{"loss", got[0]}};
   for (size_t i = 0; i < target_names.size(); ++i) outputs.push_back({"grad/" + target_names[i], got[i + 1]});
   // The variables' values too, so a test can pair them with another runtime's variables.

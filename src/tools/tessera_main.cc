@@ -12,6 +12,7 @@
 namespace tessera::cli {
 int cmd_data_dump(int argc, char** argv);  // cmd_data.cc (hidden: tests of the training I/O)
 int cmd_grad(int argc, char** argv);       // cmd_grad.cc (hidden: tests of autodiff)
+int cmd_train(int argc, char** argv);      // cmd_train.cc
 int cmd_train_trace(int argc, char** argv);  // cmd_train_trace.cc (hidden: exact training tests)
 }
 
@@ -31,6 +32,7 @@ const Command kCommands[] = {
     {"bench", tessera::cli::cmd_bench, "measure latency and throughput of a signature"},
     {"simulate", tessera::cli::cmd_simulate, "map a model onto an rdu chip and simulate it"},
     {"rdu-cost", tessera::cli::cmd_rdu_cost, "cost an IR text graph's rdu kernels (validation tool)"},
+    {"train", tessera::cli::cmd_train, "train a SavedModel's variables (checkpoints, TensorBoard, export)"},
     {"serve", tessera::cli::cmd_serve, "serve models over TF Serving's gRPC and REST APIs"},
     {"passes", tessera::cli::cmd_passes, "list the optimisation passes"},
     {"ops", tessera::cli::cmd_ops, "list the ops Tessera supports"},

@@ -490,9 +490,16 @@ class Executable final : public CpuExecutable {
       v.live_out = v.live_out || is_result_[s];
       if (root != s && writer_[s] >= 0) v.readers.push_back(writer_[s]);
     }
+    // Values a step keeps (AssignVariableOp stores its input as the variable's new value) stay
+    // out of the arena, so that step need not clone them: training steps assign every weight
+    // and optimizer slot, which were one full copy of the model per step.
+    std::vector<bool> kept(num_slots_, false);
+    for (const Step& st : steps_)
+      if (st.retains_inputs)
+        for (int in : st.inputs) kept[rec.alias_root[in] >= 0 ? rec.alias_root[in] : in] = true;
     for (int s = 0; s < num_slots_; ++s) {
       PlanValue& v = values[s];
-      if (writer_[s] < 0 || rec.bytes[s] <= 0) continue;  // args, reference outputs
+      if (writer_[s] < 0 || rec.bytes[s] <= 0 || kept[s]) continue;  // args, reference outputs, kept values
       v.bytes = rec.bytes[s];
       v.writer = writer_[s];
       const Step& step = steps_[writer_[s]];

@@ -72,6 +72,9 @@ void register_pool_kernels();
 void register_attention_kernels();
 void register_graph_kernels();
 void register_array_kernels();
+void register_conv_grad_kernels();  // kernels_conv_grad.cc: Conv2DBackpropInput/Filter
+void register_pool_grad_kernels();  // kernels_pool_grad.cc: MaxPoolGrad
+void register_mask_kernels();       // kernels_mask.cc: float comparisons, Cast bool -> float
 void register_random_kernels();
 
 }  // namespace tessera::cpu

@@ -26,6 +26,9 @@ void ensure_registered() {
     register_attention_kernels();
     register_graph_kernels();
     register_array_kernels();
+    register_conv_grad_kernels();
+    register_pool_grad_kernels();
+    register_mask_kernels();
     register_random_kernels();
   });
 }

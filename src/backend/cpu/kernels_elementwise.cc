@@ -144,20 +144,33 @@ struct RowSpace {
 
 class ElementwiseKernel final : public CpuKernel {
  public:
-  ElementwiseKernel(std::vector<Instr> program, Isa isa) : program_(std::move(program)), vec_(vec_table(isa)) {}
+  // `target_shape`: the last input is a shape the result broadcasts to (BroadcastTo), not an operand.
+  ElementwiseKernel(std::vector<Instr> program, Isa isa, bool target_shape = false)
+      : program_(std::move(program)), vec_(vec_table(isa)), target_shape_(target_shape) {}
 
   void run(KernelRun& r) override {
-    const auto& in = r.inputs();
+    std::vector<Tensor> operands;
+    const std::vector<Tensor>& all = r.inputs();
+    if (target_shape_) operands.assign(all.begin(), all.end() - 1);
+    const std::vector<Tensor>& in = target_shape_ ? operands : all;
     std::vector<Shape> shapes;
     Shape out_shape;
     for (const Tensor& t : in) {
       shapes.push_back(t.shape());
       out_shape = shapes.size() == 1 ? t.shape() : ops::broadcast(out_shape, t.shape());
     }
+    if (target_shape_) {
+      std::vector<int64_t> dims = all.back().to_int_vector();
+      out_shape = ops::broadcast(out_shape, Shape(dims.begin(), dims.end()));
+      TS_CHECK(out_shape == Shape(dims.begin(), dims.end()), "cannot broadcast ", shape_str(shapes[0]), " to ",
+               shape_str(Shape(dims.begin(), dims.end())));
+    }
     Tensor out = r.allocate(0, DType::kFloat32, out_shape);
     RowSpace space(shapes, out_shape);
     std::vector<const float*> ptr;
     for (const Tensor& t : in) ptr.push_back(t.data<float>());
+    std::vector<std::vector<float>> tiles;
+    widen_rows(space, ptr, tiles);
     float* y = out.data<float>();
     // Work items: (row, block of the row), so one long row still spreads over threads.
     const int64_t blocks_per_row = (space.inner + kBlock - 1) / kBlock;
@@ -176,9 +189,51 @@ class ElementwiseKernel final : public CpuKernel {
     });
     r.set_output(0, out);
   }
+  // Short rows (a per-channel operand over NHWC: rows of C floats) cost a call per
+  // instruction per row. When every operand either runs on through the next-outer dim
+  // (contiguous), repeats along it (a per-channel vector) or is one value, m rows become one:
+  // repeating operands are tiled m times into `tiles`. Training graphs (BatchNorm statistics
+  // and their gradients, per-channel scales) are full of these.
+  static void widen_rows(RowSpace& space, std::vector<const float*>& ptr, std::vector<std::vector<float>>& tiles) {
+    const size_t nd = space.dims.size();
+    if (nd < 2 || space.inner >= kBlock || space.inner == 0) return;
+    const int64_t outer = space.dims[nd - 2];
+    std::vector<int> kind(ptr.size());  // 0 scalar, 1 contiguous through rows, 2 repeated per row
+    for (size_t k = 0; k < ptr.size(); ++k) {
+      const int64_t si = space.stride[k][nd - 1], so = space.stride[k][nd - 2];
+      if (si == 0 && so == 0) kind[k] = 0;
+      else if (si == 1 && so == space.inner) kind[k] = 1;
+      else if (si == 1 && so == 0) kind[k] = 2;
+      else return;
+      // A repeated operand is tiled once from its start: it must not move with outer dims
+      // either (a [N,1,1,C] operand over [N,H,W,C] differs per image).
+      for (size_t d = 0; kind[k] == 2 && d + 2 < nd; ++d)
+        if (space.stride[k][d] != 0) return;
+    }
+    int64_t m = 1;
+    for (int64_t c = std::min<int64_t>(outer, 4 * kBlock / space.inner); c > 1; --c)
+      if (outer % c == 0) {
+        m = c;
+        break;
+      }
+    if (m == 1) return;
+    for (size_t k = 0; k < ptr.size(); ++k) {
+      if (kind[k] == 1) space.stride[k][nd - 2] = space.inner * m;
+      if (kind[k] != 2) continue;
+      std::vector<float> t(static_cast<size_t>(space.inner * m));
+      for (int64_t i = 0; i < m; ++i) std::copy(ptr[k], ptr[k] + space.inner, t.begin() + i * space.inner);
+      tiles.push_back(std::move(t));
+      ptr[k] = tiles.back().data();
+    }
+    space.dims[nd - 2] /= m;
+    space.dims[nd - 1] *= m;
+    space.inner *= m;
+    space.rows /= m;
+  }
+
   // A same-sized input is walked exactly like the output, block by block, and a block's
   // instructions read it before the last one writes the block.
-  bool in_place(size_t) const override { return true; }
+  bool in_place(size_t i) const override { return !target_shape_ || i == 0; }
 
  private:
   void run_block(const std::vector<const float*>& op_ptr, const RowSpace& space, float* temps, float* y,
@@ -214,6 +269,7 @@ class ElementwiseKernel final : public CpuKernel {
 
   std::vector<Instr> program_;
   const VecTable& vec_;
+  bool target_shape_ = false;
 };
 
 bool all_f32(const Node& n) {
@@ -237,6 +293,8 @@ void register_elementwise_kernels() {
       return make(n, env, {name + " $0"});
     });
   }
+  // Exact gelu's forward in training graphs keeps Erfc unfused (its gradient reads it).
+  register_kernel("Erfc", [](const Node& n, const CompileEnv& env) { return make(n, env, {"Erf $0", "Sub 1 %0"}); });
   register_kernel("LeakyRelu", [](const Node& n, const CompileEnv& env) {
     char alpha[32];
     std::snprintf(alpha, sizeof alpha, "%.9g", static_cast<double>(n.attr_or<float>("alpha", 0.2f)));
@@ -254,6 +312,20 @@ void register_elementwise_kernels() {
   });
   register_kernel("TsGelu", [](const Node& n, const CompileEnv& env) {
     return make(n, env, {n.attr_or<bool>("approximate", false) ? "GeluTanh $0" : "GeluExact $0"});
+  });
+  // BroadcastTo: the gradients of reductions (Mean, Sum) spread back over the input's shape,
+  // full size in training graphs; written by the vector loops into planned memory.
+  register_kernel("BroadcastTo", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
+    if (!CompileEnv::is_f32(n, 0) || n.num_outputs() != 1 || n.outputs[0].dtype != DType::kFloat32) return nullptr;
+    return std::make_unique<ElementwiseKernel>(parse_program({"Mul $0 1"}, 1), env.isa, true);
+  });
+  // AddN: gradient accumulation in training graphs (a value used twice), same-shaped inputs.
+  register_kernel("AddN", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
+    if (n.inputs.size() < 2) return nullptr;
+    std::vector<std::string> program = {"AddV2 $0 $1"};
+    for (size_t i = 2; i < n.inputs.size(); ++i)
+      program.push_back("AddV2 %" + std::to_string(i - 2) + " $" + std::to_string(i));
+    return make(n, env, program);
   });
   register_kernel("TsElementwise", [](const Node& n, const CompileEnv& env) {
     return make(n, env, n.attr<std::vector<std::string>>("program"));

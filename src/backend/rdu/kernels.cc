@@ -97,6 +97,22 @@ struct Lowerer {
       k.flops = 2.0 * k.m * k.k * k.n * k.groups + static_cast<double>(k.ops) * out_elems;
       return k;
     }
+    if (op == "Conv2DBackpropInput" || op == "Conv2DBackpropFilter") {
+      // Training graphs: the same implicit GEMM as the forward convolution, shaped from
+      // out_backprop [N,OH,OW,Cout] and the filter [KH,KW,Cin,Cout] (input_sizes may be
+      // unknown until run time). Data: [N*OH*OW, Cout] x [Cout, KH*KW*Cin] then col2im;
+      // filter: [KH*KW*Cin, N*OH*OW] x [N*OH*OW, Cout].
+      Shape dy = shape(n.inputs.at(2));
+      Shape f = op == "Conv2DBackpropInput" ? shape(n.inputs.at(1)) : shape(Value{const_cast<Node*>(&n), 0});
+      TS_CHECK(f.size() == 4 && dy.size() == 4, n.label(), ": conv gradient filter/out_backprop must be rank 4");
+      const int64_t rows = dy[0] * dy[1] * dy[2], taps = f[0] * f[1] * f[2];
+      if (op == "Conv2DBackpropInput") k.m = rows, k.k = f[3], k.n = taps;
+      else k.m = taps, k.k = rows, k.n = f[3];
+      k.family = "conv";
+      k.engine = Engine::kSystolic;
+      k.flops = 2.0 * k.m * k.k * k.n;
+      return k;
+    }
     if (op == "DepthwiseConv2dNative" || op == "TsFusedDepthwiseConv2D") {
       Shape f = shape(n.inputs.at(1));
       k.engine = Engine::kSimd;

@@ -1,0 +1,123 @@
+// MaxPoolGrad (NHWC float32, 2-D windows): each output position's gradient goes to the first
+// largest input of its window (row-major scan, as the reference kernel and TF do), so ties
+// resolve the same way. Our own loop rather than oneDNN's pooling backward, which needs the
+// workspace of a training-mode forward pass that the graph's MaxPool does not keep. The
+// channel axis is innermost in NHWC, so the window scan runs over contiguous channel blocks;
+// windows of one image may overlap, so work splits by (image, channel block).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "backend/cpu/kernel.h"
+#include "backend/cpu/threads.h"
+#include "ops/nn_families.h"
+
+namespace tessera::cpu {
+
+namespace {
+
+constexpr int64_t kChannelBlock = 64;
+
+struct Geometry {
+  int64_t h, w, c, oh, ow, kh, kw, sh, sw, pad_top, pad_left;
+};
+
+// One image's gradient for `cn` (<= kChannelBlock) channels starting at xi/gi/di. Compiled
+// for AVX-512, AVX2 and the baseline, picked at load time (the rest of this file is baseline
+// code): the window scan is a masked select over contiguous channels, which only vectorises
+// with wide compares and blends.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void image_block(const Geometry& g, const float* xi,
+                                                                             const float* gi, float* di, int64_t cn) {
+  float best[kChannelBlock];
+  uint32_t where[kChannelBlock];  // offsets within one image
+  for (int64_t p = 0; p < g.h * g.w; ++p) std::memset(di + p * g.c, 0, sizeof(float) * cn);
+  for (int64_t y = 0; y < g.oh; ++y) {
+    const int64_t h0 = std::max<int64_t>(0, y * g.sh - g.pad_top), h1 = std::min(g.h, y * g.sh - g.pad_top + g.kh);
+    for (int64_t xo = 0; xo < g.ow; ++xo) {
+      const int64_t w0 = std::max<int64_t>(0, xo * g.sw - g.pad_left),
+                    w1 = std::min(g.w, xo * g.sw - g.pad_left + g.kw);
+      if (h0 >= h1 || w0 >= w1) continue;
+      const uint32_t first = static_cast<uint32_t>((h0 * g.w + w0) * g.c);
+      for (int64_t k = 0; k < cn; ++k) best[k] = xi[first + k], where[k] = first;
+      for (int64_t hh = h0; hh < h1; ++hh)
+        for (int64_t ww = w0; ww < w1; ++ww) {
+          const uint32_t at = static_cast<uint32_t>((hh * g.w + ww) * g.c);
+          const float* v = xi + at;
+          // Selects the compiler if-converts into vector blends (a data-dependent branch
+          // here would mispredict constantly).
+#pragma GCC ivdep
+          for (int64_t k = 0; k < cn; ++k) {
+            const bool gt = v[k] > best[k];
+            where[k] = gt ? at : where[k];
+            best[k] = gt ? v[k] : best[k];
+          }
+        }
+      const float* gr = gi + (y * g.ow + xo) * g.c;
+      for (int64_t k = 0; k < cn; ++k) di[where[k] + k] += gr[k];
+    }
+  }
+}
+
+class MaxPoolGradKernel final : public CpuKernel {
+ public:
+  explicit MaxPoolGradKernel(const Node& node) : node_(node) {
+    const auto& k = node.attr<std::vector<int64_t>>("ksize");
+    const auto& s = node.attr<std::vector<int64_t>>("strides");
+    kh_ = k[1], kw_ = k[2], sh_ = s[1], sw_ = s[2];
+    padding_ = nn::parse_padding(node.attr<std::string>("padding"));
+    if (padding_ == nn::Padding::kExplicit) explicit_ = node.attr<std::vector<int64_t>>("explicit_paddings");
+  }
+
+  void run(KernelRun& r) override {
+    const Tensor& x = r.input(0);
+    const Tensor& dy = r.input(2);
+    if (x.rank() != 4 || dy.rank() != 4) return run_reference(node_, r);
+    const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
+    const bool ex = explicit_.size() == 8;
+    nn::Window wh = nn::window(h, kh_, sh_, 1, padding_, ex ? explicit_[2] : 0, ex ? explicit_[3] : 0);
+    nn::Window ww = nn::window(w, kw_, sw_, 1, padding_, ex ? explicit_[4] : 0, ex ? explicit_[5] : 0);
+    if (dy.shape() != Shape{n, wh.out, ww.out, c} || x.num_elements() == 0 || h * w * c >= (int64_t{1} << 31))
+      return run_reference(node_, r);
+    Tensor dx = r.allocate(0, DType::kFloat32, x.shape());
+    const float* px = x.data<float>();
+    const float* pg = dy.data<float>();
+    float* pd = dx.data<float>();
+    const int64_t blocks = (c + kChannelBlock - 1) / kChannelBlock, oh = wh.out, ow = ww.out;
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, h * w * std::min(c, kChannelBlock)));
+    const Geometry geo{h, w, c, oh, ow, kh_, kw_, sh_, sw_, wh.pad_before, ww.pad_before};
+    parallel_for(n * blocks, grain, r.threads(), [&](int64_t lo, int64_t hi) {
+      for (int64_t item = lo; item < hi; ++item) {
+        const int64_t b = item / blocks, c0 = item % blocks * kChannelBlock, cn = std::min(kChannelBlock, c - c0);
+        image_block(geo, px + b * h * w * c + c0, pg + b * oh * ow * c + c0, pd + b * h * w * c + c0, cn);
+      }
+    });
+    r.set_output(0, dx);
+  }
+
+ private:
+  const Node& node_;
+  int64_t kh_, kw_, sh_, sw_;
+  nn::Padding padding_;
+  std::vector<int64_t> explicit_;
+};
+
+}  // namespace
+
+void register_pool_grad_kernels() {
+  register_kernel("MaxPoolGrad", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+    if (!CompileEnv::is_f32(n, 0) || !CompileEnv::is_f32(n, 2) || n.outputs.at(0).dtype != DType::kFloat32)
+      return nullptr;
+    if (n.attr_or<std::string>("data_format", "NHWC") != "NHWC") return nullptr;
+    const auto& k = n.attr<std::vector<int64_t>>("ksize");
+    const auto& s = n.attr<std::vector<int64_t>>("strides");
+    if (k.size() != 4 || s.size() != 4 || k[0] != 1 || k[3] != 1 || s[0] != 1 || s[3] != 1) return nullptr;
+    if (n.attr<std::string>("padding") == "EXPLICIT") {
+      auto ep = n.attr_or<std::vector<int64_t>>("explicit_paddings", {});
+      if (ep.size() != 8 || ep[0] || ep[1] || ep[6] || ep[7]) return nullptr;
+    }
+    return std::make_unique<MaxPoolGradKernel>(n);
+  });
+}
+
+}  // namespace tessera::cpu
