@@ -6,6 +6,7 @@
 //   trainable/<store key>     the same, for the trainable variables only
 //   slot/<slot>/<store key>   final optimizer slots of the trainable variables
 //   eval/loss, eval/<metric>  with --eval-x/--eval-y: the inference endpoint on that data
+//   rdu_step_seconds          --target rdu: the simulated time of one step (cpu numerics)
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
@@ -28,7 +29,7 @@ const char* kUsage =
     "       [--beta-1 F] [--beta-2 F] [--epsilon F] [--weight-decay F] [--momentum F] [--nesterov] [--rho F]\n"
     "       [--clipnorm F] [--global-clipnorm F] [--schedule constant|exponential|cosine] [--decay-steps N]\n"
     "       [--decay-rate F] [--staircase] [--alpha F] [--warmup-steps N] [--replicas R] [--seed S]\n"
-    "       [--target cpu|reference] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n"
+    "       [--target cpu|reference|rdu] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n"
     "       [--dump-graph FILE]   the optimised step graph as IR text\n"
     "       [--processes P]       P trainers on threads joined by an in-process communicator (stands\n"
     "                             in for P processes); rank 0's trace, all ranks' states must agree\n"
@@ -179,6 +180,11 @@ int cmd_train_trace(int argc, char** argv) {
     train::StepResult r = trainer->evaluate({ex}, ey);
     out.push_back({"eval/loss", vec({r.loss})});
     for (const auto& [k, v] : r.metrics) out.push_back({"eval/" + k, vec({v})});
+  }
+  if (o.target == "rdu") {
+    double secs = trainer->simulated_step_seconds();
+    out.push_back({"rdu_step_seconds", vec({secs})});
+    std::printf("rdu simulated step: %.6g s (batch %lld)\n", secs, static_cast<long long>(batch));
   }
   for (const std::string& k : trainer->trainable_keys()) std::printf("trainable: %s\n", k.c_str());
   std::printf("steps: %lld  first loss: %.6f  last loss: %.6f\n", static_cast<long long>(steps), losses.front(),

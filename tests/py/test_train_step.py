@@ -479,3 +479,14 @@ def test_restore_continues_exactly(work, replicas):
     assert any(k.startswith("slot/momentum/") for k in whole)
     for k in whole:
         np.testing.assert_array_equal(resumed[k], whole[k], err_msg=k)
+
+
+def test_rdu_target_has_cpu_numerics_and_a_simulated_step_time(work):
+    tmp, _, models = work
+    path, _, _ = models["softmax"]
+    cpu = tessera_trace(tmp, path, 3, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="cpu3")
+    rdu = tessera_trace(tmp, path, 3, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="rdu3",
+                        extra=["--target", "rdu"])
+    np.testing.assert_array_equal(rdu["loss"], cpu["loss"])
+    assert 0 < rdu["rdu_step_seconds"][0] < 1.0
+    assert "rdu_step_seconds" not in cpu
