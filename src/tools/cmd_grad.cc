@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <set>
 
+#include "backend/rdu/train_step.h"
 #include "io/npy.h"
 #include "ir/grad.h"
 #include "ir/interpreter.h"
@@ -46,7 +47,8 @@ const char* kUsage =
     "  --backend     reference (default: the unoptimised graph, interpreted) or cpu (the pass\n"
     "                pipeline, then the cpu backend); --passes a,b|none|default, --threads N\n"
     "  --repeat N    cpu: time N more runs (median ms printed); --profile adds time per op\n"
-    "  --dump-ir F   cpu: write the optimised graph's IR text to F\n";
+    "  --dump-ir F   cpu: write the optimised graph's IR text to F\n"
+    "  --rdu-chip C  cpu: also time the optimised graph on the rdu chip model C (preset or JSON)\n";
 
 Tensor load_tensor_file(const std::string& path) {
   return npy::load_npy(path);
@@ -92,6 +94,12 @@ std::vector<Tensor> run_on_cpu(std::shared_ptr<Graph> g, const std::vector<Value
   ctx.written_variables = &written;
   passes::run_passes(*g, copts.pass_list(), ctx);
   if (args.has("--dump-ir")) write_file(args.get("--dump-ir"), print_graph(*g, PrintOptions{}));
+  if (args.has("--rdu-chip")) {  // the same forward+backward graph timed on the rdu chip model
+    const int64_t batch = arg_values.empty() || arg_values[0].rank() == 0 ? 1 : arg_values[0].dim(0);
+    rdu::StepSimulation sim = rdu::simulate_step(*g, batch, args.get("--rdu-chip"));
+    std::printf("rdu_step_seconds: %.9g (batch %lld, %.6g GFLOP, %d sections, %.1f%% of peak)\n", sim.seconds,
+                static_cast<long long>(batch), sim.flops / 1e9, sim.sections, 100 * sim.fraction_of_peak);
+  }
   std::shared_ptr<Executable> exe = make_executable("cpu", g, copts.cpu_options());
   std::vector<Tensor> got = exe->run(arg_values, &variables);
   const int repeat = std::stoi(args.get("--repeat", "0"));
@@ -126,7 +134,7 @@ std::vector<Tensor> run_on_cpu(std::shared_ptr<Graph> g, const std::vector<Value
 
 int cmd_grad(int argc, char** argv) {
   std::vector<std::string> flags = {"--signature", "--input", "--output", "--loss", "--target",
-                                    "--wrt", "--loss-tensor", "--tags", "--backend", "--passes", "--threads", "--repeat", "--dump-ir"};
+                                    "--wrt", "--loss-tensor", "--tags", "--backend", "--passes", "--threads", "--repeat", "--dump-ir", "--rdu-chip"};
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
     std::printf("%s", kUsage);

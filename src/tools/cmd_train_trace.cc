@@ -6,8 +6,12 @@
 //   trainable/<store key>     the same, for the trainable variables only
 //   slot/<slot>/<store key>   final optimizer slots of the trainable variables
 //   eval/loss, eval/<metric>  with --eval-x/--eval-y: the inference endpoint on that data
+//   rdu_step_seconds          --target rdu: the simulated time of one step (cpu numerics)
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
+#include <exception>
+#include <thread>
 
 #include "io/npy.h"
 #include "ir/printer.h"
@@ -25,8 +29,11 @@ const char* kUsage =
     "       [--beta-1 F] [--beta-2 F] [--epsilon F] [--weight-decay F] [--momentum F] [--nesterov] [--rho F]\n"
     "       [--clipnorm F] [--global-clipnorm F] [--schedule constant|exponential|cosine] [--decay-steps N]\n"
     "       [--decay-rate F] [--staircase] [--alpha F] [--warmup-steps N] [--replicas R] [--seed S]\n"
-    "       [--target cpu|reference] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n"
-    "       [--dump-graph FILE]   the optimised step graph as IR text\n";
+    "       [--target cpu|reference|rdu] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n"
+    "       [--dump-graph FILE]   the optimised step graph as IR text\n"
+    "       [--processes P]       P trainers on threads joined by an in-process communicator (stands\n"
+    "                             in for P processes); rank 0's trace, all ranks' states must agree\n"
+    "       [--restart-at K]      before step K, replace the trainer by a new one restored from state()\n";
 
 // Rows (start + j) mod n for j < count, of dimension 0.
 Tensor take_rows(const Tensor& t, int64_t start, int64_t count) {
@@ -52,7 +59,7 @@ int cmd_train_trace(int argc, char** argv) {
                                     "--optimizer", "--lr", "--beta-1", "--beta-2", "--epsilon", "--weight-decay",
                                     "--momentum", "--rho", "--clipnorm", "--global-clipnorm", "--schedule",
                                     "--decay-steps", "--decay-rate", "--alpha", "--warmup-steps", "--replicas",
-                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags", "--dump-graph"};
+                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags", "--dump-graph", "--processes", "--restart-at"};
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
     std::printf("%s", kUsage);
@@ -95,7 +102,20 @@ int cmd_train_trace(int argc, char** argv) {
   lo.target = "reference";  // import + restore only; the trainer compiles its own programs
   apply_tags_flag(args, lo);
   auto model = Model::load(args.positional[0], lo);
-  auto trainer = train::Trainer::create(model, o);
+  int processes = static_cast<int>(integer("--processes", 1));
+  TS_CHECK(processes >= 1, "--processes must be >= 1");
+  std::vector<std::unique_ptr<train::Communicator>> group;
+  std::vector<std::unique_ptr<train::Trainer>> trainers;
+  if (processes > 1) {
+    group = train::make_thread_group(processes);
+    if (o.threads <= 0) o.threads = 2;
+    o.threads = std::max(1, o.threads / processes);
+  }
+  for (int p = 0; p < processes; ++p) {
+    o.comm = processes > 1 ? group[static_cast<size_t>(p)].get() : nullptr;
+    trainers.push_back(train::Trainer::create(model, o));
+  }
+  train::Trainer* trainer = trainers[0].get();
   if (args.has("--dump-graph")) write_file(args.get("--dump-graph"), print_graph(trainer->step_graph(), {}));
 
   Tensor x = npy::load_npy(args.get("--x"));
@@ -106,16 +126,51 @@ int cmd_train_trace(int argc, char** argv) {
   TS_CHECK(batch > 0 && steps > 0, "--batch and --steps must be positive");
   std::vector<double> losses, lrs;
   std::map<std::string, std::vector<double>> metrics;
+  int64_t restart_at = integer("--restart-at", -1);
+  TS_CHECK(restart_at < 0 || processes == 1, "--restart-at works with one process");
   for (int64_t s = 0; s < steps; ++s) {
+    if (s == restart_at) {
+      // A fresh trainer from the state alone, as a resumed run would have.
+      train::TrainState saved = trainer->state();
+      trainers[0].reset();
+      trainers[0] = train::Trainer::create(model, o);
+      trainer = trainers[0].get();
+      trainer->restore(saved);
+    }
     lrs.push_back(trainer->learning_rate());
     int64_t start = (s * batch) % x.dim(0);
-    train::StepResult r = trainer->step({take_rows(x, start, batch)}, take_rows(y, start, batch));
-    losses.push_back(r.loss);
-    for (const auto& [k, v] : r.metrics) metrics[k].push_back(v);
+    std::vector<Tensor> xb = {take_rows(x, start, batch)};
+    Tensor yb = take_rows(y, start, batch);
+    std::vector<train::StepResult> rs(trainers.size());
+    std::vector<std::exception_ptr> errors(trainers.size());
+    std::vector<std::thread> threads;
+    for (size_t p = 1; p < trainers.size(); ++p)
+      threads.emplace_back([&, p] {
+        try {
+          rs[p] = trainers[p]->step(xb, yb);
+        } catch (...) {
+          errors[p] = std::current_exception();
+        }
+      });
+    rs[0] = trainer->step(xb, yb);
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
+    losses.push_back(rs[0].loss);
+    for (const auto& [k, v] : rs[0].metrics) metrics[k].push_back(v);
+  }
+  // Every rank must end with the same bits (the all-reduce hands every rank the same sums).
+  train::TrainState st = trainer->state();
+  for (size_t p = 1; p < trainers.size(); ++p) {
+    train::TrainState other = trainers[p]->state();
+    for (const auto& [k, t] : st.variables) {
+      const Tensor& u = other.variables.at(k);
+      TS_CHECK(u.nbytes() == t.nbytes() && std::memcmp(u.raw(), t.raw(), t.nbytes()) == 0, "rank ", p,
+               " ended with a different value of '", k, "' than rank 0");
+    }
   }
   npy::NamedTensors out = {{"loss", vec(losses)}, {"lr", vec(lrs)}};
   for (const auto& [k, v] : metrics) out.push_back({"metric/" + k, vec(v)});
-  train::TrainState st = trainer->state();
   for (const auto& [k, t] : st.variables) out.push_back({"var/" + k, t});
   for (const std::string& k : trainer->trainable_keys()) out.push_back({"trainable/" + k, st.variables.at(k)});
   for (const auto& [k, slots] : st.slots)
@@ -125,6 +180,11 @@ int cmd_train_trace(int argc, char** argv) {
     train::StepResult r = trainer->evaluate({ex}, ey);
     out.push_back({"eval/loss", vec({r.loss})});
     for (const auto& [k, v] : r.metrics) out.push_back({"eval/" + k, vec({v})});
+  }
+  if (o.target == "rdu") {
+    double secs = trainer->simulated_step_seconds();
+    out.push_back({"rdu_step_seconds", vec({secs})});
+    std::printf("rdu simulated step: %.6g s (batch %lld)\n", secs, static_cast<long long>(batch));
   }
   for (const std::string& k : trainer->trainable_keys()) std::printf("trainable: %s\n", k.c_str());
   std::printf("steps: %lld  first loss: %.6f  last loss: %.6f\n", static_cast<long long>(steps), losses.front(),

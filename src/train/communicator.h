@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 namespace tessera::train {
 
@@ -21,5 +22,10 @@ class Communicator {
 
 // One process: allreduce and broadcast leave the data as it is.
 std::unique_ptr<Communicator> make_local_communicator();
+
+// `n` communicators of one group for n threads of this process, standing in for n processes
+// (tests of the multi-process step without mpirun). Sums run in rank order on every member,
+// so every rank gets the same bits. Each member must be used by its own thread.
+std::vector<std::unique_ptr<Communicator>> make_thread_group(int n);
 
 }  // namespace tessera::train

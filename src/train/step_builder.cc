@@ -1,8 +1,10 @@
 #include "train/step_builder.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
+#include "io/tensor_bundle.h"
 #include "ir/grad.h"
 #include "passes/autodiff.h"
 #include "passes/pass.h"
@@ -11,6 +13,7 @@
 #include "runtime/compiler.h"
 #include "train/losses.h"
 #include "train/optimizers.h"
+#include "tensorflow/core/protobuf/trackable_object_graph.pb.h"
 
 namespace tessera::train {
 
@@ -128,6 +131,34 @@ std::map<std::string, std::string> bundle_keys(const Module& module) {
     if (!t || t->dtype() != DType::kString || v.index >= t->num_elements()) continue;
     out[passes::variable_key(*h)] = t->strings().at(static_cast<size_t>(v.index));
   }
+  return out;
+}
+
+std::optional<std::set<std::string>> object_graph_trainables(const Module& module) {
+  std::string prefix = module.source + "/variables/variables";
+  if (!std::filesystem::exists(prefix + ".index")) return std::nullopt;
+  TensorBundleReader reader(prefix);
+  if (!reader.contains("_CHECKPOINTABLE_OBJECT_GRAPH")) return std::nullopt;
+  tensorflow::TrackableObjectGraph g;
+  const std::string bytes = reader.read("_CHECKPOINTABLE_OBJECT_GRAPH").strings().at(0);
+  TS_CHECK(g.ParseFromString(bytes), prefix, ": _CHECKPOINTABLE_OBJECT_GRAPH does not parse");
+  if (g.nodes_size() == 0) return std::nullopt;
+  int list = -1;
+  for (const auto& c : g.nodes(0).children())
+    if (c.local_name() == "trainable_variables") list = c.node_id();
+  if (list < 0 || list >= g.nodes_size()) return std::nullopt;
+  std::set<std::string> names;  // full names of the trainable variables
+  for (const auto& c : g.nodes(list).children())
+    if (c.node_id() >= 0 && c.node_id() < g.nodes_size())
+      for (const auto& a : g.nodes(c.node_id()).attributes())
+        if (a.name() == "VARIABLE_VALUE") names.insert(a.full_name());
+  std::set<std::string> keys;  // bundle keys of any object with one of those full names
+  for (const auto& n : g.nodes())
+    for (const auto& a : n.attributes())
+      if (a.name() == "VARIABLE_VALUE" && names.count(a.full_name())) keys.insert(a.checkpoint_key());
+  std::set<std::string> out;
+  for (const auto& [store, key] : bundle_keys(module))
+    if (keys.count(key)) out.insert(store);
   return out;
 }
 
@@ -265,6 +296,8 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     } else {
       for (size_t i = 0; i < g.result_names.size(); ++i)
         if (g.result_names[i] == o.loss.output) out_index = static_cast<int>(i);
+      // The evaluation endpoint may name its single output differently from the training one.
+      if (out_index < 0 && kind == StepKind::kEval && g.results.size() == 1) out_index = 0;
       TS_CHECK(out_index >= 0, "signature '", endpoint, "' has no output '", o.loss.output, "'");
     }
     Value output = g.results[out_index];
@@ -320,7 +353,8 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     std::vector<passes::GradTarget> targets;
     if (kind != StepKind::kEval) {
       for (passes::GradTarget& t : trainable_targets(g, loss))
-        if (!assigned.count(t.name)) targets.push_back(std::move(t));
+        if (!assigned.count(t.name) && (!info->trainable_filter || info->trainable_filter->count(t.name)))
+          targets.push_back(std::move(t));
       std::sort(targets.begin(), targets.end(), [](const auto& a, const auto& c) { return a.name < c.name; });
       TS_CHECK(!targets.empty(), "the loss reads no trainable variable");
       size_t first = g.results.size();

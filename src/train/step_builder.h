@@ -11,6 +11,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -91,6 +92,8 @@ struct StepInfo {
   int64_t loss_elems_per_sample = 1;     // per-sample loss elements (sum_over_batch_size divisor)
   std::vector<std::string> metrics;
   bool has_dropout_args = false;
+  // Input: when set, only these store keys may be trainable (the object graph's list).
+  std::optional<std::set<std::string>> trainable_filter;
 };
 
 // Endpoint discovery (shared conventions): explicit name, else train_forward, else
@@ -100,6 +103,10 @@ std::string discover_endpoint(const Module& module, const std::string& requested
 // SavedModel bundle key of each variable the module restores from its checkpoint, by store
 // key (from the restore graph: AssignVariableOp(handle, RestoreV2 output i) <- tensor_names[i]).
 std::map<std::string, std::string> bundle_keys(const Module& module);
+// Store keys of the variables the SavedModel's object graph lists under the root's
+// `trainable_variables` (matched to the variables the graph restores by full name, so alias
+// copies count too); nullopt when the model has no such list.
+std::optional<std::set<std::string>> object_graph_trainables(const Module& module);
 // Store keys of the variables a signature's graph touches (reads or writes).
 std::set<std::string> signature_variables(const Module& module, const std::string& signature);
 

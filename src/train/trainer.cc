@@ -1,11 +1,14 @@
 // Trainer: owns the variables (a ResourceStore seeded from the model's restored values, plus
 // the optimizer slots) and runs the compiled step programs of step_builder.h over them.
 #include <chrono>
+#include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <exception>
 #include <set>
 #include <thread>
 
+#include "backend/rdu/train_step.h"
 #include "train/dataset.h"
 #include "train/losses.h"
 #include "train/optimizers.h"
@@ -68,6 +71,7 @@ class TrainerImpl : public Trainer {
     split_ = o_.replicas > 1 || comm_->size() > 1;
     int total = o_.threads > 0 ? o_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const Module& m = model_->module();
+    info_.trainable_filter = object_graph_trainables(m);
     if (split_) {
       grad_.program = build_program(StepKind::kGrad, m, endpoint_, o_, store_, &info_);
       update_.program = build_program(StepKind::kUpdate, m, endpoint_, o_, store_, &info_);
@@ -102,6 +106,7 @@ class TrainerImpl : public Trainer {
     }
     ++step_;
     samples_seen_ += batch;
+    last_batch_ = batch;
     StepResult r;
     r.samples = batch;
     r.loss = sums[0] * inv;
@@ -184,6 +189,28 @@ class TrainerImpl : public Trainer {
   }
   int64_t step_count() const override { return step_; }
   const Graph& step_graph() const override { return split_ ? *grad_.program.graph : *full_.program.graph; }
+
+  // rdu: the step graph(s) timed on the chip model ($TESSERA_RDU_CHIP, else sn40l_like) at
+  // the last step's batch; with replicas, one replica's gradient program plus the update.
+  double simulated_step_seconds() const override {
+    if (o_.target != "rdu" || last_batch_ <= 0) return 0;
+    std::lock_guard lock(sim_mu_);
+    auto it = sim_seconds_.find(last_batch_);
+    if (it != sim_seconds_.end()) return it->second;
+    const char* env = std::getenv("TESSERA_RDU_CHIP");
+    std::string chip = env && *env ? env : "sn40l_like";
+    double secs;
+    if (!split_) {
+      secs = rdu::simulate_step(*full_.program.graph, last_batch_, chip).seconds;
+    } else {
+      int64_t parts = static_cast<int64_t>(o_.replicas) * comm_->size();
+      secs = rdu::simulate_step(*grad_.program.graph, std::max<int64_t>(1, (last_batch_ + parts - 1) / parts), chip)
+                 .seconds +
+             rdu::simulate_step(*update_.program.graph, 1, chip).seconds;
+    }
+    sim_seconds_[last_batch_] = secs;
+    return secs;
+  }
 
  private:
   // State keys are SavedModel bundle keys (store keys for variables the checkpoint does not
@@ -358,6 +385,9 @@ class TrainerImpl : public Trainer {
   int threads_ = 1;
   Compiled full_, grad_, update_, eval_;
   int64_t eval_elems_ = 1;
+  int64_t last_batch_ = 0;
+  mutable std::mutex sim_mu_;
+  mutable std::map<int64_t, double> sim_seconds_;
   int64_t step_ = 0;
   int64_t samples_seen_ = 0;
   uint64_t seed_ = 0;

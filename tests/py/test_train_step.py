@@ -82,6 +82,12 @@ def work(tmp_path_factory):
     archive.add_endpoint("train_forward", lambda x: drop(x, training=True), input_signature=spec)
     archive.write_out(str(tmp / "dropout"), verbose=False)
     models["dropout"] = (tmp / "dropout", None, None)
+    keras.utils.set_random_seed(9)
+    frozen = keras.Sequential([keras.Input((784,)), keras.layers.Dense(32, activation="gelu"),
+                               keras.layers.Dense(10, activation="softmax")])
+    frozen.layers[0].trainable = False
+    frozen.export(str(tmp / "frozen"), verbose=False)
+    models["frozen"] = (tmp / "frozen", [w.copy() for w in frozen.get_weights()], (32, 10, "softmax"))
     return tmp, data, models
 
 
@@ -282,12 +288,15 @@ def test_20_steps_match_tensorflow(work, case):
 
 
 def test_replicas_and_targets_give_the_same_curve(work):
-    """1, 2 and 4 replicas (gradient programs on slices, fixed-order sum, update program) and
-    the reference target all follow the cpu target's single-graph curve."""
+    """1, 2 and 4 replicas (gradient programs on slices, fixed-order sum, update program),
+    2 and 3 "processes" (trainers on threads joined by an in-process Communicator, the path
+    MPI takes; 3 does not divide the batch) and the reference target all follow the cpu
+    target's single-graph curve."""
     tmp, data, models = work
     path, _, _ = models["softmax"]
     base = tessera_trace(tmp, path, 20, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="r1")
-    for extra, name in [(["--replicas", 2], "r2"), (["--replicas", 4], "r4"), (["--target", "reference"], "ref")]:
+    for extra, name in [(["--replicas", 2], "r2"), (["--replicas", 4], "r4"), (["--target", "reference"], "ref"),
+                        (["--processes", 2], "p2"), (["--processes", 3, "--replicas", 2], "p3r2")]:
         got = tessera_trace(tmp, path, 20, "sparse_categorical_crossentropy", False, "adam", 1e-3, extra=extra,
                             name=name)
         np.testing.assert_allclose(got["loss"], base["loss"], rtol=2e-5, err_msg=name)
@@ -423,3 +432,61 @@ def test_dropout_masks_do_not_depend_on_the_split(work):
     other = tessera_trace(tmp, path, 10, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="dseed",
                           extra=["--seed", 4])["loss"]
     assert np.max(np.abs(other - base)) > 1e-3, "the dropout seed should change the masks"
+
+
+def test_frozen_layer_is_not_trained(work):
+    """The object graph's trainable_variables list restricts the trainables (a layer with
+    trainable=False at export keeps its weights), and the curve matches TF's."""
+    tmp, data, models = work
+    path, weights, spec = models["frozen"]
+    model = _keras_model(spec, weights)
+    model.layers[0].trainable = False
+    optimizer = keras.optimizers.SGD(0.1)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            value = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return value
+
+    ref = np.array([float(step(data["x"][s * BATCH:(s + 1) * BATCH], data["y"][s * BATCH:(s + 1) * BATCH]))
+                    for s in range(10)])
+    got = tessera_trace(tmp, path, 10, "sparse_categorical_crossentropy", False, "sgd", 0.1, name="frozen")
+    _check_losses(ref, got["loss"])
+    trainable = [k for k in got if k.startswith("trainable/")]
+    assert sorted(got[k].shape for k in trainable) == [(10,), (32, 10)]
+    frozen_kernel = [k for k in got if k.startswith("var/") and got[k].shape == (784, 32)]
+    assert len(frozen_kernel) == 1
+    np.testing.assert_array_equal(got[frozen_kernel[0]], weights[0])
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_restore_continues_exactly(work, replicas):
+    """state() -> a new Trainer -> restore() in the middle of a run (dropout, RMSprop with
+    momentum slots, a cosine schedule) gives the uninterrupted run's bits."""
+    tmp, _, models = work
+    path, _, _ = models["dropout"]
+    flags = ["--seed", 3, "--momentum", 0.5, "--replicas", replicas]
+    sched = {"name": "cosine", "decay_steps": 8}
+    whole = tessera_trace(tmp, path, 8, "sparse_categorical_crossentropy", False, "rmsprop", 1e-3, sched,
+                          extra=flags, name=f"whole{replicas}")
+    resumed = tessera_trace(tmp, path, 8, "sparse_categorical_crossentropy", False, "rmsprop", 1e-3, sched,
+                            extra=[*flags, "--restart-at", 3], name=f"resumed{replicas}")
+    assert sorted(whole) == sorted(resumed)
+    assert any(k.startswith("slot/momentum/") for k in whole)
+    for k in whole:
+        np.testing.assert_array_equal(resumed[k], whole[k], err_msg=k)
+
+
+def test_rdu_target_has_cpu_numerics_and_a_simulated_step_time(work):
+    tmp, _, models = work
+    path, _, _ = models["softmax"]
+    cpu = tessera_trace(tmp, path, 3, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="cpu3")
+    rdu = tessera_trace(tmp, path, 3, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="rdu3",
+                        extra=["--target", "rdu"])
+    np.testing.assert_array_equal(rdu["loss"], cpu["loss"])
+    assert 0 < rdu["rdu_step_seconds"][0] < 1.0
+    assert "rdu_step_seconds" not in cpu

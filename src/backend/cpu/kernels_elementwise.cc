@@ -144,15 +144,26 @@ struct RowSpace {
 
 class ElementwiseKernel final : public CpuKernel {
  public:
-  ElementwiseKernel(std::vector<Instr> program, Isa isa) : program_(std::move(program)), vec_(vec_table(isa)) {}
+  // `target_shape`: the last input is a shape the result broadcasts to (BroadcastTo), not an operand.
+  ElementwiseKernel(std::vector<Instr> program, Isa isa, bool target_shape = false)
+      : program_(std::move(program)), vec_(vec_table(isa)), target_shape_(target_shape) {}
 
   void run(KernelRun& r) override {
-    const auto& in = r.inputs();
+    std::vector<Tensor> operands;
+    const std::vector<Tensor>& all = r.inputs();
+    if (target_shape_) operands.assign(all.begin(), all.end() - 1);
+    const std::vector<Tensor>& in = target_shape_ ? operands : all;
     std::vector<Shape> shapes;
     Shape out_shape;
     for (const Tensor& t : in) {
       shapes.push_back(t.shape());
       out_shape = shapes.size() == 1 ? t.shape() : ops::broadcast(out_shape, t.shape());
+    }
+    if (target_shape_) {
+      std::vector<int64_t> dims = all.back().to_int_vector();
+      out_shape = ops::broadcast(out_shape, Shape(dims.begin(), dims.end()));
+      TS_CHECK(out_shape == Shape(dims.begin(), dims.end()), "cannot broadcast ", shape_str(shapes[0]), " to ",
+               shape_str(Shape(dims.begin(), dims.end())));
     }
     Tensor out = r.allocate(0, DType::kFloat32, out_shape);
     RowSpace space(shapes, out_shape);
@@ -194,6 +205,10 @@ class ElementwiseKernel final : public CpuKernel {
       else if (si == 1 && so == space.inner) kind[k] = 1;
       else if (si == 1 && so == 0) kind[k] = 2;
       else return;
+      // A repeated operand is tiled once from its start: it must not move with outer dims
+      // either (a [N,1,1,C] operand over [N,H,W,C] differs per image).
+      for (size_t d = 0; kind[k] == 2 && d + 2 < nd; ++d)
+        if (space.stride[k][d] != 0) return;
     }
     int64_t m = 1;
     for (int64_t c = std::min<int64_t>(outer, 4 * kBlock / space.inner); c > 1; --c)
@@ -218,7 +233,7 @@ class ElementwiseKernel final : public CpuKernel {
 
   // A same-sized input is walked exactly like the output, block by block, and a block's
   // instructions read it before the last one writes the block.
-  bool in_place(size_t) const override { return true; }
+  bool in_place(size_t i) const override { return !target_shape_ || i == 0; }
 
  private:
   void run_block(const std::vector<const float*>& op_ptr, const RowSpace& space, float* temps, float* y,
@@ -254,6 +269,7 @@ class ElementwiseKernel final : public CpuKernel {
 
   std::vector<Instr> program_;
   const VecTable& vec_;
+  bool target_shape_ = false;
 };
 
 bool all_f32(const Node& n) {
@@ -296,6 +312,12 @@ void register_elementwise_kernels() {
   });
   register_kernel("TsGelu", [](const Node& n, const CompileEnv& env) {
     return make(n, env, {n.attr_or<bool>("approximate", false) ? "GeluTanh $0" : "GeluExact $0"});
+  });
+  // BroadcastTo: the gradients of reductions (Mean, Sum) spread back over the input's shape,
+  // full size in training graphs; written by the vector loops into planned memory.
+  register_kernel("BroadcastTo", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
+    if (!CompileEnv::is_f32(n, 0) || n.num_outputs() != 1 || n.outputs[0].dtype != DType::kFloat32) return nullptr;
+    return std::make_unique<ElementwiseKernel>(parse_program({"Mul $0 1"}, 1), env.isa, true);
   });
   // AddN: gradient accumulation in training graphs (a value used twice), same-shaped inputs.
   register_kernel("AddN", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {

@@ -53,10 +53,11 @@ class BoolToFloatKernel final : public CpuKernel {
   void run(KernelRun& r) override {
     const Tensor& x = r.input(0);
     Tensor out = r.allocate(0, DType::kFloat32, x.shape());
-    const bool* px = x.data<bool>();
+    // Bytes 0/1 converted arithmetically: a branch on a ReLU mask mispredicts half the time.
+    const uint8_t* px = static_cast<const uint8_t*>(x.raw());
     float* py = out.data<float>();
     parallel_for(x.num_elements(), 16384, r.threads(), [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) py[i] = px[i] ? 1.f : 0.f;
+      for (int64_t i = lo; i < hi; ++i) py[i] = static_cast<float>(px[i]);
     });
     r.set_output(0, out);
   }

@@ -19,6 +19,46 @@ namespace {
 
 constexpr int64_t kChannelBlock = 64;
 
+struct Geometry {
+  int64_t h, w, c, oh, ow, kh, kw, sh, sw, pad_top, pad_left;
+};
+
+// One image's gradient for `cn` (<= kChannelBlock) channels starting at xi/gi/di. Compiled
+// for AVX-512, AVX2 and the baseline, picked at load time (the rest of this file is baseline
+// code): the window scan is a masked select over contiguous channels, which only vectorises
+// with wide compares and blends.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void image_block(const Geometry& g, const float* xi,
+                                                                             const float* gi, float* di, int64_t cn) {
+  float best[kChannelBlock];
+  uint32_t where[kChannelBlock];  // offsets within one image
+  for (int64_t p = 0; p < g.h * g.w; ++p) std::memset(di + p * g.c, 0, sizeof(float) * cn);
+  for (int64_t y = 0; y < g.oh; ++y) {
+    const int64_t h0 = std::max<int64_t>(0, y * g.sh - g.pad_top), h1 = std::min(g.h, y * g.sh - g.pad_top + g.kh);
+    for (int64_t xo = 0; xo < g.ow; ++xo) {
+      const int64_t w0 = std::max<int64_t>(0, xo * g.sw - g.pad_left),
+                    w1 = std::min(g.w, xo * g.sw - g.pad_left + g.kw);
+      if (h0 >= h1 || w0 >= w1) continue;
+      const uint32_t first = static_cast<uint32_t>((h0 * g.w + w0) * g.c);
+      for (int64_t k = 0; k < cn; ++k) best[k] = xi[first + k], where[k] = first;
+      for (int64_t hh = h0; hh < h1; ++hh)
+        for (int64_t ww = w0; ww < w1; ++ww) {
+          const uint32_t at = static_cast<uint32_t>((hh * g.w + ww) * g.c);
+          const float* v = xi + at;
+          // Selects the compiler if-converts into vector blends (a data-dependent branch
+          // here would mispredict constantly).
+#pragma GCC ivdep
+          for (int64_t k = 0; k < cn; ++k) {
+            const bool gt = v[k] > best[k];
+            where[k] = gt ? at : where[k];
+            best[k] = gt ? v[k] : best[k];
+          }
+        }
+      const float* gr = gi + (y * g.ow + xo) * g.c;
+      for (int64_t k = 0; k < cn; ++k) di[where[k] + k] += gr[k];
+    }
+  }
+}
+
 class MaxPoolGradKernel final : public CpuKernel {
  public:
   explicit MaxPoolGradKernel(const Node& node) : node_(node) {
@@ -45,38 +85,11 @@ class MaxPoolGradKernel final : public CpuKernel {
     float* pd = dx.data<float>();
     const int64_t blocks = (c + kChannelBlock - 1) / kChannelBlock, oh = wh.out, ow = ww.out;
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, h * w * std::min(c, kChannelBlock)));
+    const Geometry geo{h, w, c, oh, ow, kh_, kw_, sh_, sw_, wh.pad_before, ww.pad_before};
     parallel_for(n * blocks, grain, r.threads(), [&](int64_t lo, int64_t hi) {
-      float best[kChannelBlock];
-      int32_t where[kChannelBlock];  // offsets within one image
       for (int64_t item = lo; item < hi; ++item) {
         const int64_t b = item / blocks, c0 = item % blocks * kChannelBlock, cn = std::min(kChannelBlock, c - c0);
-        const float* xi = px + b * h * w * c + c0;
-        float* di = pd + b * h * w * c + c0;
-        for (int64_t p = 0; p < h * w; ++p) std::memset(di + p * c, 0, sizeof(float) * cn);
-        const float* gi = pg + b * oh * ow * c + c0;
-        for (int64_t y = 0; y < oh; ++y) {
-          const int64_t h0 = std::max<int64_t>(0, y * sh_ - wh.pad_before), h1 = std::min(h, y * sh_ - wh.pad_before + kh_);
-          for (int64_t xo = 0; xo < ow; ++xo) {
-            const int64_t w0 = std::max<int64_t>(0, xo * sw_ - ww.pad_before),
-                          w1 = std::min(w, xo * sw_ - ww.pad_before + kw_);
-            if (h0 >= h1 || w0 >= w1) continue;
-            // Branch-free selects over contiguous channels, so the compiler vectorises them.
-            const int32_t first = static_cast<int32_t>((h0 * w + w0) * c);
-            for (int64_t k = 0; k < cn; ++k) best[k] = xi[first + k], where[k] = first;
-            for (int64_t hh = h0; hh < h1; ++hh)
-              for (int64_t ww2 = w0; ww2 < w1; ++ww2) {
-                const int32_t at = static_cast<int32_t>((hh * w + ww2) * c);
-                const float* v = xi + at;
-                for (int64_t k = 0; k < cn; ++k) {
-                  const bool gt = v[k] > best[k];
-                  best[k] = gt ? v[k] : best[k];
-                  where[k] = gt ? at : where[k];
-                }
-              }
-            const float* g = gi + (y * ow + xo) * c;
-            for (int64_t k = 0; k < cn; ++k) di[where[k] + k] += g[k];
-          }
-        }
+        image_block(geo, px + b * h * w * c + c0, pg + b * oh * ow * c + c0, pd + b * h * w * c + c0, cn);
       }
     });
     r.set_output(0, dx);
