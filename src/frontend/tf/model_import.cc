@@ -117,7 +117,7 @@ ModelImport import_saved_model(const std::string& dir, const ModelImportOptions&
     fail_code(ErrorCode::kNotFound, "'", dir, "' is not a SavedModel: missing saved_model.pb (or saved_model.pbtxt)", hint);
   }
   tensorflow::MetaGraphDef& selected = select_meta_graph(sm, dir, options.tags);
-  add_training_signature(selected);  // tf_keras: the training-mode call as a signature
+  if (options.training_signature) add_training_signature(selected);  // tf_keras's training-mode call
   const tensorflow::MetaGraphDef& mg = selected;
 
   // Roots: everything a signature, the restore or the init path needs.
