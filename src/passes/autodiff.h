@@ -28,7 +28,11 @@ std::vector<GradTarget> arg_targets(const Graph& g, const std::vector<int>& arg_
 // Trainable variables: every float variable the loss reads, one target per variable (its
 // ReadVariableOps grouped by store key; name = the key). Reads through an _Arg resource are
 // grouped by the arg. Fails (unimplemented) when the loss depends on a handle used another
-// way (e.g. passed into a While body), whose gradient would otherwise be silently missing.
+// way (e.g. by ResourceGather), whose gradient would otherwise be silently missing.
+// The non-const form first moves reads of variables inside While/If/Case functions (Keras
+// RNNs read their weights in the loop body) out of them, when the function never writes the
+// variable: the value enters as an extra argument, so those reads become targets too.
+std::vector<GradTarget> variable_targets(Graph& g, Value loss);
 std::vector<GradTarget> variable_targets(const Graph& g, Value loss);
 
 }  // namespace tessera::passes
