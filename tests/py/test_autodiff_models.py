@@ -143,6 +143,36 @@ def test_recurrent_model_gradients(name):
     _compare(name, 8)
 
 
+def test_cond_while_module_gradients():
+    # tf.cond on the data, then a loop with a data-dependent trip count reading a variable.
+    _compare("cond_while_module", 3)
+
+
+def test_cond_while_module_input_gradients():
+    name = "cond_while_module"
+    model = ZOO / name / "saved_model"
+    if not model.exists():
+        pytest.skip(f"zoo model {name} not generated")
+    with np.load(ZOO / name / "inputs_b3.npz") as z:
+        inputs = {k: z[k] for k in z.files}
+    loaded = tf.saved_model.load(str(model))  # keep it alive: the signature uses its variables
+    fn = loaded.signatures["serving_default"]
+    xs = {k: tf.constant(v) for k, v in inputs.items()}
+    with tf.GradientTape() as tape:
+        for x in xs.values():
+            tape.watch(x)
+        total = tf.add_n([tf.reduce_sum(v) for v in fn(**xs).values()])
+    ref = tape.gradient(total, xs)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        np.savez(tmp / "in.npz", **inputs)
+        run_cli("grad", model, "--input", tmp / "in.npz", "--wrt", "inputs", "--output", tmp / "out.npz")
+        with np.load(tmp / "out.npz") as z:
+            for k in inputs:
+                assert np.max(np.abs(ref[k].numpy())) > 1e-3
+                assert_numeric_match(ref[k].numpy(), z[f"grad/{k}"], f"d loss / d {k}", rtol=MODEL_RTOL)
+
+
 # ResNet50 (the zoo's 64x64 export) on the reference interpreter: batch 1 keeps it within
 # seconds; BatchNorm is frozen in the inference export, so the batch size does not change
 # which ops run.
