@@ -296,9 +296,10 @@ struct LoopRewrite {
   std::string body;            // the original body
 };
 
-// The body's result k is its argument k, unchanged.
+// The body's result k is its argument k, unchanged (possibly through Identity nodes).
 bool passes_through(const Graph& body, size_t k) {
-  const Value& r = body.results.at(k);
+  Value r = body.results.at(k);
+  while (r.node->op == "Identity" && !r.node->inputs.empty()) r = r.node->inputs[0];
   return r.node == body.args.at(k) && r.index == 0;
 }
 

@@ -593,6 +593,42 @@ GradList grad_pop_back(GradContext& c) {
   return out;
 }
 
+// TensorListGather(list, indices, element_shape): rows of dy summed into their items
+// (ScatterNd adds repeated indices), as a list as long as the input.
+GradList grad_gather(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  Value len = c.op("TensorListLength", {c.x(0)}, {});
+  Value inner = inner_shape(c, c.dy());
+  Value shape = c.op("ConcatV2", {c.op("Reshape", {len, c.ints({1})}, {{"T", DType::kInt32}, {"Tshape", DType::kInt32}}),
+                                  inner, c.int_scalar(0)},
+                     {{"T", DType::kInt32}, {"N", int64_t{2}}, {"Tidx", DType::kInt32}});
+  DType it = c.dtype(c.x(1));
+  Value idx = c.op("Reshape", {c.x(1), c.ints({-1, 1})}, {{"T", it}, {"Tshape", DType::kInt32}});
+  Value rows = c.op("ScatterNd", {idx, c.dy(), c.cast(shape, it)}, {{"T", c.dtype(c.dy())}, {"Tindices", it}});
+  AttrMap a = list_attrs(c);
+  a["shape_type"] = DType::kInt32;
+  out[0] = c.op("TensorListFromTensor", {rows, inner}, a);
+  return out;
+}
+
+// TensorListScatter(V2)(tensor, indices, element_shape[, num_elements]): the rows' gradients
+// gathered from dy.
+GradList grad_scatter(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  AttrMap a = {{"element_dtype", c.dtype(c.x(0))}};
+  out[0] = c.op("TensorListGather", {c.dy(), c.x(1), inner_shape(c, c.x(0))}, a);
+  return out;
+}
+
+// TensorListScatterIntoExistingList(list, tensor, indices): the overwritten items get zero.
+GradList grad_scatter_existing(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  AttrMap a = {{"element_dtype", c.dtype(c.x(1))}};
+  if (c.needs(0)) out[0] = c.op("TensorListScatterIntoExistingList", {c.dy(), c.zeros_like(c.x(1)), c.x(2)}, a);
+  if (c.needs(1)) out[1] = c.op("TensorListGather", {c.dy(), c.x(2), inner_shape(c, c.x(1))}, a);
+  return out;
+}
+
 }  // namespace
 
 void register_tensor_list_ops(OpRegistry& r) {
@@ -625,13 +661,16 @@ void register_tensor_list_ops(OpRegistry& r) {
                     .compute = pop_back_kernel},
                 grad_pop_back);
   r.add({.name = "TensorListResize", .infer = infer_handle, .compute = resize_kernel});
-  r.add({.name = "TensorListGather", .infer = infer_gather, .compute = gather_kernel});
-  r.add({.name = "TensorListScatter", .infer = infer_handle,
-         .compute = [](KernelContext& c) { scatter_kernel(c, false); }});
-  r.add({.name = "TensorListScatterV2", .infer = infer_handle,
-         .compute = [](KernelContext& c) { scatter_kernel(c, true); }});
-  r.add({.name = "TensorListScatterIntoExistingList", .infer = infer_handle,
-         .compute = scatter_existing_kernel});
+  add_with_grad(r, {.name = "TensorListGather", .infer = infer_gather, .compute = gather_kernel}, grad_gather);
+  add_with_grad(r, {.name = "TensorListScatter", .infer = infer_handle,
+                    .compute = [](KernelContext& c) { scatter_kernel(c, false); }},
+                grad_scatter);
+  add_with_grad(r, {.name = "TensorListScatterV2", .infer = infer_handle,
+                    .compute = [](KernelContext& c) { scatter_kernel(c, true); }},
+                grad_scatter);
+  add_with_grad(r, {.name = "TensorListScatterIntoExistingList", .infer = infer_handle,
+                    .compute = scatter_existing_kernel},
+                grad_scatter_existing);
   r.add({.name = "TensorListConcatV2", .output_args = {{"tensor"}, {"lengths"}},
          .infer = [](InferContext& c) { infer_concat(c, shape_from_known(c, 1)); },
          .compute = [](KernelContext& c) {

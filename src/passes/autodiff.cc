@@ -86,7 +86,8 @@ bool has_data_uses(const Graph& fn, const Node& n) {
 }
 
 bool passes_through_arg(const Graph& body, size_t k) {
-  const Value& r = body.results.at(k);
+  Value r = body.results.at(k);
+  while (r.node->op == "Identity" && !r.node->inputs.empty()) r = r.node->inputs[0];
   return r.node == body.args.at(k) && r.index == 0;
 }
 
@@ -220,6 +221,15 @@ bool uses_handle(const Graph& fn, size_t k, bool loop) {
       if (node->inputs[i].node != arg) continue;
       if (node->op == "ReadVariableOp") {
         if (has_data_uses(fn, *node)) return true;  // a read not hoisted
+        continue;
+      }
+      if (node->op == "Identity" && loop && passes_through_arg(fn, k)) {
+        // The pass-through itself (result k only).
+        for (const auto& other : fn.nodes())
+          for (const Value& v : other->inputs)
+            if (v.node == node.get()) return true;
+        for (size_t r = 0; r < fn.results.size(); ++r)
+          if (fn.results[r].node == node.get() && r != k) return true;
         continue;
       }
       if (!is_control_flow(node->op)) return true;

@@ -2,8 +2,9 @@
 tf.GradientTape.
 
 Loops: small `tf.while_loop` graphs (a counter loop, a data-dependent trip count, a tf.cond in
-the body, a nested loop, an RNN over TensorArrays with maximum_iterations) differentiated by
-`tessera grad` from the GraphDef (While + TensorList ops), against TensorFlow's eager tape.
+the body, a nested loop, an RNN over TensorArrays with maximum_iterations) and TensorArray
+scatter/write/gather/stack, differentiated by `tessera grad` from the GraphDef (While +
+TensorList ops), against TensorFlow's eager tape.
 
 Models: the zoo's recurrent models (LSTM and GRU, Keras 3 and tf_keras exports: Keras reads
 the kernels inside the While body and moves the sequence through TensorLists) and ResNet50,
@@ -64,7 +65,15 @@ def _rnn(xs, h0, w, u, b):
     return [out.stack(), h]
 
 
+def _tensor_array(x, y):
+    # Scatter into a reserved list, writes, a gather with a repeated index, and a stack.
+    ta = tf.TensorArray(tf.float32, size=4).scatter([3, 1], x)
+    ta = ta.write(0, y).write(2, y * y)
+    return [ta.gather([2, 0, 3, 2]), ta.stack()]
+
+
 LOOPS = {
+    "tensor_array": (_tensor_array, lambda r: dict(x=_rand(r, (2, 3)), y=_rand(r, (3,)))),
     "counter": (_counter, lambda r: dict(x=_rand(r, (3,)), y=_rand(r, (3,)))),
     "data_dependent": (_data_dependent, lambda r: dict(x=_rand(r, (3,), 0.5, 2), y=_rand(r, (3,), 0.5, 2))),
     "cond_in_body": (_cond_in_body, lambda r: dict(x=_rand(r, (3,)), y=_rand(r, (3,)))),

@@ -269,6 +269,23 @@ std::vector<GradCase> cases() {
   v.push_back({"TensorListSetItem", "(x: float64[3,2], y: float64[2]) -> (r)",
                list + idx + "m = TensorListSetItem(l, k2, y) {element_dtype=float64}\n"
                             "  r = TensorListStack(m, es) {element_dtype=float64, num_elements=3}"});
+  v.push_back({"TensorListGather", "(x: float64[3,2]) -> (r)",  // a repeated index: contributions add
+               list + "i = Const() {dtype=int32, value=int32[3]{2, 0, 2}}\n"
+                      "  r = TensorListGather(l, i, es) {element_dtype=float64}"});
+  const std::string scatter_idx = "i = Const() {dtype=int32, value=int32[2]{3, 1}}\n  ";
+  v.push_back({"TensorListScatter", "(y: float64[2,2]) -> (r)",
+               "es = Const() {dtype=int32, value=int32[1]{2}}\n  " + scatter_idx +
+                   "m = TensorListScatter(y, i, es) {element_dtype=float64, shape_type=int32}\n"
+                   "  r = TensorListStack(m, es) {element_dtype=float64, num_elements=4}"});
+  v.push_back({"TensorListScatterV2", "(y: float64[2,2]) -> (r)",
+               "es = Const() {dtype=int32, value=int32[1]{2}}\n  " + scatter_idx +
+                   "n = Const() {dtype=int32, value=int32[]{5}}\n"
+                   "  m = TensorListScatterV2(y, i, es, n) {element_dtype=float64, shape_type=int32}\n"
+                   "  r = TensorListStack(m, es) {element_dtype=float64, num_elements=5}"});
+  v.push_back({"TensorListScatterIntoExistingList", "(x: float64[3,2], y: float64[2,2]) -> (r)",
+               list + "i = Const() {dtype=int32, value=int32[2]{2, 0}}\n"
+                      "  m = TensorListScatterIntoExistingList(l, y, i) {element_dtype=float64}\n"
+                      "  r = TensorListStack(m, es) {element_dtype=float64, num_elements=3}"});
   for (bool stack : {true, false}) {  // with and without a gradient for the popped list
     v.push_back({stack ? "TensorListPushBack" : "TensorListPopBack", "(x: float64[3,2], y: float64[2]) -> (r0, r1)",
                  list + "m = TensorListPushBack(l, y) {element_dtype=float64}\n"

@@ -58,8 +58,8 @@ Value sum_all(Graph& g, Value v) {
   return n->out();
 }
 
-TEST(WhileVariables, ReadsInsideTheLoopGetGradients) {
-  auto g = parse_graph(kLoop);
+void check_variable_gradients(const std::string& text) {
+  auto g = parse_graph(text);
   Value loss = sum_all(*g, g->results[0]);
   auto targets = passes::variable_targets(*g, loss);
   ASSERT_EQ(targets.size(), 2u);
@@ -97,6 +97,14 @@ TEST(WhileVariables, ReadsInsideTheLoopGetGradients) {
       EXPECT_NEAR(analytic[t].data<double>()[j], numeric, 1e-6 * (1 + std::fabs(numeric))) << key << "[" << j << "]";
     }
   }
+}
+
+TEST(WhileVariables, ReadsInsideTheLoopGetGradients) { check_variable_gradients(kLoop); }
+
+TEST(WhileVariables, HandlePassedThroughAnIdentity) {
+  std::string text = kLoop;
+  text.replace(text.find("-> (j, b, v, u) {"), 17, "-> (j, b, v, ui) {\n  ui = Identity(u) {T=resource}");
+  check_variable_gradients(text);
 }
 
 TEST(WhileVariables, ALoopThatWritesTheVariableIsRefused) {
