@@ -250,8 +250,23 @@ bool uses_handle(const Graph& fn, size_t k, bool loop) {
 
 }  // namespace
 
+void hoist_variable_reads(Graph& g, Value loss) { hoist_reads_in(g, g, g.schedule({loss}, {})); }
+
+bool function_uses_handle(const Graph& g, const Node& n, size_t input) {
+  if (!is_control_flow(n.op)) return true;
+  size_t first = 0;
+  std::vector<std::string> fns = callees(n, &first);
+  if (input < first) return true;
+  for (size_t f = 0; f < fns.size(); ++f) {
+    if (is_while(n.op) && f == 1) continue;  // the condition is not differentiated
+    const Graph* fn = g.library->find(fns[f]);
+    if (!fn || uses_handle(*fn, input - first, is_while(n.op))) return true;
+  }
+  return false;
+}
+
 std::vector<GradTarget> variable_targets(Graph& g, Value loss) {
-  hoist_reads_in(g, g, g.schedule({loss}, {}));
+  hoist_variable_reads(g, loss);
   return variable_targets(static_cast<const Graph&>(g), loss);
 }
 
@@ -265,17 +280,7 @@ std::vector<GradTarget> variable_targets(const Graph& g, Value loss) {
       for (size_t i = 0; i < n->inputs.size(); ++i) {
         const Value& in = n->inputs[i];
         if (in.node->outputs.at(in.index).dtype != DType::kResource) continue;
-        if (is_control_flow(n->op)) {
-          size_t first = 0;
-          std::vector<std::string> fns = callees(*n, &first);
-          bool used = i < first;
-          for (size_t f = 0; f < fns.size() && !used; ++f) {
-            if (is_while(n->op) && f == 1) continue;
-            const Graph* fn = g.library->find(fns[f]);
-            used = !fn || uses_handle(*fn, i - first, is_while(n->op));
-          }
-          if (!used) continue;
-        }
+        if (is_control_flow(n->op) && !function_uses_handle(g, *n, i)) continue;
         fail_code(ErrorCode::kUnimplemented, n->label(), " uses the variable handle ", in.str(),
                     " directly; gradients with respect to variables flow only through ReadVariableOp "
                     "(reads inside While/If/Case functions count when the function never writes it; "
