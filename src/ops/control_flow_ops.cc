@@ -1,6 +1,7 @@
 // Functional control flow as TF2 emits it: If/StatelessIf, While/StatelessWhile and
 // Case/StatelessCase call functions of the graph's library (Graphs whose args are _Arg nodes)
 // through KernelContext::call. TF1's Switch/Merge/Enter/Exit loops are not handled here.
+#include <map>
 #include <set>
 #include <unordered_map>
 
@@ -231,7 +232,9 @@ GradList grad_conditional(GradContext& c) {
 struct Inlined {
   std::unordered_map<const Node*, Node*> copy;
   std::vector<Value> args;
+  std::map<std::pair<const Node*, int>, Value> subst;  // outputs replaced by given values
   Value operator()(const Value& v) const {
+    if (auto it = subst.find({v.node, v.index}); it != subst.end()) return it->second;
     for (size_t i = 0; i < args.size(); ++i)
       if (v.node == arg_nodes[i]) return args[i];
     return {copy.at(v.node), v.index};
@@ -239,11 +242,13 @@ struct Inlined {
   std::vector<const Node*> arg_nodes;
 };
 
-Inlined inline_function(Graph& g, const Graph& fn, std::vector<Value> args) {
+Inlined inline_function(Graph& g, const Graph& fn, std::vector<Value> args,
+                        std::map<std::pair<const Node*, int>, Value> subst = {}) {
   TS_CHECK(args.size() == fn.args.size(), "function '", fn.name, "' takes ", fn.args.size(), " args, got ",
            args.size());
   Inlined m;
   m.args = std::move(args);
+  m.subst = std::move(subst);
   for (Node* a : fn.args) m.arg_nodes.push_back(a);
   std::set<const Node*> is_arg(m.arg_nodes.begin(), m.arg_nodes.end());
   for (Node* n : fn.topo_order()) {
@@ -294,7 +299,51 @@ struct LoopRewrite {
   size_t num_vars;             // the original loop variables
   std::vector<size_t> saved;   // loop variables pushed per iteration, in accumulator order
   std::string body;            // the original body
+  std::vector<Value> state;    // body values read from state, pushed after the variables
 };
+
+bool is_control_flow_op(const std::string& op) {
+  return op.ends_with("While") || op.ends_with("If") || op.ends_with("Case");
+}
+
+// Values whose recomputation could differ from the forward pass: variable reads (a loop may
+// write the variable) and stateful ops' outputs (random streams).
+bool reads_state(const Node& n) {
+  if (n.op == "ReadVariableOp") return true;
+  return n.def && n.def->stateful && !is_control_flow_op(n.op) && n.op != "VarHandleOp" && n.op != "_Arg" &&
+         n.op != "NoOp";
+}
+
+// The data uses of each value of `fn`, results included.
+std::set<std::pair<const Node*, int>> used_values(const Graph& fn) {
+  std::set<std::pair<const Node*, int>> used;
+  for (const auto& n : fn.nodes())
+    for (const Value& v : n->inputs) used.insert({v.node, v.index});
+  for (const Value& r : fn.results) used.insert({r.node, r.index});
+  return used;
+}
+
+// Whether `fn` (or a function it calls) uses a value read from state.
+bool uses_state(const Graph& fn, const FunctionLibrary& lib, int depth = 0) {
+  TS_CHECK(depth < 64, "function '", fn.name, "' nests control flow too deeply");
+  auto used = used_values(fn);
+  for (const auto& n : fn.nodes()) {
+    bool any_used = false;
+    for (int i = 0; i < n->num_outputs(); ++i) any_used = any_used || used.count({n.get(), i});
+    if (!any_used) continue;
+    if (reads_state(*n)) return true;
+    if (!is_control_flow_op(n->op)) continue;
+    std::vector<std::string> fns;
+    for (const auto& [k, a] : n->attrs) {
+      if (const auto* f = std::get_if<FuncRef>(&a)) fns.push_back(f->name);
+      if (const auto* fs = std::get_if<std::vector<FuncRef>>(&a))
+        for (const FuncRef& f : *fs) fns.push_back(f.name);
+    }
+    for (const std::string& f : fns)
+      if (const Graph* callee = lib.find(f); callee && uses_state(*callee, lib, depth + 1)) return true;
+  }
+  return false;
+}
 
 // The body's result k is its argument k, unchanged (possibly through Identity nodes).
 bool passes_through(const Graph& body, size_t k) {
@@ -305,8 +354,17 @@ bool passes_through(const Graph& body, size_t k) {
 
 LoopRewrite accumulate(Graph& graph, Node& w) {
   if (w.has_attr("_grad_num_vars")) {
-    LoopRewrite r{static_cast<size_t>(w.attr<int64_t>("_grad_num_vars")), {}, w.attr<std::string>("_grad_body")};
+    LoopRewrite r{static_cast<size_t>(w.attr<int64_t>("_grad_num_vars")), {}, w.attr<std::string>("_grad_body"), {}};
     for (int64_t k : w.attr<std::vector<int64_t>>("_grad_saved")) r.saved.push_back(static_cast<size_t>(k));
+    const Graph* body = graph.library->find(r.body);
+    TS_CHECK(body, w.label(), ": loop body '", r.body, "' is not in the library");
+    const auto& names = w.attr<std::vector<std::string>>("_grad_state");
+    const auto& indices = w.attr<std::vector<int64_t>>("_grad_state_index");
+    for (size_t i = 0; i < names.size(); ++i) {
+      Node* n = body->find(names[i]);
+      TS_CHECK(n, w.label(), ": saved node '", names[i], "' is not in '", r.body, "'");
+      r.state.push_back(n->out(static_cast<int>(indices.at(i))));
+    }
     return r;
   }
   const std::string body_name = w.attr<FuncRef>("body").name, cond_name = w.attr<FuncRef>("cond").name;
@@ -314,7 +372,7 @@ LoopRewrite accumulate(Graph& graph, Node& w) {
   const Graph* cond = graph.library->find(cond_name);
   TS_CHECK(body && cond, w.label(), ": loop functions '", body_name, "'/'", cond_name, "' are not in the library");
   std::vector<DType> types = w.attr<std::vector<DType>>("T");
-  LoopRewrite r{types.size(), {}, body_name};
+  LoopRewrite r{types.size(), {}, body_name, {}};
   TS_CHECK(body->args.size() == types.size() && body->results.size() == types.size(), w.label(),
            ": body '", body_name, "' does not take and return the ", types.size(), " loop variables");
   for (size_t k = 0; k < types.size(); ++k) {
@@ -323,13 +381,41 @@ LoopRewrite accumulate(Graph& graph, Node& w) {
       fail_code(ErrorCode::kUnimplemented, w.label(), ": loop variable ", k, " is a resource the body replaces");
     r.saved.push_back(k);
   }
+  // Values read from state are saved too, so the gradient's recomputation sees what the
+  // forward pass saw. Inside nested control flow they cannot be replaced: refused.
+  auto used = used_values(*body);
+  for (Node* n : body->topo_order()) {
+    bool any_used = false;
+    for (int i = 0; i < n->num_outputs(); ++i) any_used = any_used || used.count({n, i});
+    if (!any_used) continue;
+    if (reads_state(*n)) {
+      for (int i = 0; i < n->num_outputs(); ++i)
+        if (used.count({n, i}) && n->outputs[i].dtype != DType::kResource) r.state.push_back(n->out(i));
+    } else if (is_control_flow_op(n->op) &&
+               [&] {  // only this node's functions matter
+                 std::vector<std::string> fns;
+                 for (const auto& [k, a] : n->attrs) {
+                   if (const auto* f = std::get_if<FuncRef>(&a)) fns.push_back(f->name);
+                   if (const auto* fs = std::get_if<std::vector<FuncRef>>(&a))
+                     for (const FuncRef& f : *fs) fns.push_back(f.name);
+                 }
+                 for (const std::string& f : fns)
+                   if (const Graph* c = graph.library->find(f); c && uses_state(*c, *graph.library)) return true;
+                 return false;
+               }()) {
+      fail_code(ErrorCode::kUnimplemented, w.label(), ": ", n->label(), " in loop body '", body_name,
+                "' reads variables or runs stateful ops inside its functions; the loop's gradient "
+                "recomputes the body and cannot reuse those values");
+    }
+  }
   // Body': the body, then count + 1 and a push of each saved variable.
   auto nb = new_function(graph, body_name + "_acc");
   std::vector<Value> args;
   for (Node* a : body->args) args.push_back(add_arg(*nb, a->name, a->outputs[0].dtype, a->outputs[0].shape)->out());
   Value count = add_arg(*nb, "count", DType::kInt32, PartialShape(std::vector<int64_t>{}))->out();
   std::vector<Value> accs;
-  for (size_t j = 0; j < r.saved.size(); ++j)
+  const size_t num_accs = r.saved.size() + r.state.size();
+  for (size_t j = 0; j < num_accs; ++j)
     accs.push_back(add_arg(*nb, "acc" + std::to_string(j), DType::kVariant, PartialShape(std::vector<int64_t>{}))->out());
   Inlined m = inline_function(*nb, *body, args);
   for (size_t k = 0; k < types.size(); ++k) {
@@ -345,12 +431,19 @@ LoopRewrite accumulate(Graph& graph, Node& w) {
                                  {{"element_dtype", types[r.saved[j]]}}));
     nb->result_names.push_back("acc" + std::to_string(j));
   }
+  for (size_t j = 0; j < r.state.size(); ++j) {
+    const Value& v = r.state[j];
+    size_t a = r.saved.size() + j;
+    nb->results.push_back(add_op(*nb, "push" + std::to_string(a), "TensorListPushBack", {accs[a], m(v)},
+                                 {{"element_dtype", v.node->outputs[v.index].dtype}}));
+    nb->result_names.push_back("acc" + std::to_string(a));
+  }
   // Cond': the condition, ignoring the added variables.
   auto nc = new_function(graph, cond_name + "_acc");
   std::vector<Value> cargs;
   for (Node* a : cond->args) cargs.push_back(add_arg(*nc, a->name, a->outputs[0].dtype, a->outputs[0].shape)->out());
   add_arg(*nc, "count", DType::kInt32, PartialShape(std::vector<int64_t>{}));
-  for (size_t j = 0; j < r.saved.size(); ++j)
+  for (size_t j = 0; j < num_accs; ++j)
     add_arg(*nc, "acc" + std::to_string(j), DType::kVariant, PartialShape(std::vector<int64_t>{}));
   Inlined mc = inline_function(*nc, *cond, cargs);
   for (const Value& v : cond->results) nc->results.push_back(mc(v));
@@ -360,10 +453,13 @@ LoopRewrite accumulate(Graph& graph, Node& w) {
   const PartialShape scalar(std::vector<int64_t>{});
   w.inputs.push_back(int_const(graph, w.name + "/count0", 0));
   types.push_back(DType::kInt32);
-  for (size_t k : r.saved) {
+  std::vector<DType> acc_types;
+  for (size_t k : r.saved) acc_types.push_back(types[k]);
+  for (const Value& v : r.state) acc_types.push_back(v.node->outputs[v.index].dtype);
+  for (DType t : acc_types) {
     Value unknown = int_const(graph, w.name + "/acc_shape", -1);
     w.inputs.push_back(add_op(graph, w.name + "/acc", "EmptyTensorList", {unknown, unknown},
-                              {{"element_dtype", types[k]}, {"shape_type", DType::kInt32}}));
+                              {{"element_dtype", t}, {"shape_type", DType::kInt32}}));
     types.push_back(DType::kVariant);
   }
   if (!shapes.empty()) {
@@ -377,6 +473,14 @@ LoopRewrite accumulate(Graph& graph, Node& w) {
   w.attrs["_grad_body"] = body_name;
   std::vector<int64_t> saved(r.saved.begin(), r.saved.end());
   w.attrs["_grad_saved"] = saved;
+  std::vector<std::string> state_names;
+  std::vector<int64_t> state_index;
+  for (const Value& v : r.state) {
+    state_names.push_back(v.node->name);
+    state_index.push_back(v.index);
+  }
+  w.attrs["_grad_state"] = state_names;
+  w.attrs["_grad_state_index"] = state_index;
   infer_node(w);
   return r;
 }
@@ -444,7 +548,8 @@ GradList grad_while(GradContext& c) {
   };
   Value remaining = arg("remaining", DType::kInt32, scalar);
   std::vector<Value> accs, dvs, invs;
-  for (size_t j = 0; j < rw.saved.size(); ++j) accs.push_back(arg("acc" + std::to_string(j), DType::kVariant, scalar));
+  const size_t num_accs = rw.saved.size() + rw.state.size();
+  for (size_t j = 0; j < num_accs; ++j) accs.push_back(arg("acc" + std::to_string(j), DType::kVariant, scalar));
   for (size_t k : carry) dvs.push_back(arg("d" + std::to_string(k), types[k], body->args[k]->outputs[0].shape));
   for (size_t k : invariant) invs.push_back(arg("v" + std::to_string(k), types[k], body->args[k]->outputs[0].shape));
   // This iteration's forward arguments: popped, or the invariants.
@@ -457,8 +562,18 @@ GradList grad_while(GradContext& c) {
     next_accs.push_back(pop->out(0));
     fargs[rw.saved[j]] = pop->out(1);
   }
+  std::map<std::pair<const Node*, int>, Value> subst;
+  for (size_t j = 0; j < rw.state.size(); ++j) {
+    const Value& v = rw.state[j];
+    Node* pop = gb->add(gb->unique_name("pop_state" + std::to_string(j)), "TensorListPopBack",
+                        {accs[rw.saved.size() + j], int_const(*gb, "unknown_shape", -1)},
+                        {{"element_dtype", v.node->outputs[v.index].dtype}});
+    infer_node(*pop);
+    next_accs.push_back(pop->out(0));
+    subst[{v.node, v.index}] = pop->out(1);
+  }
   for (size_t i = 0; i < invariant.size(); ++i) fargs[invariant[i]] = invs[i];
-  Inlined m = inline_function(*gb, *body, fargs);
+  Inlined m = inline_function(*gb, *body, fargs, std::move(subst));
   std::vector<std::pair<Value, Value>> seeds;
   std::vector<std::vector<Value>> targets;
   for (size_t i = 0; i < carry.size(); ++i) {
@@ -483,7 +598,7 @@ GradList grad_while(GradContext& c) {
   gc->result_names.push_back("more");
 
   std::vector<Value> inputs = {w.out(static_cast<int>(n))};
-  for (size_t j = 0; j < rw.saved.size(); ++j) inputs.push_back(w.out(static_cast<int>(n + 1 + j)));
+  for (size_t j = 0; j < num_accs; ++j) inputs.push_back(w.out(static_cast<int>(n + 1 + j)));
   for (size_t k : carry) inputs.push_back(c.dy(static_cast<int>(k)));
   for (size_t k : invariant) inputs.push_back(w.inputs[k]);
   Node* gw = c.emit(w.op, inputs, {{"T", gtypes}, {"body", FuncRef{gb->name, nullptr}},
@@ -492,7 +607,7 @@ GradList grad_while(GradContext& c) {
                                    {"parallel_iterations", int64_t{1}}});
   for (size_t i = 0; i < carry.size(); ++i)
     if (carry[i] < num_inputs && c.needs(carry[i]))
-      out[carry[i]] = gw->out(static_cast<int>(1 + rw.saved.size() + i));
+      out[carry[i]] = gw->out(static_cast<int>(1 + num_accs + i));
   return out;
 }
 

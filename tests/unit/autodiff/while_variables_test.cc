@@ -11,6 +11,7 @@
 #include "ir/interpreter.h"
 #include "ir/parser.h"
 #include "passes/autodiff.h"
+#include "passes/signature_graph.h"
 
 namespace tessera {
 namespace {
@@ -129,6 +130,45 @@ func body (i: int32[], a: float64[3], v: resource[]) -> (j, m, v) {
 )");
   std::string err = testing::error_of([&] { passes::variable_targets(*g, g->results[0]); });
   EXPECT_NE(err.find("node 'w' (While) uses the variable handle v:0 directly"), std::string::npos) << err;
+}
+
+TEST(WhileVariables, StateReadInTheBodyIsSavedNotReread) {
+  // The body bumps v before reading it, so iteration k reads v0 + k + 1. The gradient with
+  // respect to x must use the values the forward pass read (saved per iteration), not
+  // re-read (or re-bump) the variable: d/dx sum(sin(x (v0+1)(v0+2)(v0+3))).
+  auto g = parse_graph(R"(
+graph (x: float64[3]) -> (r) {
+  v = VarHandleOp() {dtype=float64, shape=shape[3], shared_name="v"}
+  i0 = Const() {dtype=int32, value=int32[]{0}}
+  w = While(i0, x, v) {T=[int32, float64, resource], body=@body, cond=@cond}
+  r = Identity(w:1) {T=float64}
+}
+func cond (i: int32[], a: float64[3], v: resource[]) -> (c) {
+  n = Const() {dtype=int32, value=int32[]{3}}
+  c = Less(i, n) {T=int32}
+}
+func body (i: int32[], a: float64[3], v: resource[]) -> (j, m, v) {
+  one = Const() {dtype=int32, value=int32[]{1}}
+  j = AddV2(i, one) {T=int32}
+  d = Const() {dtype=float64, value=float64[3]{1, 1, 1}}
+  s = AssignAddVariableOp(v, d) {dtype=float64}
+  rv = ReadVariableOp(v, ^s) {dtype=float64}
+  m = Mul(a, rv) {T=float64}
+}
+)");
+  Value loss = sum_all(*g, g->results[0]);
+  size_t first = g->results.size();
+  passes::differentiate(*g, loss, passes::arg_targets(*g, {0}));
+  Tensor x = Tensor::from_vector<double>({0.3, -0.2, 0.1}, {3}), v0 = Tensor::from_vector<double>({0.5, 1, 2}, {3});
+  ResourceStore vars;
+  const std::string key = passes::variable_key(*g->find("v"));
+  vars.assign(key, v0);
+  auto out = interpret(*g, {{g->args[0]->out(), x}}, {g->results[first]}, {}, &vars);
+  for (int j = 0; j < 3; ++j) {
+    double v = v0.data<double>()[j], p = (v + 1) * (v + 2) * (v + 3);
+    EXPECT_NEAR(out[0].data<double>()[j], std::cos(x.data<double>()[j] * p) * p, 1e-12) << j;
+  }
+  EXPECT_EQ(vars.read(key).data<double>()[0], 0.5 + 3);  // the forward loop ran once
 }
 
 }  // namespace
