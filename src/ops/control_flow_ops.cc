@@ -323,7 +323,9 @@ std::set<std::pair<const Node*, int>> used_values(const Graph& fn) {
   return used;
 }
 
-// Whether `fn` (or a function it calls) uses a value read from state.
+// Whether `fn` (or a function it calls) uses the output of a stateful op other than a
+// variable read (nested reads are taken as reproducible: only a loop writing the variable
+// inside nested control flow would break that).
 bool uses_state(const Graph& fn, const FunctionLibrary& lib, int depth = 0) {
   TS_CHECK(depth < 64, "function '", fn.name, "' nests control flow too deeply");
   auto used = used_values(fn);
@@ -331,7 +333,7 @@ bool uses_state(const Graph& fn, const FunctionLibrary& lib, int depth = 0) {
     bool any_used = false;
     for (int i = 0; i < n->num_outputs(); ++i) any_used = any_used || used.count({n.get(), i});
     if (!any_used) continue;
-    if (reads_state(*n)) return true;
+    if (reads_state(*n) && n->op != "ReadVariableOp") return true;
     if (!is_control_flow_op(n->op)) continue;
     std::vector<std::string> fns;
     for (const auto& [k, a] : n->attrs) {
@@ -404,7 +406,7 @@ LoopRewrite accumulate(Graph& graph, Node& w) {
                  return false;
                }()) {
       fail_code(ErrorCode::kUnimplemented, w.label(), ": ", n->label(), " in loop body '", body_name,
-                "' reads variables or runs stateful ops inside its functions; the loop's gradient "
+                "' runs stateful ops (random streams) inside its functions; the loop's gradient "
                 "recomputes the body and cannot reuse those values");
     }
   }

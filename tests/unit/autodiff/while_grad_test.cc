@@ -242,6 +242,53 @@ func cell (t: int32[], h: float64[2,5], o: variant[], x: variant[], W: float64[3
 )"});
 }
 
+TEST(WhileGrad, RandomValuesInTheBodyAreSavedNotRedrawn) {
+  // z_k = a_{k-1} x + noise_k (unseeded: every run draws anew), a_k = sin(z_k), 2 steps.
+  // The loop also returns a_1, z_2 and z_1, so d/dx sum(sin(a_2)) =
+  // cos(a_2) cos(z_2) (a_1 + x cos(z_1) a_0) is checked within the same run; a gradient that
+  // redrew the noise would see other z's.
+  auto g = parse_graph(R"(
+graph (x: float64[3], y: float64[3]) -> (r, a1, z2, z1) {
+  i0 = Const() {dtype=int32, value=int32[]{0}}
+  w = While(i0, y, x, y, y, y) {T=[int32, float64, float64, float64, float64, float64], body=@body, cond=@cond}
+  r = Identity(w:1) {T=float64}
+  a1 = Identity(w:3) {T=float64}
+  z2 = Identity(w:4) {T=float64}
+  z1 = Identity(w:5) {T=float64}
+}
+func cond (i: int32[], a: float64[3], x: float64[3], p: float64[3], z: float64[3], q: float64[3]) -> (c) {
+  n = Const() {dtype=int32, value=int32[]{2}}
+  c = Less(i, n) {T=int32}
+}
+func body (i: int32[], a: float64[3], x: float64[3], p: float64[3], z: float64[3], q: float64[3]) -> (j, n, x, a, zn, z) {
+  one = Const() {dtype=int32, value=int32[]{1}}
+  j = AddV2(i, one) {T=int32}
+  s = Const() {dtype=int32, value=int32[1]{3}}
+  noise = RandomUniform(s) {dtype=float64, T=int32}
+  m = Mul(a, x) {T=float64}
+  zn = AddV2(m, noise) {T=float64}
+  n = Sin(zn) {T=float64}
+}
+)");
+  Node* ax = g->add("ax", "Const", {}, {{"value", Tensor::from_vector<int32_t>({0}, {1})}, {"dtype", DType::kInt32}});
+  infer_node(*ax);
+  Node* sn = g->add("sn", "Sin", {g->results[0]}, {{"T", DType::kFloat64}});
+  infer_node(*sn);
+  Node* loss = g->add("loss", "Sum", {sn->out(), ax->out()}, {{"T", DType::kFloat64}});
+  infer_node(*loss);
+  passes::differentiate(*g, loss->out(), passes::arg_targets(*g, {0}));
+  Tensor x = Tensor::from_vector<double>({0.5, -1, 2}, {3}), y = Tensor::from_vector<double>({0.1, 0.2, 0.3}, {3});
+  for (int run = 0; run < 3; ++run) {
+    auto out = interpret(*g, {{g->args[0]->out(), x}, {g->args[1]->out(), y}}, g->results, {}, nullptr);
+    for (int j = 0; j < 3; ++j) {
+      auto v = [&](int k) { return out[k].data<double>()[j]; };
+      double xv = x.data<double>()[j], a0 = y.data<double>()[j];
+      double want = std::cos(v(0)) * std::cos(v(2)) * (v(1) + xv * std::cos(v(3)) * a0);
+      EXPECT_NEAR(v(4), want, 1e-12) << "run " << run << ", element " << j;
+    }
+  }
+}
+
 TEST(WhileGrad, DifferentiatingTwiceReusesTheAccumulators) {
   // A second differentiate() (e.g. another loss) must not rewrite the loop again.
   auto g = parse_graph(counter_loop("While", 3));
