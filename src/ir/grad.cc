@@ -123,6 +123,8 @@ namespace {
 using Key = std::pair<const Node*, int>;
 Key key_of(const Value& v) { return {v.node, v.index}; }
 DType dtype_at(const Value& v) { return v.node->outputs.at(v.index).dtype; }
+// TensorLists (variants) carry gradients too: their gradient is a list of the items' gradients.
+bool carries_gradient(DType t) { return is_differentiable(t) || t == DType::kVariant; }
 
 Value sum_grads(Graph& g, const Value& of, const std::vector<Value>& parts) {
   if (parts.size() == 1) return parts[0];
@@ -147,7 +149,7 @@ std::vector<std::optional<Value>> backprop(Graph& g, const std::vector<std::pair
     for (const Value& in : n->inputs) dep = dep || on.count(key_of(in));
     for (int i = 0; i < n->num_outputs(); ++i) {
       Value v = n->out(i);
-      if (wanted.count(key_of(v)) || (dep && is_differentiable(dtype_at(v)))) on.insert(key_of(v));
+      if (wanted.count(key_of(v)) || (dep && carries_gradient(dtype_at(v)))) on.insert(key_of(v));
     }
   }
   std::map<Key, std::vector<Value>> grads;
@@ -178,7 +180,8 @@ std::vector<std::optional<Value>> backprop(Graph& g, const std::vector<std::pair
     const GradFn* grad = find_grad(n->op);
     TS_CHECK(grad, n->label(), ": op '", n->op, "' has no gradient, but the loss depends on a target through it");
     GradList in_grads = with_context(n->label() + " (gradient)", [&] { return (*grad)(ctx); });
-    for (size_t i = 0; i < n->inputs.size(); ++i) {
+    // Up to wanted.size(): a gradient may append inputs to the node (While's accumulators).
+    for (size_t i = 0; i < ctx.wanted.size(); ++i) {
       if (!ctx.wanted[i] || i >= in_grads.size() || !in_grads[i]) continue;
       const Value& gi = *in_grads[i];
       TS_CHECK(dtype_at(gi) == dtype_at(n->inputs[i]), n->label(), ": gradient for input ", i, " is ",

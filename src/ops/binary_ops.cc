@@ -7,6 +7,7 @@
 #include "ir/grad.h"
 #include "ops/elementwise_util.h"
 #include "ops/op_helpers.h"
+#include "ops/tensor_list.h"
 
 namespace tessera {
 namespace {
@@ -264,6 +265,10 @@ void infer_add_n(InferContext& c) {
 void add_n_kernel(KernelContext& c) {
   TS_CHECK(c.num_inputs() >= 1, "AddN needs at least one input");
   const Tensor& first = c.input(0);
+  if (first.dtype() == DType::kVariant) {  // gradients of TensorLists (tensor_list.h)
+    c.set_output(0, add_tensor_lists(c.inputs));
+    return;
+  }
   for (size_t i = 1; i < c.num_inputs(); ++i) {
     check_same_dtype(first, c.input(i));
     if (c.input(i).shape() != first.shape())

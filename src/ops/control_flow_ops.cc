@@ -1,6 +1,8 @@
 // Functional control flow as TF2 emits it: If/StatelessIf, While/StatelessWhile and
 // Case/StatelessCase call functions of the graph's library (Graphs whose args are _Arg nodes)
 // through KernelContext::call. TF1's Switch/Merge/Enter/Exit loops are not handled here.
+#include <map>
+#include <set>
 #include <unordered_map>
 
 #include "ir/grad.h"
@@ -130,6 +132,9 @@ void infer_while(InferContext& c) {
 // output and returns the gradients of the wanted arguments (zeros where the branch does not
 // use one), so every branch has the same signature.
 
+// Floats and TensorLists (whose gradient is a list of the items' gradients) carry gradients.
+bool carries_gradient(DType t) { return is_differentiable(t) || t == DType::kVariant; }
+
 // Builds (once per branch and wanted set) the gradient function of library function `fn`.
 std::string branch_gradient(Graph& graph, const std::string& fn, const std::vector<size_t>& wanted) {
   std::string name = fn + "_grad";
@@ -159,7 +164,7 @@ std::string branch_gradient(Graph& graph, const std::string& fn, const std::vect
                       {{"T", info.dtype}, {"index", static_cast<int64_t>(g->args.size())}, {"_shape", info.shape}});
     infer_node(*dy);
     g->args.push_back(dy);
-    if (is_differentiable(info.dtype)) seeds.push_back({Value{copy.at(r.node), r.index}, dy->out()});
+    if (carries_gradient(info.dtype)) seeds.push_back({Value{copy.at(r.node), r.index}, dy->out()});
   }
   std::vector<std::vector<Value>> targets;
   for (size_t w : wanted) targets.push_back({g->args.at(w)->out()});
@@ -184,7 +189,7 @@ GradList grad_conditional(GradContext& c) {
   std::vector<size_t> wanted;  // branch argument indices (node input i + 1)
   std::vector<DType> tout;
   for (size_t i = 1; i < c.node.inputs.size(); ++i)
-    if (c.needs(i) && is_differentiable(c.dtype(c.x(i)))) {
+    if (c.needs(i) && carries_gradient(c.dtype(c.x(i)))) {
       wanted.push_back(i - 1);
       tout.push_back(c.dtype(c.x(i)));
     }
@@ -212,6 +217,402 @@ GradList grad_conditional(GradContext& c) {
   return out;
 }
 
+// While/StatelessWhile. The trip count is known only at run time, so the forward loop is
+// rewritten (in place: its original outputs keep their indices) to also count its iterations
+// and push the loop variables that change per iteration onto TensorList accumulators
+// (EmptyTensorList + TensorListPushBack). The gradient is a second loop that runs that many
+// times: each iteration pops the saved loop variables (TensorListPopBack), recomputes the body
+// from them and runs its reverse sweep, mapping the gradients of the body's results (the
+// loop-carried gradients) to those of its arguments. Loop-invariant variables (captures: an
+// RNN's weights, its input list) are not saved; their gradients accumulate through the same
+// carried slot, since the body passes them through unchanged. Saving the body's arguments
+// rather than its intermediates trades one recomputation of the body for memory.
+
+// A function's node copies in another graph, with its args mapped to given values.
+struct Inlined {
+  std::unordered_map<const Node*, Node*> copy;
+  std::vector<Value> args;
+  std::map<std::pair<const Node*, int>, Value> subst;  // outputs replaced by given values
+  Value operator()(const Value& v) const {
+    if (auto it = subst.find({v.node, v.index}); it != subst.end()) return it->second;
+    for (size_t i = 0; i < args.size(); ++i)
+      if (v.node == arg_nodes[i]) return args[i];
+    return {copy.at(v.node), v.index};
+  }
+  std::vector<const Node*> arg_nodes;
+};
+
+Inlined inline_function(Graph& g, const Graph& fn, std::vector<Value> args,
+                        std::map<std::pair<const Node*, int>, Value> subst = {}) {
+  TS_CHECK(args.size() == fn.args.size(), "function '", fn.name, "' takes ", fn.args.size(), " args, got ",
+           args.size());
+  Inlined m;
+  m.args = std::move(args);
+  m.subst = std::move(subst);
+  for (Node* a : fn.args) m.arg_nodes.push_back(a);
+  std::set<const Node*> is_arg(m.arg_nodes.begin(), m.arg_nodes.end());
+  for (Node* n : fn.topo_order()) {
+    if (is_arg.count(n)) continue;
+    std::vector<Value> inputs;
+    for (const Value& v : n->inputs) inputs.push_back(m(v));
+    Node* c = g.add(g.unique_name(n->name), n->op, inputs, n->attrs);
+    for (Node* ctl : n->control_inputs) {
+      if (!is_arg.count(ctl)) c->control_inputs.push_back(m.copy.at(ctl));
+    }
+    c->outputs = n->outputs;
+    c->known = n->known;
+    m.copy[n] = c;
+  }
+  return m;
+}
+
+Node* add_arg(Graph& g, const std::string& name, DType t, const PartialShape& shape) {
+  Node* a = g.add(g.unique_name(name), "_Arg", {},
+                  {{"T", t}, {"index", static_cast<int64_t>(g.args.size())}, {"_shape", shape}});
+  infer_node(*a);
+  g.args.push_back(a);
+  return a;
+}
+
+Value add_op(Graph& g, const std::string& name, const std::string& op, std::vector<Value> inputs,
+             AttrMap attrs, int out = 0) {
+  Node* n = g.add(g.unique_name(name), op, std::move(inputs), std::move(attrs));
+  infer_node(*n);
+  return n->out(out);
+}
+
+Value int_const(Graph& g, const std::string& name, int32_t v) {
+  return add_op(g, name, "Const", {}, {{"value", Tensor::scalar<int32_t>(v)}, {"dtype", DType::kInt32}});
+}
+
+std::shared_ptr<Graph> new_function(Graph& outer, const std::string& base) {
+  auto g = std::make_shared<Graph>(FunctionLibrary::borrow(outer.library));
+  std::string name = base;
+  for (int k = 1; outer.library->functions.count(name); ++k) name = base + "_" + std::to_string(k);
+  g->name = name;
+  outer.library->functions[name] = g;
+  return g;
+}
+
+// What the accumulating rewrite of a While recorded (attributes on the node).
+struct LoopRewrite {
+  size_t num_vars;             // the original loop variables
+  std::vector<size_t> saved;   // loop variables pushed per iteration, in accumulator order
+  std::string body;            // the original body
+  std::vector<Value> state;    // body values read from state, pushed after the variables
+};
+
+bool is_control_flow_op(const std::string& op) {
+  return op.ends_with("While") || op.ends_with("If") || op.ends_with("Case");
+}
+
+// Values whose recomputation could differ from the forward pass: variable reads (a loop may
+// write the variable) and stateful ops' outputs (random streams).
+bool reads_state(const Node& n) {
+  if (n.op == "ReadVariableOp") return true;
+  return n.def && n.def->stateful && !is_control_flow_op(n.op) && n.op != "VarHandleOp" && n.op != "_Arg" &&
+         n.op != "NoOp";
+}
+
+// The data uses of each value of `fn`, results included.
+std::set<std::pair<const Node*, int>> used_values(const Graph& fn) {
+  std::set<std::pair<const Node*, int>> used;
+  for (const auto& n : fn.nodes())
+    for (const Value& v : n->inputs) used.insert({v.node, v.index});
+  for (const Value& r : fn.results) used.insert({r.node, r.index});
+  return used;
+}
+
+// Whether `fn` (or a function it calls) uses the output of a stateful op other than a
+// variable read (nested reads are taken as reproducible: only a loop writing the variable
+// inside nested control flow would break that).
+bool uses_state(const Graph& fn, const FunctionLibrary& lib, int depth = 0) {
+  TS_CHECK(depth < 64, "function '", fn.name, "' nests control flow too deeply");
+  auto used = used_values(fn);
+  for (const auto& n : fn.nodes()) {
+    bool any_used = false;
+    for (int i = 0; i < n->num_outputs(); ++i) any_used = any_used || used.count({n.get(), i});
+    if (!any_used) continue;
+    if (reads_state(*n) && n->op != "ReadVariableOp") return true;
+    if (!is_control_flow_op(n->op)) continue;
+    std::vector<std::string> fns;
+    for (const auto& [k, a] : n->attrs) {
+      if (const auto* f = std::get_if<FuncRef>(&a)) fns.push_back(f->name);
+      if (const auto* fs = std::get_if<std::vector<FuncRef>>(&a))
+        for (const FuncRef& f : *fs) fns.push_back(f.name);
+    }
+    for (const std::string& f : fns)
+      if (const Graph* callee = lib.find(f); callee && uses_state(*callee, lib, depth + 1)) return true;
+  }
+  return false;
+}
+
+// The body's result k is its argument k, unchanged (possibly through Identity nodes).
+bool passes_through(const Graph& body, size_t k) {
+  Value r = body.results.at(k);
+  while (r.node->op == "Identity" && !r.node->inputs.empty()) r = r.node->inputs[0];
+  return r.node == body.args.at(k) && r.index == 0;
+}
+
+LoopRewrite accumulate(Graph& graph, Node& w) {
+  if (w.has_attr("_grad_num_vars")) {
+    LoopRewrite r{static_cast<size_t>(w.attr<int64_t>("_grad_num_vars")), {}, w.attr<std::string>("_grad_body"), {}};
+    for (int64_t k : w.attr<std::vector<int64_t>>("_grad_saved")) r.saved.push_back(static_cast<size_t>(k));
+    const Graph* body = graph.library->find(r.body);
+    TS_CHECK(body, w.label(), ": loop body '", r.body, "' is not in the library");
+    const auto& names = w.attr<std::vector<std::string>>("_grad_state");
+    const auto& indices = w.attr<std::vector<int64_t>>("_grad_state_index");
+    for (size_t i = 0; i < names.size(); ++i) {
+      Node* n = body->find(names[i]);
+      TS_CHECK(n, w.label(), ": saved node '", names[i], "' is not in '", r.body, "'");
+      r.state.push_back(n->out(static_cast<int>(indices.at(i))));
+    }
+    return r;
+  }
+  const std::string body_name = w.attr<FuncRef>("body").name, cond_name = w.attr<FuncRef>("cond").name;
+  const Graph* body = graph.library->find(body_name);
+  const Graph* cond = graph.library->find(cond_name);
+  TS_CHECK(body && cond, w.label(), ": loop functions '", body_name, "'/'", cond_name, "' are not in the library");
+  std::vector<DType> types = w.attr<std::vector<DType>>("T");
+  LoopRewrite r{types.size(), {}, body_name, {}};
+  TS_CHECK(body->args.size() == types.size() && body->results.size() == types.size(), w.label(),
+           ": body '", body_name, "' does not take and return the ", types.size(), " loop variables");
+  for (size_t k = 0; k < types.size(); ++k) {
+    if (passes_through(*body, k)) continue;
+    if (types[k] == DType::kResource)
+      fail_code(ErrorCode::kUnimplemented, w.label(), ": loop variable ", k, " is a resource the body replaces");
+    r.saved.push_back(k);
+  }
+  // Values read from state are saved too, so the gradient's recomputation sees what the
+  // forward pass saw. Inside nested control flow they cannot be replaced: refused.
+  auto used = used_values(*body);
+  for (Node* n : body->topo_order()) {
+    bool any_used = false;
+    for (int i = 0; i < n->num_outputs(); ++i) any_used = any_used || used.count({n, i});
+    if (!any_used) continue;
+    if (reads_state(*n)) {
+      for (int i = 0; i < n->num_outputs(); ++i)
+        if (used.count({n, i}) && n->outputs[i].dtype != DType::kResource) r.state.push_back(n->out(i));
+    } else if (is_control_flow_op(n->op) &&
+               [&] {  // only this node's functions matter
+                 std::vector<std::string> fns;
+                 for (const auto& [k, a] : n->attrs) {
+                   if (const auto* f = std::get_if<FuncRef>(&a)) fns.push_back(f->name);
+                   if (const auto* fs = std::get_if<std::vector<FuncRef>>(&a))
+                     for (const FuncRef& f : *fs) fns.push_back(f.name);
+                 }
+                 for (const std::string& f : fns)
+                   if (const Graph* c = graph.library->find(f); c && uses_state(*c, *graph.library)) return true;
+                 return false;
+               }()) {
+      fail_code(ErrorCode::kUnimplemented, w.label(), ": ", n->label(), " in loop body '", body_name,
+                "' runs stateful ops (random streams) inside its functions; the loop's gradient "
+                "recomputes the body and cannot reuse those values");
+    }
+  }
+  // Body': the body, then count + 1 and a push of each saved variable.
+  auto nb = new_function(graph, body_name + "_acc");
+  std::vector<Value> args;
+  for (Node* a : body->args) args.push_back(add_arg(*nb, a->name, a->outputs[0].dtype, a->outputs[0].shape)->out());
+  Value count = add_arg(*nb, "count", DType::kInt32, PartialShape(std::vector<int64_t>{}))->out();
+  std::vector<Value> accs;
+  const size_t num_accs = r.saved.size() + r.state.size();
+  for (size_t j = 0; j < num_accs; ++j)
+    accs.push_back(add_arg(*nb, "acc" + std::to_string(j), DType::kVariant, PartialShape(std::vector<int64_t>{}))->out());
+  Inlined m = inline_function(*nb, *body, args);
+  for (size_t k = 0; k < types.size(); ++k) {
+    nb->results.push_back(m(body->results[k]));
+    nb->result_names.push_back(k < body->result_names.size() ? body->result_names[k] : "r" + std::to_string(k));
+  }
+  for (Node* cr : body->control_results)
+    if (m.copy.count(cr)) nb->control_results.push_back(m.copy.at(cr));
+  nb->results.push_back(add_op(*nb, "count_next", "AddV2", {count, int_const(*nb, "one", 1)}, {{"T", DType::kInt32}}));
+  nb->result_names.push_back("count");
+  for (size_t j = 0; j < r.saved.size(); ++j) {
+    nb->results.push_back(add_op(*nb, "push" + std::to_string(j), "TensorListPushBack", {accs[j], args[r.saved[j]]},
+                                 {{"element_dtype", types[r.saved[j]]}}));
+    nb->result_names.push_back("acc" + std::to_string(j));
+  }
+  for (size_t j = 0; j < r.state.size(); ++j) {
+    const Value& v = r.state[j];
+    size_t a = r.saved.size() + j;
+    nb->results.push_back(add_op(*nb, "push" + std::to_string(a), "TensorListPushBack", {accs[a], m(v)},
+                                 {{"element_dtype", v.node->outputs[v.index].dtype}}));
+    nb->result_names.push_back("acc" + std::to_string(a));
+  }
+  // Cond': the condition, ignoring the added variables.
+  auto nc = new_function(graph, cond_name + "_acc");
+  std::vector<Value> cargs;
+  for (Node* a : cond->args) cargs.push_back(add_arg(*nc, a->name, a->outputs[0].dtype, a->outputs[0].shape)->out());
+  add_arg(*nc, "count", DType::kInt32, PartialShape(std::vector<int64_t>{}));
+  for (size_t j = 0; j < num_accs; ++j)
+    add_arg(*nc, "acc" + std::to_string(j), DType::kVariant, PartialShape(std::vector<int64_t>{}));
+  Inlined mc = inline_function(*nc, *cond, cargs);
+  for (const Value& v : cond->results) nc->results.push_back(mc(v));
+  nc->result_names = cond->result_names;
+  // The forward node: start the count at 0 and the accumulators empty.
+  std::vector<PartialShape> shapes = w.attr_or<std::vector<PartialShape>>("output_shapes", {});
+  const PartialShape scalar(std::vector<int64_t>{});
+  w.inputs.push_back(int_const(graph, w.name + "/count0", 0));
+  types.push_back(DType::kInt32);
+  std::vector<DType> acc_types;
+  for (size_t k : r.saved) acc_types.push_back(types[k]);
+  for (const Value& v : r.state) acc_types.push_back(v.node->outputs[v.index].dtype);
+  for (DType t : acc_types) {
+    Value unknown = int_const(graph, w.name + "/acc_shape", -1);
+    w.inputs.push_back(add_op(graph, w.name + "/acc", "EmptyTensorList", {unknown, unknown},
+                              {{"element_dtype", t}, {"shape_type", DType::kInt32}}));
+    types.push_back(DType::kVariant);
+  }
+  if (!shapes.empty()) {
+    shapes.resize(types.size(), scalar);
+    w.attrs["output_shapes"] = shapes;
+  }
+  w.attrs["T"] = types;
+  w.attrs["body"] = FuncRef{nb->name, nullptr};
+  w.attrs["cond"] = FuncRef{nc->name, nullptr};
+  w.attrs["_grad_num_vars"] = static_cast<int64_t>(r.num_vars);
+  w.attrs["_grad_body"] = body_name;
+  std::vector<int64_t> saved(r.saved.begin(), r.saved.end());
+  w.attrs["_grad_saved"] = saved;
+  std::vector<std::string> state_names;
+  std::vector<int64_t> state_index;
+  for (const Value& v : r.state) {
+    state_names.push_back(v.node->name);
+    state_index.push_back(v.index);
+  }
+  w.attrs["_grad_state"] = state_names;
+  w.attrs["_grad_state_index"] = state_index;
+  infer_node(w);
+  return r;
+}
+
+// For each body result, the body arguments it depends on.
+std::vector<std::set<size_t>> result_deps(const Graph& body) {
+  std::unordered_map<const Node*, std::set<size_t>> deps;
+  for (size_t k = 0; k < body.args.size(); ++k) deps[body.args[k]].insert(k);
+  for (Node* n : body.topo_order()) {
+    auto& d = deps[n];
+    for (const Value& v : n->inputs) d.insert(deps[v.node].begin(), deps[v.node].end());
+    for (Node* ctl : n->control_inputs) d.insert(deps[ctl].begin(), deps[ctl].end());
+  }
+  std::vector<std::set<size_t>> out;
+  for (const Value& r : body.results) out.push_back(deps[r.node]);
+  return out;
+}
+
+GradList grad_while(GradContext& c) {
+  Node& w = c.node;
+  Graph& graph = c.graph;
+  const size_t num_inputs = c.wanted.size();  // before the rewrite
+  LoopRewrite rw = accumulate(graph, w);
+  const Graph* body = graph.library->find(rw.body);
+  TS_CHECK(body, w.label(), ": loop body '", rw.body, "' is not in the library");
+  std::vector<DType> types = w.attr<std::vector<DType>>("T");
+  const size_t n = rw.num_vars;
+  // Loop variables whose gradients the loop must carry: the wanted ones and every variable
+  // that depends on them inside the body (closure over iterations).
+  std::vector<std::set<size_t>> deps = result_deps(*body);
+  std::vector<bool> carried(n, false);
+  for (size_t k = 0; k < n && k < num_inputs; ++k) carried[k] = c.needs(k) && carries_gradient(types[k]);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t k = 0; k < n; ++k) {
+      if (carried[k] || !carries_gradient(types[k])) continue;
+      for (size_t d : deps[k])
+        if (carried[d]) {
+          carried[k] = changed = true;
+          break;
+        }
+    }
+  }
+  std::vector<size_t> carry;
+  for (size_t k = 0; k < n; ++k)
+    if (carried[k]) carry.push_back(k);
+  GradList out(w.inputs.size());
+  if (carry.empty()) return out;
+  std::vector<size_t> invariant;
+  std::vector<bool> is_saved(n, false);
+  for (size_t k : rw.saved) is_saved[k] = true;
+  for (size_t k = 0; k < n; ++k)
+    if (!is_saved[k]) invariant.push_back(k);
+
+  // The gradient loop's variables: remaining iterations, accumulators, carried gradients,
+  // loop invariants.
+  std::string tag;
+  for (size_t k : carry) tag += "_" + std::to_string(k);
+  auto gb = new_function(graph, rw.body + "_grad" + tag);
+  const PartialShape scalar(std::vector<int64_t>{});
+  std::vector<DType> gtypes;
+  auto arg = [&](const std::string& name, DType t, const PartialShape& s) {
+    gtypes.push_back(t);
+    return add_arg(*gb, name, t, s)->out();
+  };
+  Value remaining = arg("remaining", DType::kInt32, scalar);
+  std::vector<Value> accs, dvs, invs;
+  const size_t num_accs = rw.saved.size() + rw.state.size();
+  for (size_t j = 0; j < num_accs; ++j) accs.push_back(arg("acc" + std::to_string(j), DType::kVariant, scalar));
+  for (size_t k : carry) dvs.push_back(arg("d" + std::to_string(k), types[k], body->args[k]->outputs[0].shape));
+  for (size_t k : invariant) invs.push_back(arg("v" + std::to_string(k), types[k], body->args[k]->outputs[0].shape));
+  // This iteration's forward arguments: popped, or the invariants.
+  std::vector<Value> fargs(n);
+  std::vector<Value> next_accs;
+  for (size_t j = 0; j < rw.saved.size(); ++j) {
+    Node* pop = gb->add(gb->unique_name("pop" + std::to_string(j)), "TensorListPopBack",
+                        {accs[j], int_const(*gb, "unknown_shape", -1)}, {{"element_dtype", types[rw.saved[j]]}});
+    infer_node(*pop);
+    next_accs.push_back(pop->out(0));
+    fargs[rw.saved[j]] = pop->out(1);
+  }
+  std::map<std::pair<const Node*, int>, Value> subst;
+  for (size_t j = 0; j < rw.state.size(); ++j) {
+    const Value& v = rw.state[j];
+    Node* pop = gb->add(gb->unique_name("pop_state" + std::to_string(j)), "TensorListPopBack",
+                        {accs[rw.saved.size() + j], int_const(*gb, "unknown_shape", -1)},
+                        {{"element_dtype", v.node->outputs[v.index].dtype}});
+    infer_node(*pop);
+    next_accs.push_back(pop->out(0));
+    subst[{v.node, v.index}] = pop->out(1);
+  }
+  for (size_t i = 0; i < invariant.size(); ++i) fargs[invariant[i]] = invs[i];
+  Inlined m = inline_function(*gb, *body, fargs, std::move(subst));
+  std::vector<std::pair<Value, Value>> seeds;
+  std::vector<std::vector<Value>> targets;
+  for (size_t i = 0; i < carry.size(); ++i) {
+    seeds.push_back({m(body->results[carry[i]]), dvs[i]});
+    targets.push_back({fargs[carry[i]]});
+  }
+  std::vector<std::optional<Value>> grads = backprop(*gb, seeds, targets);
+  gb->results.push_back(add_op(*gb, "remaining_next", "Sub", {remaining, int_const(*gb, "one", 1)}, {{"T", DType::kInt32}}));
+  for (Value a : next_accs) gb->results.push_back(a);
+  for (size_t i = 0; i < carry.size(); ++i) {
+    Value gi = grads[i] ? *grads[i]
+                        : add_op(*gb, "zeros", "ZerosLike", {fargs[carry[i]]}, {{"T", types[carry[i]]}});
+    gb->results.push_back(gi);
+  }
+  for (Value v : invs) gb->results.push_back(v);
+  gb->result_names.resize(gb->results.size());
+  for (size_t i = 0; i < gb->results.size(); ++i) gb->result_names[i] = "r" + std::to_string(i);
+  // Its condition: iterations remain.
+  auto gc = new_function(graph, rw.body + "_grad_cond" + tag);
+  for (size_t i = 0; i < gtypes.size(); ++i) add_arg(*gc, "a" + std::to_string(i), gtypes[i], gb->args[i]->outputs[0].shape);
+  gc->results.push_back(add_op(*gc, "more", "Greater", {gc->args[0]->out(), int_const(*gc, "zero", 0)}, {{"T", DType::kInt32}}));
+  gc->result_names.push_back("more");
+
+  std::vector<Value> inputs = {w.out(static_cast<int>(n))};
+  for (size_t j = 0; j < num_accs; ++j) inputs.push_back(w.out(static_cast<int>(n + 1 + j)));
+  for (size_t k : carry) inputs.push_back(c.dy(static_cast<int>(k)));
+  for (size_t k : invariant) inputs.push_back(w.inputs[k]);
+  Node* gw = c.emit(w.op, inputs, {{"T", gtypes}, {"body", FuncRef{gb->name, nullptr}},
+                                   {"cond", FuncRef{gc->name, nullptr}},
+                                   {"output_shapes", std::vector<PartialShape>{}},
+                                   {"parallel_iterations", int64_t{1}}});
+  for (size_t i = 0; i < carry.size(); ++i)
+    if (carry[i] < num_inputs && c.needs(carry[i]))
+      out[carry[i]] = gw->out(static_cast<int>(1 + num_accs + i));
+  return out;
+}
+
 }  // namespace
 
 void register_control_flow_ops(OpRegistry& r) {
@@ -230,9 +631,10 @@ void register_control_flow_ops(OpRegistry& r) {
                       .output_args = {{"output", "", "Tout"}}, .stateful = !stateless,
                       .infer = infer_if, .compute = case_kernel},
                   grad_conditional);
-    r.add({.name = prefix + "While", .attr_defaults = while_defaults,
-           .output_args = {{"output", "", "T"}}, .stateful = !stateless,
-           .infer = infer_while, .compute = while_kernel});
+    add_with_grad(r, {.name = prefix + "While", .attr_defaults = while_defaults,
+                      .output_args = {{"output", "", "T"}}, .stateful = !stateless,
+                      .infer = infer_while, .compute = while_kernel},
+                  grad_while);
   }
 }
 

@@ -26,4 +26,10 @@ const TensorList& tensor_list_of(const Tensor& handle);
 // A scalar DT_VARIANT tensor holding `list`.
 Tensor make_tensor_list_handle(std::shared_ptr<const TensorList> list);
 
+// Gradient arithmetic on lists (AddN and ZerosLike of a variant, as in TF): the item-wise sum of
+// lists of equal length (an unset item counts as zeros), and a list of zeros like `list`'s
+// set items (unset items stay unset).
+Tensor add_tensor_lists(const std::vector<Tensor>& lists);
+Tensor zeros_like_tensor_list(const Tensor& list);
+
 }  // namespace tessera

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ir/grad.h"
+#include "ops/elementwise_util.h"
 #include "ops/op_helpers.h"
 #include "ops/tensor_list.h"
 
@@ -26,6 +28,43 @@ Tensor make_tensor_list_handle(std::shared_ptr<const TensorList> list) {
   Tensor h(DType::kVariant, {});
   h.variants()[0] = std::move(list);
   return h;
+}
+
+Tensor add_tensor_lists(const std::vector<Tensor>& lists) {
+  TS_CHECK(!lists.empty(), "no lists to add");
+  auto out = std::make_shared<TensorList>(tensor_list_of(lists[0]));
+  for (size_t k = 1; k < lists.size(); ++k) {
+    const TensorList& b = tensor_list_of(lists[k]);
+    TS_CHECK(b.element_dtype == out->element_dtype, "cannot add lists of ", dtype_name(out->element_dtype),
+             " and ", dtype_name(b.element_dtype));
+    TS_CHECK(b.tensors.size() == out->tensors.size(), "cannot add lists of ", out->tensors.size(), " and ",
+             b.tensors.size(), " items");
+    for (size_t i = 0; i < b.tensors.size(); ++i) {
+      Tensor& a = out->tensors[i];
+      const Tensor& t = b.tensors[i];
+      if (!t.valid()) continue;
+      if (!a.valid()) {
+        a = t;
+        continue;
+      }
+      TS_CHECK(a.shape() == t.shape(), "cannot add list items of shapes ", shape_str(a.shape()), " and ",
+               shape_str(t.shape()), " (item ", i, ")");
+      Tensor sum(a.dtype(), a.shape());
+      dispatch(FloatTypes{}, a.dtype(), "list item sum", [&]<typename T>() {
+        for (int64_t j = 0; j < sum.num_elements(); ++j)
+          sum.data<T>()[j] = static_cast<T>(ew::up(a.data<T>()[j]) + ew::up(t.data<T>()[j]));
+      });
+      a = std::move(sum);
+    }
+  }
+  return make_tensor_list_handle(std::move(out));
+}
+
+Tensor zeros_like_tensor_list(const Tensor& handle) {
+  auto out = std::make_shared<TensorList>(tensor_list_of(handle));
+  for (Tensor& t : out->tensors)
+    if (t.valid()) t = Tensor(t.dtype(), t.shape());  // zero-initialised
+  return make_tensor_list_handle(std::move(out));
 }
 
 namespace {
@@ -486,39 +525,152 @@ void infer_concat(InferContext& c, const PartialShape& s) {
   c.set_output(1, DType::kInt64, PartialShape(std::vector<int64_t>{-1}));
 }
 
+// ---- gradients (ir/grad.h) ------------------------------------------------------------------
+// A list's gradient is a list of its items' gradients (unset items: zeros). The sweep sums
+// several gradients of one list with AddN and makes absent ones with ZerosLike, which handle
+// lists as TF's do.
+
+// Shape of `v` without its first dim, as the element_shape operand of a list op.
+Value inner_shape(GradContext& c, Value v) {
+  return c.op("Slice", {c.shape(v), c.ints({1}), c.ints({-1})}, {{"T", DType::kInt32}, {"Index", DType::kInt32}});
+}
+
+AttrMap list_attrs(const GradContext& c) { return {{"element_dtype", c.node.attr<DType>("element_dtype")}}; }
+
+// TensorListFromTensor(tensor, element_shape): the items' gradients stacked back.
+GradList grad_from_tensor(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  AttrMap a = list_attrs(c);
+  a["num_elements"] = int64_t{-1};
+  out[0] = c.op("TensorListStack", {c.dy(), inner_shape(c, c.x(0))}, a);
+  return out;
+}
+
+// TensorListStack(list, element_shape): the rows of dy as a list.
+GradList grad_stack(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  AttrMap a = list_attrs(c);
+  a["shape_type"] = DType::kInt32;
+  out[0] = c.op("TensorListFromTensor", {c.dy(), inner_shape(c, c.dy())}, a);
+  return out;
+}
+
+// TensorListGetItem(list, index, element_shape): dy at `index` of a list of unset items.
+GradList grad_get_item(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  AttrMap a = list_attrs(c);
+  Value len = c.op("TensorListLength", {c.x(0)}, {});
+  AttrMap ra = a;
+  ra["shape_type"] = DType::kInt32;
+  Value empty = c.op("TensorListReserve", {c.shape(c.dy()), len}, ra);
+  out[0] = c.op("TensorListSetItem", {empty, c.x(1), c.dy()}, a);
+  return out;
+}
+
+// TensorListSetItem(list, index, item): the item's gradient is read from dy; the list's is dy
+// with that item zeroed (the old item was overwritten).
+GradList grad_set_item(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  AttrMap a = list_attrs(c);
+  if (c.needs(0)) out[0] = c.op("TensorListSetItem", {c.dy(), c.x(1), c.zeros_like(c.x(2))}, a);
+  if (c.needs(2)) out[2] = c.op("TensorListGetItem", {c.dy(), c.x(1), c.shape(c.x(2))}, a);
+  return out;
+}
+
+// TensorListPushBack(list, tensor): pop dy's last item.
+GradList grad_push_back(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  Node* pop = c.emit("TensorListPopBack", {c.dy(), c.shape(c.x(1))}, list_attrs(c));
+  out[0] = pop->out(0);
+  out[1] = pop->out(1);
+  return out;
+}
+
+// TensorListPopBack(list, element_shape) -> (list, tensor): push the tensor's gradient back.
+GradList grad_pop_back(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  out[0] = c.op("TensorListPushBack", {c.dy(0), c.dy(1)}, list_attrs(c));
+  return out;
+}
+
+// TensorListGather(list, indices, element_shape): rows of dy summed into their items
+// (ScatterNd adds repeated indices), as a list as long as the input.
+GradList grad_gather(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  Value len = c.op("TensorListLength", {c.x(0)}, {});
+  Value inner = inner_shape(c, c.dy());
+  Value shape = c.op("ConcatV2", {c.op("Reshape", {len, c.ints({1})}, {{"T", DType::kInt32}, {"Tshape", DType::kInt32}}),
+                                  inner, c.int_scalar(0)},
+                     {{"T", DType::kInt32}, {"N", int64_t{2}}, {"Tidx", DType::kInt32}});
+  DType it = c.dtype(c.x(1));
+  Value idx = c.op("Reshape", {c.x(1), c.ints({-1, 1})}, {{"T", it}, {"Tshape", DType::kInt32}});
+  Value rows = c.op("ScatterNd", {idx, c.dy(), c.cast(shape, it)}, {{"T", c.dtype(c.dy())}, {"Tindices", it}});
+  AttrMap a = list_attrs(c);
+  a["shape_type"] = DType::kInt32;
+  out[0] = c.op("TensorListFromTensor", {rows, inner}, a);
+  return out;
+}
+
+// TensorListScatter(V2)(tensor, indices, element_shape[, num_elements]): the rows' gradients
+// gathered from dy.
+GradList grad_scatter(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  AttrMap a = {{"element_dtype", c.dtype(c.x(0))}};
+  out[0] = c.op("TensorListGather", {c.dy(), c.x(1), inner_shape(c, c.x(0))}, a);
+  return out;
+}
+
+// TensorListScatterIntoExistingList(list, tensor, indices): the overwritten items get zero.
+GradList grad_scatter_existing(GradContext& c) {
+  GradList out(c.node.inputs.size());
+  AttrMap a = {{"element_dtype", c.dtype(c.x(1))}};
+  if (c.needs(0)) out[0] = c.op("TensorListScatterIntoExistingList", {c.dy(), c.zeros_like(c.x(1)), c.x(2)}, a);
+  if (c.needs(1)) out[1] = c.op("TensorListGather", {c.dy(), c.x(2), inner_shape(c, c.x(1))}, a);
+  return out;
+}
+
 }  // namespace
 
 void register_tensor_list_ops(OpRegistry& r) {
   r.add({.name = "EmptyTensorList", .infer = infer_handle, .compute = empty_kernel});
   r.add({.name = "TensorListReserve", .infer = infer_handle, .compute = reserve_kernel});
-  r.add({.name = "TensorListFromTensor", .infer = infer_handle, .compute = from_tensor_kernel});
-  r.add({.name = "TensorListGetItem", .attr_defaults = {{"Tshape", DType::kInt32}},
-         .infer = [](InferContext& c) { infer_item(c, 0, 2); }, .compute = get_item_kernel});
-  r.add({.name = "TensorListSetItem", .attr_defaults = {{"resize_if_index_out_of_bounds", false}},
-         .infer = infer_handle, .compute = set_item_kernel});
-  r.add({.name = "TensorListStack", .attr_defaults = {{"num_elements", int64_t{-1}}},
-         .infer = infer_stack, .compute = stack_kernel});
+  add_with_grad(r, {.name = "TensorListFromTensor", .infer = infer_handle, .compute = from_tensor_kernel},
+                grad_from_tensor);
+  add_with_grad(r, {.name = "TensorListGetItem", .attr_defaults = {{"Tshape", DType::kInt32}},
+                    .infer = [](InferContext& c) { infer_item(c, 0, 2); }, .compute = get_item_kernel},
+                grad_get_item);
+  add_with_grad(r, {.name = "TensorListSetItem", .attr_defaults = {{"resize_if_index_out_of_bounds", false}},
+                    .infer = infer_handle, .compute = set_item_kernel},
+                grad_set_item);
+  add_with_grad(r, {.name = "TensorListStack", .attr_defaults = {{"num_elements", int64_t{-1}}},
+                    .infer = infer_stack, .compute = stack_kernel},
+                grad_stack);
   r.add({.name = "TensorListLength",
          .infer = [](InferContext& c) { c.set_output(0, DType::kInt32, kScalar); },
          .compute = length_kernel});
   r.add({.name = "TensorListElementShape",
          .infer = [](InferContext& c) { c.set_output(0, c.attr<DType>("shape_type"), PartialShape::unknown()); },
          .compute = element_shape_kernel});
-  r.add({.name = "TensorListPushBack", .infer = infer_handle, .compute = push_back_kernel});
-  r.add({.name = "TensorListPopBack", .output_args = {{"output_handle"}, {"tensor"}},
-         .infer = [](InferContext& c) {
-           c.set_output(0, DType::kVariant, kScalar);
-           infer_item(c, 1, 1);
-         },
-         .compute = pop_back_kernel});
+  add_with_grad(r, {.name = "TensorListPushBack", .infer = infer_handle, .compute = push_back_kernel},
+                grad_push_back);
+  add_with_grad(r, {.name = "TensorListPopBack", .output_args = {{"output_handle"}, {"tensor"}},
+                    .infer = [](InferContext& c) {
+                      c.set_output(0, DType::kVariant, kScalar);
+                      infer_item(c, 1, 1);
+                    },
+                    .compute = pop_back_kernel},
+                grad_pop_back);
   r.add({.name = "TensorListResize", .infer = infer_handle, .compute = resize_kernel});
-  r.add({.name = "TensorListGather", .infer = infer_gather, .compute = gather_kernel});
-  r.add({.name = "TensorListScatter", .infer = infer_handle,
-         .compute = [](KernelContext& c) { scatter_kernel(c, false); }});
-  r.add({.name = "TensorListScatterV2", .infer = infer_handle,
-         .compute = [](KernelContext& c) { scatter_kernel(c, true); }});
-  r.add({.name = "TensorListScatterIntoExistingList", .infer = infer_handle,
-         .compute = scatter_existing_kernel});
+  add_with_grad(r, {.name = "TensorListGather", .infer = infer_gather, .compute = gather_kernel}, grad_gather);
+  add_with_grad(r, {.name = "TensorListScatter", .infer = infer_handle,
+                    .compute = [](KernelContext& c) { scatter_kernel(c, false); }},
+                grad_scatter);
+  add_with_grad(r, {.name = "TensorListScatterV2", .infer = infer_handle,
+                    .compute = [](KernelContext& c) { scatter_kernel(c, true); }},
+                grad_scatter);
+  add_with_grad(r, {.name = "TensorListScatterIntoExistingList", .infer = infer_handle,
+                    .compute = scatter_existing_kernel},
+                grad_scatter_existing);
   r.add({.name = "TensorListConcatV2", .output_args = {{"tensor"}, {"lengths"}},
          .infer = [](InferContext& c) { infer_concat(c, shape_from_known(c, 1)); },
          .compute = [](KernelContext& c) {

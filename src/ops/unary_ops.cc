@@ -4,6 +4,7 @@
 #include "ir/grad.h"
 #include "ops/elementwise_util.h"
 #include "ops/op_helpers.h"
+#include "ops/tensor_list.h"
 
 namespace tessera {
 namespace {
@@ -113,6 +114,10 @@ void ones_like_kernel(KernelContext& c) {
 
 void zeros_like_kernel(KernelContext& c) {
   const Tensor& x = c.input(0);
+  if (x.dtype() == DType::kVariant && x.rank() == 0) {  // a TensorList's zero gradient
+    c.set_output(0, zeros_like_tensor_list(x));
+    return;
+  }
   if (x.dtype() == DType::kVariant || x.dtype() == DType::kResource)
     fail_code(ErrorCode::kUnimplemented, "ZerosLike of ", dtype_name(x.dtype()), " is not supported");
   c.set_output(0, Tensor(x.dtype(), x.shape()));  // zero-initialised ("" for strings)

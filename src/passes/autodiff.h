@@ -28,7 +28,20 @@ std::vector<GradTarget> arg_targets(const Graph& g, const std::vector<int>& arg_
 // Trainable variables: every float variable the loss reads, one target per variable (its
 // ReadVariableOps grouped by store key; name = the key). Reads through an _Arg resource are
 // grouped by the arg. Fails (unimplemented) when the loss depends on a handle used another
-// way (e.g. passed into a While body), whose gradient would otherwise be silently missing.
+// way (e.g. by ResourceGather), whose gradient would otherwise be silently missing.
+// The non-const form first moves reads of variables inside While/If/Case functions (Keras
+// RNNs read their weights in the loop body) out of them, when the function never writes the
+// variable: the value enters as an extra argument, so those reads become targets too.
+std::vector<GradTarget> variable_targets(Graph& g, Value loss);
 std::vector<GradTarget> variable_targets(const Graph& g, Value loss);
+
+// The hoisting step of the non-const variable_targets, for callers that collect targets
+// themselves (the train step builder): reads of variables inside the While/If/Case
+// functions the loss depends on move out when the function never writes the variable.
+void hoist_variable_reads(Graph& g, Value loss);
+// Whether control-flow node `n` (in `g`) still uses its resource input `input` inside its
+// functions: false once hoist_variable_reads has moved every read out (a loop passing the
+// handle through unchanged does not count). True for any other op.
+bool function_uses_handle(const Graph& g, const Node& n, size_t input);
 
 }  // namespace tessera::passes

@@ -271,16 +271,3 @@ def test_model_gradients_mse_loss(name):
         rng = np.random.default_rng(5)
         target = {k: rng.uniform(0, 1, z[k].shape).astype(np.float32) for k in z.files}
     _compare_model(name, "mse", target)
-
-
-def test_variables_read_inside_loops_are_refused():
-    # Keras' GRU reads its weights inside a While body (through the handles): until While has a
-    # gradient, Tessera must refuse rather than return zeros for those weights.
-    model = ZOO / "gru_k3" / "saved_model"
-    if not model.exists():
-        pytest.skip("zoo model gru_k3 not generated")
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = run_cli("grad", model, "--input", ZOO / "gru_k3" / "inputs_b1.npz", "--output",
-                       pathlib.Path(tmp) / "out.npz", check=False)
-    assert proc.returncode == 1, proc.stdout
-    assert "(While) uses the variable handle" in proc.stderr, proc.stderr

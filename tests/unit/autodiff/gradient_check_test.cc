@@ -241,6 +241,60 @@ std::vector<GradCase> cases() {
     c.body.replace(c.body.find("Case("), 5, "StatelessCase(");
     v.push_back(c);
   }
+  // Loops (more in while_grad_test.cc): a = y; 3 times a *= x.
+  for (const char* op : {"While", "StatelessWhile"}) {
+    GradCase c{op, "(x: float64[3], y: float64[3]) -> (r)",
+               std::string("i0 = Const() {dtype=int32, value=int32[]{0}}\n  w = ") + op +
+                   "(i0, y, x) {T=[int32, float64, float64], body=@loop_body, cond=@loop_cond, "
+                   "output_shapes=[shape[], shape[3], shape[3]]}\n  r = Identity(w:1) {T=float64}"};
+    c.library =
+        "func loop_cond (i: int32[], a: float64[3], x: float64[3]) -> (c) {\n"
+        "  n = Const() {dtype=int32, value=int32[]{3}}\n  c = Less(i, n) {T=int32}\n}\n"
+        "func loop_body (i: int32[], a: float64[3], x: float64[3]) -> (j, m, x) {\n"
+        "  one = Const() {dtype=int32, value=int32[]{1}}\n  j = AddV2(i, one) {T=int32}\n"
+        "  m = Mul(a, x) {T=float64}\n}\n";
+    v.push_back(c);
+  }
+  // TensorLists: gradients are lists of the items' gradients.
+  const std::string list = "es = Const() {dtype=int32, value=int32[1]{2}}\n"
+                           "  l = TensorListFromTensor(x, es) {element_dtype=float64, shape_type=int32}\n  ";
+  const std::string idx = "k0 = Const() {dtype=int32, value=int32[]{0}}\n  k2 = Const() {dtype=int32, value=int32[]{2}}\n  ";
+  v.push_back({"TensorListFromTensor", "(x: float64[3,2]) -> (r)",
+               list + "r = TensorListStack(l, es) {element_dtype=float64, num_elements=3}"});
+  v.push_back({"TensorListStack", "(x: float64[3,2]) -> (r)",
+               list + "s = TensorListStack(l, es) {element_dtype=float64, num_elements=3}\n  r = Square(s) {T=float64}"});
+  v.push_back({"TensorListGetItem", "(x: float64[3,2]) -> (r0, r1)",  // two reads: list gradients add
+               list + idx + "r0 = TensorListGetItem(l, k0, es) {element_dtype=float64}\n"
+                            "  r1 = TensorListGetItem(l, k2, es) {element_dtype=float64}"});
+  v.push_back({"TensorListSetItem", "(x: float64[3,2], y: float64[2]) -> (r)",
+               list + idx + "m = TensorListSetItem(l, k2, y) {element_dtype=float64}\n"
+                            "  r = TensorListStack(m, es) {element_dtype=float64, num_elements=3}"});
+  v.push_back({"TensorListGather", "(x: float64[3,2]) -> (r)",  // a repeated index: contributions add
+               list + "i = Const() {dtype=int32, value=int32[3]{2, 0, 2}}\n"
+                      "  r = TensorListGather(l, i, es) {element_dtype=float64}"});
+  const std::string scatter_idx = "i = Const() {dtype=int32, value=int32[2]{3, 1}}\n  ";
+  v.push_back({"TensorListScatter", "(y: float64[2,2]) -> (r)",
+               "es = Const() {dtype=int32, value=int32[1]{2}}\n  " + scatter_idx +
+                   "m = TensorListScatter(y, i, es) {element_dtype=float64, shape_type=int32}\n"
+                   "  r = TensorListStack(m, es) {element_dtype=float64, num_elements=4}"});
+  v.push_back({"TensorListScatterV2", "(y: float64[2,2]) -> (r)",
+               "es = Const() {dtype=int32, value=int32[1]{2}}\n  " + scatter_idx +
+                   "n = Const() {dtype=int32, value=int32[]{5}}\n"
+                   "  m = TensorListScatterV2(y, i, es, n) {element_dtype=float64, shape_type=int32}\n"
+                   "  r = TensorListStack(m, es) {element_dtype=float64, num_elements=5}"});
+  v.push_back({"TensorListScatterIntoExistingList", "(x: float64[3,2], y: float64[2,2]) -> (r)",
+               list + "i = Const() {dtype=int32, value=int32[2]{2, 0}}\n"
+                      "  m = TensorListScatterIntoExistingList(l, y, i) {element_dtype=float64}\n"
+                      "  r = TensorListStack(m, es) {element_dtype=float64, num_elements=3}"});
+  for (bool stack : {true, false}) {  // with and without a gradient for the popped list
+    v.push_back({stack ? "TensorListPushBack" : "TensorListPopBack", "(x: float64[3,2], y: float64[2]) -> (r0, r1)",
+                 list + "m = TensorListPushBack(l, y) {element_dtype=float64}\n"
+                        "  p = TensorListPopBack(m, es) {element_dtype=float64}\n"
+                        "  q = TensorListPushBack(p:0, y) {element_dtype=float64}\n" +
+                     (stack ? std::string("  r0 = TensorListStack(q, es) {element_dtype=float64, num_elements=4}\n")
+                            : std::string("  r0 = Identity(x) {T=float64}\n")) +
+                     "  r1 = Square(p:1) {T=float64}"});
+  }
   return v;
 }
 

@@ -1,0 +1,190 @@
+"""Gradients through loops and whole-model gradients for the rest of the inference zoo, against
+tf.GradientTape.
+
+Loops: small `tf.while_loop` graphs (a counter loop, a data-dependent trip count, a tf.cond in
+the body, a nested loop, an RNN over TensorArrays with maximum_iterations) and TensorArray
+scatter/write/gather/stack, differentiated by `tessera grad` from the GraphDef (While +
+TensorList ops), against TensorFlow's eager tape.
+
+Models: the zoo's recurrent models (LSTM and GRU, Keras 3 and tf_keras exports: Keras reads
+the kernels inside the While body and moves the sequence through TensorLists) and ResNet50,
+loss = MSE to a random target, gradients with respect to every trainable variable, against a
+GradientTape over the same loaded SavedModel (helpers shared with test_autodiff.py).
+Tolerance: the numeric-match rule per variable. The encoder, EfficientNetB0 and MobileNetV2
+are in test_autodiff.py.
+"""
+import pathlib
+import tempfile
+
+import numpy as np
+import pytest
+
+from tessera_testlib import assert_numeric_match, run_cli
+from test_autodiff import check_grad, _rand
+
+tf = pytest.importorskip("tensorflow")
+
+ZOO = pathlib.Path.home() / ".cache/tessera/zoo"
+MODEL_RTOL = 1e-4
+
+
+# ---- tf.while_loop graphs ------------------------------------------------------------------------
+
+def _counter(x, y):
+    return tf.while_loop(lambda i, a: i < 3, lambda i, a: (i + 1, a * x), (tf.constant(0), y))[1]
+
+
+def _data_dependent(x, y):
+    # while sum(a) < 40: a = a * x + a  (trip count depends on the inputs)
+    return tf.while_loop(lambda a: tf.reduce_sum(a) < 40.0, lambda a: (a * x + a,), (y,))[0]
+
+
+def _cond_in_body(x, y):
+    def body(i, a):
+        return i + 1, tf.cond(i > 1, lambda: a * x, lambda: tf.sin(a) + x)
+    return tf.while_loop(lambda i, a: i < 4, body, (tf.constant(0), y))[1]
+
+
+def _nested(x, y):
+    def inner(a):
+        return tf.while_loop(lambda k, b: k < 2, lambda k, b: (k + 1, b * x), (tf.constant(0), a))[1]
+    return tf.while_loop(lambda i, a: i < 3, lambda i, a: (i + 1, tf.sin(inner(a))), (tf.constant(0), y))[1]
+
+
+def _rnn(xs, h0, w, u, b):
+    steps = xs.shape[0]
+    inputs = tf.TensorArray(tf.float32, size=steps).unstack(xs)
+    outputs = tf.TensorArray(tf.float32, size=steps)
+
+    def body(t, h, out):
+        h = tf.tanh(tf.matmul(inputs.read(t), w) + tf.matmul(h, u) + b)
+        return t + 1, h, out.write(t, h)
+
+    _, h, out = tf.while_loop(lambda t, h, out: t < steps, body, (tf.constant(0), h0, outputs),
+                              maximum_iterations=steps)
+    return [out.stack(), h]
+
+
+def _tensor_array(x, y):
+    # Scatter into a reserved list, writes, a gather with a repeated index, and a stack.
+    ta = tf.TensorArray(tf.float32, size=4).scatter([3, 1], x)
+    ta = ta.write(0, y).write(2, y * y)
+    return [ta.gather([2, 0, 3, 2]), ta.stack()]
+
+
+LOOPS = {
+    "tensor_array": (_tensor_array, lambda r: dict(x=_rand(r, (2, 3)), y=_rand(r, (3,)))),
+    "counter": (_counter, lambda r: dict(x=_rand(r, (3,)), y=_rand(r, (3,)))),
+    "data_dependent": (_data_dependent, lambda r: dict(x=_rand(r, (3,), 0.5, 2), y=_rand(r, (3,), 0.5, 2))),
+    "cond_in_body": (_cond_in_body, lambda r: dict(x=_rand(r, (3,)), y=_rand(r, (3,)))),
+    "nested": (_nested, lambda r: dict(x=_rand(r, (2,), 0.5, 1.5), y=_rand(r, (2,), 0.5, 1.5))),
+    "rnn": (_rnn, lambda r: dict(xs=_rand(r, (5, 2, 3)), h0=_rand(r, (2, 4)), w=_rand(r, (3, 4)),
+                                 u=_rand(r, (4, 4)), b=_rand(r, (4,)))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOOPS))
+def test_while_loop_gradient_matches_gradient_tape(name):
+    build, feeds = LOOPS[name]
+    check_grad(build, feeds(np.random.default_rng(11)))
+
+
+# ---- whole models ------------------------------------------------------------------------------
+
+def _model_grads(name, batch, target_seed=5):
+    """(reference loss, [(variable value, TF gradient)], Tessera's npz) for MSE to a random target."""
+    model = ZOO / name / "saved_model"
+    if not model.exists():
+        pytest.skip(f"zoo model {name} not generated")
+    with np.load(ZOO / name / f"inputs_b{batch}.npz") as z:
+        inputs = {k: z[k] for k in z.files}
+    with np.load(ZOO / name / f"outputs_b{batch}.npz") as z:
+        rng = np.random.default_rng(target_seed)
+        target = {k: rng.uniform(0, 1, z[k].shape).astype(np.float32) for k in z.files}
+    loaded = tf.saved_model.load(str(model))
+    fn = loaded.signatures["serving_default"]
+    with tf.GradientTape() as tape:
+        out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+        total = tf.add_n([tf.reduce_mean(tf.square(out[k] - target[k])) for k in target])
+    variables = tape.watched_variables()
+    grads = tape.gradient(total, variables)
+    ref = [(v.numpy(), None if g is None else tf.convert_to_tensor(g).numpy()) for v, g in zip(variables, grads)]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        np.savez(tmp / "in.npz", **inputs)
+        np.savez(tmp / "target.npz", **target)
+        run_cli("grad", model, "--input", tmp / "in.npz", "--loss", "mse", "--target", tmp / "target.npz",
+                "--output", tmp / "out.npz")
+        with np.load(tmp / "out.npz") as z:
+            got = {k: z[k] for k in z.files}
+    return total.numpy(), ref, got
+
+
+def _compare(name, batch):
+    ref_loss, ref, got = _model_grads(name, batch)
+    assert_numeric_match(np.float32(ref_loss), got["loss"], "loss")
+    keys = [k[len("grad/"):] for k in got if k.startswith("grad/")]
+    # Pair TF's trainable variables with Tessera's by value (names differ; Tessera may also
+    # differentiate non-trainable float variables such as BatchNorm statistics). Variables
+    # with equal values (zero biases) may pair either way, so a gradient may match any of them.
+    unused = list(keys)
+    scales = []
+    for value, ref_grad in ref:
+        r = ref_grad if ref_grad is not None else np.zeros_like(value)
+        candidates = [k for k in unused if got[f"value/{k}"].shape == value.shape
+                      and np.array_equal(got[f"value/{k}"], value)]
+        assert candidates, f"no Tessera variable has the value of a TensorFlow variable {value.shape}"
+        scale = np.max(np.abs(r)) if r.size else 0.0
+        ok = [k for k in candidates
+              if np.max(np.abs(r - got[f"grad/{k}"]), initial=0.0) <= MODEL_RTOL * scale + 1e-6]
+        if not ok:
+            assert_numeric_match(r, got[f"grad/{candidates[0]}"], f"d loss / d {candidates[0]}", rtol=MODEL_RTOL)
+        unused.remove(ok[0])
+        scales.append(scale)
+    assert len(scales) == len(ref) and len(ref) > 0
+    # Every trainable variable gets a gradient that is not degenerate (the recurrent kernels
+    # only get theirs through the loop).
+    assert min(s for s in scales) > 1e-6, f"a variable's reference gradient is zero: {scales}"
+
+
+@pytest.mark.parametrize("name", ["lstm_k3", "lstm_tfk", "gru_k3", "gru_tfk"])
+def test_recurrent_model_gradients(name):
+    _compare(name, 8)
+
+
+def test_cond_while_module_gradients():
+    # tf.cond on the data, then a loop with a data-dependent trip count reading a variable.
+    _compare("cond_while_module", 3)
+
+
+def test_cond_while_module_input_gradients():
+    name = "cond_while_module"
+    model = ZOO / name / "saved_model"
+    if not model.exists():
+        pytest.skip(f"zoo model {name} not generated")
+    with np.load(ZOO / name / "inputs_b3.npz") as z:
+        inputs = {k: z[k] for k in z.files}
+    loaded = tf.saved_model.load(str(model))  # keep it alive: the signature uses its variables
+    fn = loaded.signatures["serving_default"]
+    xs = {k: tf.constant(v) for k, v in inputs.items()}
+    with tf.GradientTape() as tape:
+        for x in xs.values():
+            tape.watch(x)
+        total = tf.add_n([tf.reduce_sum(v) for v in fn(**xs).values()])
+    ref = tape.gradient(total, xs)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        np.savez(tmp / "in.npz", **inputs)
+        run_cli("grad", model, "--input", tmp / "in.npz", "--wrt", "inputs", "--output", tmp / "out.npz")
+        with np.load(tmp / "out.npz") as z:
+            for k in inputs:
+                assert np.max(np.abs(ref[k].numpy())) > 1e-3
+                assert_numeric_match(ref[k].numpy(), z[f"grad/{k}"], f"d loss / d {k}", rtol=MODEL_RTOL)
+
+
+# ResNet50 (the zoo's 64x64 export) on the reference interpreter: batch 1 keeps it within
+# seconds; BatchNorm is frozen in the inference export, so the batch size does not change
+# which ops run.
+@pytest.mark.parametrize("name", ["resnet50_k3", "resnet50_tfk"])
+def test_resnet50_gradients(name):
+    _compare(name, 1)
