@@ -3,6 +3,9 @@
 #include "serve/server_core.h"
 
 #include <atomic>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cstdio>
 #include <condition_variable>
 #include <filesystem>
@@ -637,6 +640,14 @@ void ServerCoreImpl::warm_up(const ServableHandle& s) {
 }  // namespace
 
 std::unique_ptr<ServerCore> ServerCore::create(const ServerOptions& options) {
+#if defined(__GLIBC__)
+  // Version swaps must give a model's memory back. glibc raises its mmap threshold to the size
+  // of every large block freed, after which weights land on the heap and stay resident once
+  // freed: measured +17 MiB per swap of a 17 MiB MLP under wrk load (flat with this). A fixed
+  // 1 MiB threshold keeps large blocks mmapped, so freeing them unmaps them; the cost is an
+  // mmap per large request tensor.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
   auto core = std::make_unique<ServerCoreImpl>(options);
   core->start();
   return core;
