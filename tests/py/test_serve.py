@@ -234,6 +234,18 @@ def test_grpc_errors(server):
     with pytest.raises(grpc.RpcError) as e:
         server.predict_stub.Predict(req, timeout=CALL_TIMEOUT)
     assert e.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
+    import tensorflow as tf
+    req = _predict_request([[2.0]])
+    req.inputs["x"].CopyFrom(tf.make_tensor_proto(np.asarray([[2]], np.int32)))  # wrong dtype
+    with pytest.raises(grpc.RpcError) as e:
+        server.predict_stub.Predict(req, timeout=CALL_TIMEOUT)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+    assert "expects dtype float32, got int32" in e.value.details()
+    req = _predict_request([[2.0]])
+    req.model_spec.name = "../default"
+    with pytest.raises(grpc.RpcError) as e:
+        server.predict_stub.Predict(req, timeout=CALL_TIMEOUT)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND, e.value.details()  # a name, never a path
     assert_still_serving(server)
 
 
@@ -308,7 +320,7 @@ def test_access_log(server):
     ("/v1/models/default:predict", {"signature_name": "nope", "instances": [1.0]}, 400, "nope"),
     ("/v1/models/half:predict", {"instances": [1.0]}, 404, "Servable not found"),
     ("/v1/models/default/versions/7:predict", {"instances": [1.0]}, 404, ""),
-    ("/v1/models/default/labels/nope:predict", {"instances": [1.0]}, None, ""),  # 400 or 404
+    ("/v1/models/default/labels/nope:predict", {"instances": [1.0]}, 400, "Unrecognized servable version label"),
     ("/v1/models/..%2F..%2Fetc:predict", {"instances": [1.0]}, 400, "Invalid model name"),
     ("/v1/models/../etc:predict", {"instances": [1.0]}, 400, "Invalid model name"),
     ("/v1/nothing", None, 404, "Malformed request"),
