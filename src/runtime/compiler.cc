@@ -3,6 +3,7 @@
 #include <set>
 
 #include "passes/pass.h"
+#include "ir/op_registry.h"
 #include "passes/signature_graph.h"
 
 namespace tessera {
@@ -36,12 +37,24 @@ Signature bind_signature(const Signature& sig, const Graph& fn) {
   return out;
 }
 
-CompiledSignature optimise_signature(const Module& module, const std::string& key, const ResourceStore* variables,
-                                     const CompileOptions& options) {
+namespace {
+
+// Gives the args of a fresh signature graph other shapes and re-infers every node from them, so
+// a node that cannot take the shapes fails here, named.
+void reinfer_for_shapes(Graph& fn, const std::vector<PartialShape>& shapes) {
+  TS_CHECK(shapes.size() == fn.args.size(), "signature '", fn.name, "': ", shapes.size(), " input shapes for ",
+           fn.args.size(), " inputs");
+  for (size_t i = 0; i < shapes.size(); ++i) fn.args[i]->attrs["_shape"] = shapes[i];
+  for (Node* n : fn.topo_order()) infer_node(*n);
+}
+
+CompiledSignature optimise(const Module& module, const std::string& key, const std::vector<PartialShape>* shapes,
+                           const ResourceStore* variables, const CompileOptions& options) {
   const Signature& sig = module.signature(key);
   return with_context("compiling signature '" + key + "' of '" + module.source + "'", [&] {
     std::shared_ptr<Graph> fn = signature_graph(module, sig);
     fn->name = key;  // names the graph in IR dumps and in the artifact
+    if (shapes) reinfer_for_shapes(*fn, *shapes);
     passes::PassContext ctx;
     ctx.variables = variables;
     // Variables other signatures write must stay variables in this one.
@@ -57,12 +70,28 @@ CompiledSignature optimise_signature(const Module& module, const std::string& ke
   });
 }
 
-CompiledSignature compile_signature(const Module& module, const std::string& key, const ResourceStore* variables,
-                                    const CompileOptions& options) {
-  CompiledSignature out = optimise_signature(module, key, variables, options);
+CompiledSignature with_executable(CompiledSignature out, const std::string& key, const CompileOptions& options) {
   out.executable = with_context("compiling signature '" + key + "' for target " + options.target,
                                 [&] { return make_executable(options.target, out.graph, options.cpu_options()); });
   return out;
+}
+
+}  // namespace
+
+CompiledSignature optimise_signature(const Module& module, const std::string& key, const ResourceStore* variables,
+                                     const CompileOptions& options) {
+  return optimise(module, key, nullptr, variables, options);
+}
+
+CompiledSignature compile_signature(const Module& module, const std::string& key, const ResourceStore* variables,
+                                    const CompileOptions& options) {
+  return with_executable(optimise(module, key, nullptr, variables, options), key, options);
+}
+
+CompiledSignature compile_signature_for_shapes(const Module& module, const std::string& key,
+                                               const std::vector<PartialShape>& shapes,
+                                               const ResourceStore* variables, const CompileOptions& options) {
+  return with_executable(optimise(module, key, &shapes, variables, options), key, options);
 }
 
 }  // namespace tessera

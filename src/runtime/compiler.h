@@ -44,6 +44,14 @@ CompiledSignature optimise_signature(const Module& module, const std::string& ke
 CompiledSignature compile_signature(const Module& module, const std::string& key, const ResourceStore* variables,
                                     const CompileOptions& options);
 
+// compile_signature for inputs whose shapes differ from those the graph declares (TF does not
+// enforce SignatureDef shapes): the signature graph's args take `shapes` (one per input, in
+// signature order) and every node is re-inferred before the passes, so a node that cannot take
+// them fails, named.
+CompiledSignature compile_signature_for_shapes(const Module& module, const std::string& key,
+                                               const std::vector<PartialShape>& shapes,
+                                               const ResourceStore* variables, const CompileOptions& options);
+
 // Signature metadata rebound to a function-form graph (inputs -> args, outputs -> results).
 Signature bind_signature(const Signature& sig, const Graph& fn);
 

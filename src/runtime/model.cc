@@ -43,6 +43,7 @@ std::string join(const std::vector<std::string>& v) {
 
 std::shared_ptr<Model> Model::from_artifact(Artifact artifact, const std::string& path, const LoadOptions& options) {
   auto model = std::shared_ptr<Model>(new Model());
+  model->tags_ = options.tags;
   const ArtifactInfo& info = artifact.info;
   model->target_ = options.target.empty() ? info.target : options.target;
   model->compiled_ = true;
@@ -120,8 +121,9 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   }
 
   auto model = std::shared_ptr<Model>(new Model());
+  model->tags_ = options.tags;
   tf::ModelImport imported = tf::import_model(path, {options.tags, options.allow_unsupported, options.skip_variables,
-                                                          options.training_signature});
+                                                         options.training_signature});
   model->module_ = std::move(imported.module);
   model->unsupported_ = std::move(imported.unsupported);
   model->target_ = target;
@@ -194,6 +196,88 @@ std::map<std::string, CompiledSignature> Model::compile_all() const {
   return out;
 }
 
+const Model& Model::shape_source() const {
+  if (module_.graph) return *this;
+  if (!cache_hit_)
+    fail_code(ErrorCode::kInvalidArgument, "'", path(),
+              "' is a compiled artifact: its signatures run at the shapes they were compiled for "
+              "(serve the SavedModel to feed other shapes)");
+  // A compile-cache hit: its source SavedModel is imported once (graph and restored variables;
+  // the cached artifact keeps only the variables its frozen graphs still read).
+  std::call_once(source_once_, [&] {
+    LoadOptions o;
+    o.tags = tags_;
+    o.target = "reference";
+    source_ = Model::load(path(), o);
+  });
+  return *source_;
+}
+
+namespace {
+
+// The shape a graph itself fixes for a fed tensor: a placeholder's declared shape (also one with a
+// default, as TF2 signatures with defaults have). Any other fed
+// tensor (TF1 signatures often name an Identity's output) is replaced whole, as TF does.
+void check_placeholder_shape(const std::string& sig, const TensorSpec& spec, const Shape& shape) {
+  const Node* n = spec.value.node;
+  if (!n || (n->op != "Placeholder" && n->op != "PlaceholderWithDefault")) return;
+  const PartialShape& declared = n->outputs.at(spec.value.index).shape;
+  if (!declared.matches(shape))
+    fail("signature '", sig, "' input '", spec.key, "' expects shape ", declared.str(), " (the shape of ", n->op, " '",
+         n->name, "'), got ", shape_str(shape));
+}
+
+}  // namespace
+
+std::shared_ptr<const CompiledSignature> Model::compiled_for_shapes(const std::string& key,
+                                                                    const std::map<std::string, Shape>& shapes) const {
+  const Model& source = shape_source();
+  const Signature& sig = source.signature(key);
+  std::vector<PartialShape> relaxed;
+  std::string id = key;
+  for (const TensorSpec& spec : sig.inputs) {
+    auto it = shapes.find(spec.key);
+    TS_CHECK(it != shapes.end(), "signature '", key, "': no shape given for input '", spec.key, "'");
+    check_placeholder_shape(key, spec, it->second);
+    PartialShape p(std::vector<int64_t>(it->second.begin(), it->second.end()));
+    if (!p.dims.empty()) p.dims[0] = -1;  // any batch size shares the entry
+    id += "|" + p.str();
+    relaxed.push_back(std::move(p));
+  }
+  std::shared_ptr<Variant> v;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = std::find_if(variants_.begin(), variants_.end(), [&](const auto& e) { return e.first == id; });
+    if (it != variants_.end()) {
+      variants_.splice(variants_.begin(), variants_, it);
+    } else {
+      variants_.emplace_front(id, std::make_shared<Variant>());
+      if (variants_.size() > kMaxShapeVariants) variants_.pop_back();  // holders keep theirs alive
+    }
+    v = variants_.front().second;
+  }
+  std::call_once(v->once, [&] {
+    try {
+      auto t0 = std::chrono::steady_clock::now();
+      ResourceStore store;
+      store.restore(source.variables());
+      CompileOptions options = compile_options_;
+      if (!compiled_) options.passes = std::vector<std::string>{};  // the interpreter runs the imported graph as is
+      std::string shapes_text;
+      for (const auto& p : relaxed) shapes_text += (shapes_text.empty() ? "" : ", ") + p.str();
+      v->compiled = std::make_shared<const CompiledSignature>(
+          with_context("signature '" + key + "' for input shapes " + shapes_text + " (declared shapes differ)",
+                       [&] { return compile_signature_for_shapes(source.module(), key, relaxed, &store, options); }));
+      std::lock_guard<std::mutex> lock(mu_);
+      compile_seconds_ += seconds_since(t0);
+    } catch (const Error& e) {
+      v->error = e;
+    }
+  });
+  if (v->error) throw *v->error;
+  return v->compiled;
+}
+
 double Model::compile_seconds() const {
   std::lock_guard<std::mutex> lock(mu_);
   return compile_seconds_;
@@ -205,15 +289,24 @@ Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)) 
   variables_.restore(model_->variables());
 }
 
+DType input_dtype(const TensorSpec& spec) {
+  return spec.value.node ? spec.value.node->outputs.at(spec.value.index).dtype : spec.dtype;
+}
+
 namespace {
 
-void check_input(const TensorSpec& spec, const Tensor& t, const std::string& sig) {
-  if (t.dtype() != spec.dtype)
-    fail("signature '", sig, "' input '", spec.key, "' expects ", dtype_name(spec.dtype), ", got ",
-         dtype_name(t.dtype()));
-  if (!spec.shape.matches(t.shape()))
-    fail("signature '", sig, "' input '", spec.key, "' expects shape ", spec.shape.str(), ", got ",
-         shape_str(t.shape()));
+TensorMap run_compiled(const CompiledSignature& cs, const std::string& signature, const TensorMap& inputs,
+                       const std::vector<const TensorSpec*>& wanted, ResourceStore* variables) {
+  std::vector<Tensor> args;
+  for (const TensorSpec& spec : cs.signature.inputs) args.push_back(inputs.at(spec.key));
+  std::vector<Tensor> results = cs.executable->run(args, variables);
+  TS_CHECK(results.size() == cs.signature.outputs.size(), "signature '", signature, "': executable returned ",
+           results.size(), " results, expected ", cs.signature.outputs.size());
+  TensorMap out;
+  for (const TensorSpec* spec : wanted)
+    for (size_t i = 0; i < cs.signature.outputs.size(); ++i)
+      if (cs.signature.outputs[i].key == spec->key) out[spec->key] = results[i];
+  return out;
 }
 
 }  // namespace
@@ -222,6 +315,7 @@ TensorMap Session::run(const std::string& signature, const TensorMap& inputs,
                        const std::vector<std::string>& outputs) {
   const Signature& sig = model_->signature(signature);
   std::vector<Feed> feeds;
+  bool declared_shapes = true;  // false: some input's shape is not the SignatureDef's
   for (const TensorSpec& spec : sig.inputs) {
     auto it = inputs.find(spec.key);
     if (it == inputs.end()) {
@@ -229,8 +323,14 @@ TensorMap Session::run(const std::string& signature, const TensorMap& inputs,
       for (const auto& s : sig.inputs) names += (names.empty() ? "" : ", ") + s.key;
       fail("signature '", signature, "' needs input '", spec.key, "' (inputs: ", names, ")");
     }
-    check_input(spec, it->second, signature);
-    feeds.push_back({spec.value, it->second});
+    const Tensor& t = it->second;
+    if (t.dtype() != input_dtype(spec))
+      fail("signature '", signature, "' input '", spec.key, "' expects ", dtype_name(input_dtype(spec)), ", got ",
+           dtype_name(t.dtype()));
+    // The SignatureDef's shape and the one the graph inferred for the fed tensor (or the arg).
+    const PartialShape& inferred = spec.value.node ? spec.value.node->outputs.at(spec.value.index).shape : spec.shape;
+    declared_shapes = declared_shapes && spec.shape.matches(t.shape()) && inferred.matches(t.shape());
+    feeds.push_back({spec.value, t});
   }
   for (const auto& [key, t] : inputs)
     if (!sig.find_input(key)) fail("signature '", signature, "' has no input '", key, "'");
@@ -245,19 +345,15 @@ TensorMap Session::run(const std::string& signature, const TensorMap& inputs,
       wanted.push_back(spec);
     }
   }
-  if (model_->compiled()) {
-    const CompiledSignature& cs = model_->compiled_signature(signature);
-    std::vector<Tensor> args;
-    for (const TensorSpec& spec : cs.signature.inputs) args.push_back(inputs.at(spec.key));
-    std::vector<Tensor> results = cs.executable->run(args, &variables_);
-    TS_CHECK(results.size() == cs.signature.outputs.size(), "signature '", signature, "': executable returned ",
-             results.size(), " results, expected ", cs.signature.outputs.size());
-    TensorMap out;
-    for (const TensorSpec* spec : wanted)
-      for (size_t i = 0; i < cs.signature.outputs.size(); ++i)
-        if (cs.signature.outputs[i].key == spec->key) out[spec->key] = results[i];
-    return out;
+  if (!declared_shapes) {
+    // Like TF: other shapes are fine if the graph takes them (compiled once per shape set).
+    std::map<std::string, Shape> shapes;
+    for (const auto& [key, t] : inputs) shapes[key] = t.shape();
+    auto cs = model_->compiled_for_shapes(signature, shapes);
+    return run_compiled(*cs, signature, inputs, wanted, &variables_);
   }
+  if (model_->compiled())
+    return run_compiled(model_->compiled_signature(signature), signature, inputs, wanted, &variables_);
   std::vector<Value> fetches;
   for (const TensorSpec* spec : wanted) fetches.push_back(spec->value);
   std::vector<Tensor> results = interpret(*model_->module().graph, feeds, fetches, sig.targets, &variables_);

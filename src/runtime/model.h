@@ -9,6 +9,7 @@
 // (detected by its magic number) loads its compiled signatures without importing anything.
 #pragma once
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -69,6 +70,17 @@ class Model {
   const std::optional<ArtifactInfo>& artifact_info() const { return artifact_info_; }
   // Encoded rdu mappings stored in the .tsr, by signature (backend/rdu/mapping_codec.h).
   const std::map<std::string, std::string>& rdu_mappings() const { return rdu_mappings_; }
+  // A signature compiled for inputs whose shapes the SignatureDef does not declare (TF does not
+  // enforce SignatureDef shapes; TF Serving feeds whatever the graph takes): the signature graph
+  // re-inferred for `shapes` (by input key; dim 0 is left free so batches of any size share one
+  // entry). Fails, naming the input or node, when a placeholder's own
+  // shape or a node's shape function rejects them. At most kMaxShapeVariants entries (least
+  // recently used dropped; failures are kept too, so a bad shape is not recompiled per call).
+  // A model from the compile cache imports its source once for this; a .tsr has no source
+  // graph and answers with an error.
+  std::shared_ptr<const CompiledSignature> compiled_for_shapes(const std::string& key,
+                                                               const std::map<std::string, Shape>& shapes) const;
+  static constexpr size_t kMaxShapeVariants = 16;
   bool cache_hit() const { return cache_hit_; }
   double compile_seconds() const;  // time spent compiling so far (0 for a .tsr or cache hit)
   const CompileOptions& compile_options() const { return compile_options_; }
@@ -93,7 +105,24 @@ class Model {
   mutable std::mutex mu_;
   mutable std::map<std::string, std::unique_ptr<Slot>> slots_;
   mutable double compile_seconds_ = 0;
+
+  // compiled_for_shapes: the imported source of a compile-cache hit, and the variants.
+  struct Variant {
+    std::once_flag once;
+    std::shared_ptr<const CompiledSignature> compiled;
+    std::optional<Error> error;
+  };
+  const Model& shape_source() const;
+  std::vector<std::string> tags_;
+  mutable std::once_flag source_once_;
+  mutable std::shared_ptr<const Model> source_;
+  mutable std::list<std::pair<std::string, std::shared_ptr<Variant>>> variants_;  // most recent first
 };
+
+// The dtype a signature input is fed as: its graph tensor's own dtype. A SignatureDef's dtype is
+// metadata (TF feeds the named tensor and checks only its real dtype; some TF1 exports disagree,
+// e.g. half_plus_three's regress signature declares DT_FLOAT for a DT_STRING placeholder).
+DType input_dtype(const TensorSpec& spec);
 
 using TensorMap = std::map<std::string, Tensor>;
 

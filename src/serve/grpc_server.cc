@@ -127,6 +127,15 @@ class ModelServiceImpl final : public tfs::ModelService::Service {
                       return st;
                     });
   }
+  grpc::Status ListModelNames(grpc::ServerContext* c, const tfs::ListModelNamesRequest* req,
+                              tfs::ListModelNamesResponse* resp) override {
+    return run_call(log_, c, "/tensorflow.serving.ModelService/ListModelNames", req->ByteSizeLong(),
+                    [&](size_t& out) {
+                      auto st = to_grpc(core_.list_model_names(*req, resp));
+                      out = resp->ByteSizeLong();
+                      return st;
+                    });
+  }
 
  private:
   ServerCore& core_;

@@ -1,5 +1,9 @@
 #include "serve/model_manager.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <chrono>
 #include <set>
 #include <unordered_set>
@@ -50,6 +54,18 @@ Servable::Servable(std::string name, int64_t version, std::string dir, std::shar
     : name_(std::move(name)), version_(version), dir_(std::move(dir)), model_(std::move(model)) {
   for (const auto& [key, sig] : model_->signatures()) stateful_[key] = signature_writes_state(sig);
   session_ = std::make_unique<Session>(model_);
+}
+
+Servable::~Servable() {
+  session_.reset();
+  model_.reset();
+  // glibc raises its mmap threshold to the size of every large block freed, so a version's
+  // weights end up on the heap and stay resident after it is freed: each swap would grow the
+  // process by a model's size (measured: +17 MiB per swap of a 17 MiB MLP under wrk load,
+  // none with this call). Trimming returns the free pages of every arena.
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 bool Servable::stateful(const std::string& signature) const {

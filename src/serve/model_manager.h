@@ -34,6 +34,8 @@ namespace tessera::serve {
 class Servable {
  public:
   Servable(std::string name, int64_t version, std::string dir, std::shared_ptr<const Model> model);
+  // Frees the version and hands the freed heap back to the OS (see model_manager.cc).
+  ~Servable();
   const std::string& name() const { return name_; }
   int64_t version() const { return version_; }
   const std::string& dir() const { return dir_; }

@@ -76,6 +76,9 @@ class ServerCore {
   virtual ServeStatus get_model_status(const tfs::GetModelStatusRequest& request,
                                        tfs::GetModelStatusResponse* response) = 0;
   virtual ServeStatus reload_config(const tfs::ReloadConfigRequest& request, tfs::ReloadConfigResponse* response) = 0;
+  // ModelService.ListModelNames: the models with an AVAILABLE version, sorted.
+  virtual ServeStatus list_model_names(const tfs::ListModelNamesRequest& request,
+                                       tfs::ListModelNamesResponse* response) = 0;
 
   // The Prometheus text page (TF Serving's metric names and labels, plus Tessera's own).
   virtual std::string prometheus_text() const = 0;

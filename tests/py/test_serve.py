@@ -133,16 +133,11 @@ def assert_still_serving(server):
 
 def test_grpc_predict_documented(server):
     import tensorflow as tf
-    for x in ([[2.0]], [2.0]):  # TF Serving's test feeds shape [1] to the [-1,1] placeholder
+    for x in ([[2.0]], [2.0]):  # TF Serving's test feeds shape [1] to x, declared [-1,1]
         for output_filter in ((), ("y",)):
-            try:
-                resp = server.predict_stub.Predict(_predict_request(x, output_filter=output_filter),
-                                                   timeout=CALL_TIMEOUT)
-            except grpc.RpcError as e:
-                if np.ndim(x) == 1 and "expects shape" in e.details():
-                    pytest.xfail("the core checks feeds against the placeholder's shape; TF does not "
-                                 f"(TF Serving answers [3.0]): {e.details()}")
-                raise
+            resp = server.predict_stub.Predict(_predict_request(x, output_filter=output_filter),
+                                               timeout=CALL_TIMEOUT)
+            assert list(resp.outputs["y"].tensor_shape.dim) == list(_float_tensor(x).tensor_shape.dim)
             assert resp.outputs["y"].dtype == tf.float32.as_datatype_enum
             assert tf.make_ndarray(resp.outputs["y"]).ravel().tolist() == [3.0]
             assert resp.model_spec.name == "default"
@@ -206,6 +201,29 @@ def test_grpc_status_and_metadata(server):
     assert list(mresp.metadata.keys()) == ["signature_def"]
 
 
+def _our_model_service_messages():
+    """ListModelNames' messages, built from our own .proto (the pip schema has no such rpc)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from test_proto_schema import load_ours
+    fds, how = load_ours()
+    if fds is None:
+        pytest.skip(how)
+    pool = descriptor_pool.DescriptorPool()
+    for f in fds.file:
+        pool.Add(f)
+    return [message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.serving.{n}"))
+            for n in ("ListModelNamesRequest", "ListModelNamesResponse")]
+
+
+def test_grpc_list_model_names(server):
+    req_cls, resp_cls = _our_model_service_messages()
+    call = server.channel.unary_unary("/tensorflow.serving.ModelService/ListModelNames",
+                                      request_serializer=req_cls.SerializeToString,
+                                      response_deserializer=resp_cls.FromString)
+    resp = call(req_cls(), timeout=CALL_TIMEOUT)
+    assert list(resp.model_names) == ["default"]
+
+
 def test_grpc_errors(server):
     req = _predict_request([[2.0]])
     req.model_spec.name = "nope"
@@ -216,6 +234,18 @@ def test_grpc_errors(server):
     with pytest.raises(grpc.RpcError) as e:
         server.predict_stub.Predict(req, timeout=CALL_TIMEOUT)
     assert e.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
+    import tensorflow as tf
+    req = _predict_request([[2.0]])
+    req.inputs["x"].CopyFrom(tf.make_tensor_proto(np.asarray([[2]], np.int32)))  # wrong dtype
+    with pytest.raises(grpc.RpcError) as e:
+        server.predict_stub.Predict(req, timeout=CALL_TIMEOUT)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+    assert "expects dtype float32, got int32" in e.value.details()
+    req = _predict_request([[2.0]])
+    req.model_spec.name = "../default"
+    with pytest.raises(grpc.RpcError) as e:
+        server.predict_stub.Predict(req, timeout=CALL_TIMEOUT)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND, e.value.details()  # a name, never a path
     assert_still_serving(server)
 
 
@@ -234,8 +264,6 @@ def test_rest_predict_row_and_columnar(server):
 def test_rest_predict_documented(server):
     # TF Serving's documented bodies feed shape [3] to the [-1,1] placeholder, which TF allows.
     status, body = server.http("POST", "/v1/models/default:predict", {"instances": [2.0, 3.0, 4.0]})
-    if status == 400 and "expects shape" in body:
-        pytest.xfail(f"the core checks feeds against the placeholder's shape; TF does not: {body}")
     assert status == 200 and json.loads(body) == {"predictions": [3.0, 3.5, 4.0]}, body
     status, body = server.http("POST", "/v1/models/default:predict", {"inputs": [2.0, 3.0, 4.0]})
     assert status == 200 and json.loads(body) == {"outputs": [3.0, 3.5, 4.0]}, body
@@ -288,12 +316,11 @@ def test_access_log(server):
 @pytest.mark.parametrize("path,body,code,needle", [
     ("/v1/models/default:predict", '{"instances": [2.0', 400, "JSON Parse error"),
     ("/v1/models/default:predict", {"instances": ["two"]}, 400, "not DT_FLOAT"),
-    ("/v1/models/default:predict", {"instances": [[1.0, 2.0]]}, 400, ""),       # wrong shape
     ("/v1/models/default:predict", {"instances": [1.0], "inputs": [1.0]}, 400, "only one of"),
     ("/v1/models/default:predict", {"signature_name": "nope", "instances": [1.0]}, 400, "nope"),
     ("/v1/models/half:predict", {"instances": [1.0]}, 404, "Servable not found"),
     ("/v1/models/default/versions/7:predict", {"instances": [1.0]}, 404, ""),
-    ("/v1/models/default/labels/nope:predict", {"instances": [1.0]}, None, ""),  # 400 or 404
+    ("/v1/models/default/labels/nope:predict", {"instances": [1.0]}, 400, "Unrecognized servable version label"),
     ("/v1/models/..%2F..%2Fetc:predict", {"instances": [1.0]}, 400, "Invalid model name"),
     ("/v1/models/../etc:predict", {"instances": [1.0]}, 400, "Invalid model name"),
     ("/v1/nothing", None, 404, "Malformed request"),
@@ -306,6 +333,48 @@ def test_rest_bad_requests(server, path, body, code, needle):
         assert status == code, text
     assert needle in json.loads(text)["error"]
     assert_still_serving(server)
+
+
+def test_rest_undeclared_shape_runs_like_tf(server):
+    # x is declared [-1,1] but TF feeds whatever the graph takes: y = 0.5 x + 2 elementwise.
+    status, body = server.http("POST", "/v1/models/default:predict", {"instances": [[1.0, 2.0]]})
+    assert status == 200 and json.loads(body) == {"predictions": [[2.5, 3.0]]}, body
+
+
+def _matmul_saved_model(export_dir):
+    """A TF1 SavedModel whose signature declares x [-1,4] over a placeholder of unknown shape,
+    y = x @ ones(4,2): shapes other than [n,4] reach MatMul, which must refuse them."""
+    import tensorflow as tf
+    v1 = tf.compat.v1
+    with tf.Graph().as_default(), v1.Session() as sess:
+        x = v1.placeholder(tf.float32, shape=None, name="x")
+        y = tf.matmul(x, tf.ones([4, 2]), name="y")
+        x_info = v1.saved_model.utils.build_tensor_info(x)
+        x_info.tensor_shape.CopyFrom(tf.TensorShape([None, 4]).as_proto())
+        sig = v1.saved_model.signature_def_utils.build_signature_def(
+            inputs={"x": x_info}, outputs={"y": v1.saved_model.utils.build_tensor_info(y)},
+            method_name="tensorflow/serving/predict")
+        builder = v1.saved_model.Builder(str(export_dir))
+        builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+        builder.save()
+
+
+def test_shape_the_graph_cannot_take(tmp_path):
+    base = tmp_path / "models" / "mm"
+    _matmul_saved_model(base / "1")
+    s = Server(tmp_path, base=base, name="mm")
+    try:
+        ok = {"instances": [[1.0, 2.0, 3.0, 4.0]]}
+        status, body = s.http("POST", "/v1/models/mm:predict", ok)
+        assert status == 200 and json.loads(body) == {"predictions": [[10.0, 10.0]]}, body
+        for bad in ({"instances": [[1.0, 2.0, 3.0]]}, {"instances": [1.0, 2.0]}):
+            status, body = s.http("POST", "/v1/models/mm:predict", bad)
+            assert status == 400, body
+            assert "MatMul" in json.loads(body)["error"], body
+        status, body = s.http("POST", "/v1/models/mm:predict", ok)
+        assert status == 200, body
+    finally:
+        assert s.stop() == 0
 
 
 def _raw(server, data, read=True, timeout=10):

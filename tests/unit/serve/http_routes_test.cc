@@ -86,6 +86,10 @@ class FakeCore : public ServerCore {
     return {};
   }
   ServeStatus reload_config(const tfs::ReloadConfigRequest&, tfs::ReloadConfigResponse*) override { return {}; }
+  ServeStatus list_model_names(const tfs::ListModelNamesRequest&, tfs::ListModelNamesResponse* r) override {
+    r->add_model_names("default");
+    return {};
+  }
   std::string prometheus_text() const override { return "# TYPE :tensorflow:serving:request_count counter\n"; }
   void shutdown() override {}
 
