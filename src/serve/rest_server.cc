@@ -291,13 +291,8 @@ void RestServer::start() {
   s.bound_port = s.acceptor.local_endpoint().port();
   s.work.emplace(s.ioc.get_executor());
   s.do_accept();
-  // A request is answered on its io thread, which waits there while the request sits in the
-  // batch queue: with TF Serving's 4 x CPUs (8 here) no batch could hold more than 8 rows,
-  // whatever the client count. kMinDefaultThreads requests can wait together; idle threads sleep.
-  constexpr int kMinDefaultThreads = 128;
-  int n = s.options.num_threads > 0
-              ? s.options.num_threads
-              : std::max(kMinDefaultThreads, static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency())));
+  int n = s.options.num_threads > 0 ? s.options.num_threads
+                                    : static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) s.threads.emplace_back([&s] { s.ioc.run(); });
 }
 
