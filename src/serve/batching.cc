@@ -289,8 +289,12 @@ void BatchScheduler::execute_group(std::vector<std::shared_ptr<Task>>& tasks) {
   for (auto& t : tasks) rows += t->rows;
   const int64_t padded = options_.padded_size(rows);
   try {
+    // A lone task that needs no padding runs on its own tensors: no merge copy, no split copy.
+    const bool alone = tasks.size() == 1 && padded == rows;
     TensorMap merged;
+    if (alone) merged = tasks[0]->inputs;
     for (const auto& [key, t0] : tasks[0]->inputs) {
+      if (alone) break;
       std::vector<const Tensor*> parts;
       Shape inner = inner_of(t0);
       for (auto& t : tasks) {
@@ -307,6 +311,10 @@ void BatchScheduler::execute_group(std::vector<std::shared_ptr<Task>>& tasks) {
         fail_code(ErrorCode::kInternal, "batched output '", key, "' has shape ", shape_str(t.shape()),
                   "; its 0th dimension must equal the batch size ", padded,
                   " (a signature whose outputs do not follow dim 0 of its inputs cannot be batched)");
+    if (alone) {
+      tasks[0]->done.set_value({ServeStatus{}, std::move(out)});
+      return;
+    }
     std::vector<BatchResult> results(tasks.size());
     int64_t row = 0;
     for (size_t i = 0; i < tasks.size(); ++i) {

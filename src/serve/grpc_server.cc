@@ -193,8 +193,15 @@ void GrpcServer::start() {
   // Large batches exceed gRPC's 4 MiB default; TF Serving lifts both limits to INT32_MAX.
   builder.SetMaxReceiveMessageSize(INT_MAX);
   builder.SetMaxSendMessageSize(INT_MAX);
-  int threads = s.options.max_threads > 0 ? s.options.max_threads
-                                          : static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency()));
+  // A synchronous call holds its thread while it waits in the batch queue, and gRPC answers
+  // RESOURCE_EXHAUSTED to calls beyond the thread quota. TF Serving's default (4 x CPUs) is 8
+  // threads on a 2-core machine: at 64 clients most calls were rejected and batches never
+  // grew past ~8 rows. So the default lets kMinDefaultThreads calls wait together; idle
+  // threads only sleep.
+  constexpr int kMinDefaultThreads = 1024;
+  int threads = s.options.max_threads > 0
+                    ? s.options.max_threads
+                    : std::max(kMinDefaultThreads, static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency())));
   grpc::ResourceQuota quota("tessera_grpc");
   quota.SetMaxThreads(std::max(threads, 2));
   builder.SetResourceQuota(quota);

@@ -16,7 +16,7 @@ class AccessLog;
 struct GrpcOptions {
   std::string host = "0.0.0.0";
   int port = 8500;       // 0: pick a free port (see GrpcServer::port)
-  int max_threads = 0;   // --grpc_max_threads; 0: 4 x hardware threads
+  int max_threads = 0;   // --grpc_max_threads; 0: max(1024, 4 x hardware threads) (grpc_server.cc says why)
   // --grpc_channel_arguments "k=v,k=v": integer values become int args, others strings.
   std::vector<std::pair<std::string, std::string>> channel_arguments;
   AccessLog* access_log = nullptr;

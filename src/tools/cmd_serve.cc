@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "serve/grpc_server.h"
 #include "serve/rest_server.h"
@@ -35,7 +36,7 @@ struct Flag {
 const Flag kFlags[] = {
     {"port", "8500", "gRPC port (0: pick a free port)"},
     {"rest_api_port", "0", "REST port (0: REST off; auto: a free port); must differ from --port"},
-    {"rest_api_num_threads", "0", "REST worker threads (0: 4 x CPUs)"},
+    {"rest_api_num_threads", "0", "REST worker threads (0: 4 x CPUs; with batching at least 128)"},
     {"rest_api_timeout_in_ms", "30000", "REST call deadline"},
     {"model_name", "default", "model name (single-model mode)"},
     {"model_base_path", "", "folder of numbered version folders (single-model mode)"},
@@ -45,7 +46,7 @@ const Flag kFlags[] = {
     {"enable_batching", "false", "batch concurrent requests", true},
     {"batching_parameters_file", "", "text BatchingParameters"},
     {"monitoring_config_file", "", "text MonitoringConfig (Prometheus page on the REST port)"},
-    {"grpc_max_threads", "0", "gRPC worker threads (0: 4 x CPUs)"},
+    {"grpc_max_threads", "0", "gRPC worker threads (0: max(1024, 4 x CPUs))"},
     {"grpc_channel_arguments", "", "k=v,k=v gRPC server arguments"},
     {"enable_model_warmup", "true", "replay assets.extra/tf_serving_warmup_requests at load", true},
     {"num_request_iterations_for_warmup", "1", "warm-up replays per record"},
@@ -234,6 +235,12 @@ int cmd_serve(int argc, char** argv) {
     rest.host = flags.str("host");
     rest.port = rest_port;
     rest.num_threads = static_cast<int>(flags.integer("rest_api_num_threads", 0, 100000));
+    // A REST request waits in the batch queue on its io thread, so TF Serving's 4 x CPUs (8 on
+    // 2 cores) capped every batch at 8 rows. With batching the default lets 128 requests wait;
+    // without, more threads only cost switching (MobileNetV2, 16 clients: 8 threads ~1.6x the
+    // requests/s of 128).
+    if (rest.num_threads == 0 && options.enable_batching)
+      rest.num_threads = std::max(128, static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency())));
     rest.timeout_ms = static_cast<int>(flags.integer("rest_api_timeout_in_ms", 0, INT_MAX));
     rest.max_body_bytes = static_cast<size_t>(flags.integer("rest_api_max_body_bytes", 1, LLONG_MAX));
     rest.header_timeout_ms = static_cast<int>(flags.integer("rest_api_header_timeout_in_ms", 1, INT_MAX));
