@@ -139,14 +139,19 @@ def test_trainable_variables_are_the_object_graphs(tmp_path, name):
 
 @needs_zoo
 @pytest.mark.parametrize("name", sorted(TRAIN))
-def test_endpoints(name):
-    plain = run_cli("inspect", ZOO_DIR / name / "saved_model").stdout
-    out = run_cli("inspect", ZOO_DIR / name / "saved_model", "--training-signature").stdout
-    assert "serving_default" in out and "tessera_training_forward" not in plain  # opt-in only
+def test_endpoints(tmp_path, name):
+    out = run_cli("inspect", ZOO_DIR / name / "saved_model").stdout
+    assert "serving_default" in out
     if name.endswith("_tfk"):
         assert "tessera_training_forward" in out  # synthesised from the training-mode __call__
     else:
         assert "train_forward" in out and "tessera_training_forward" not in out
+    # Compiled loads leave the synthetic signature out unless asked (it would be compiled and
+    # served); the exported ones are always there.
+    exported = 3 if name.endswith("_k3") else 1  # k3: serve, train_forward, serving_default
+    for flags, count in (((), exported), (("--training-signature",), exported + name.endswith("_tfk"))):
+        proc = run_cli("compile", ZOO_DIR / name / "saved_model", "-o", tmp_path / "m.tsr", *flags)
+        assert f"compiled {count} signature(s)" in proc.stdout + proc.stderr, (flags, proc.stdout)
 
 
 # --- the stateless uniform draws of Keras 3's dropout, against TensorFlow ---------------------
