@@ -226,7 +226,9 @@ GradList grad_conditional(GradContext& c) {
 // loop-carried gradients) to those of its arguments. Loop-invariant variables (captures: an
 // RNN's weights, its input list) are not saved; their gradients accumulate through the same
 // carried slot, since the body passes them through unchanged. Saving the body's arguments
-// rather than its intermediates trades one recomputation of the body for memory.
+// rather than its intermediates trades one recomputation of the body for memory; values the
+// recomputation could not reproduce (variable reads, random ops) are saved as well and
+// substituted in it.
 
 // A function's node copies in another graph, with its args mapped to given values.
 struct Inlined {
