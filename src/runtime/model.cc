@@ -8,6 +8,7 @@
 #include "runtime/version.h"
 #include "support/file.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <cstdio>
@@ -215,9 +216,9 @@ const Model& Model::shape_source() const {
 
 namespace {
 
-// The shape a graph itself fixes for a fed tensor: a placeholder's declared shape (also one with a
-// default, as TF2 signatures with defaults have). Any other fed
-// tensor (TF1 signatures often name an Identity's output) is replaced whole, as TF does.
+// The shape a graph itself fixes for a fed tensor: a placeholder's declared shape (also one with
+// a default, as TF2 signatures with defaults have). Any other fed tensor (TF1 signatures often
+// name an Identity's output) is replaced whole, as TF does.
 void check_placeholder_shape(const std::string& sig, const TensorSpec& spec, const Shape& shape) {
   const Node* n = spec.value.node;
   if (!n || (n->op != "Placeholder" && n->op != "PlaceholderWithDefault")) return;

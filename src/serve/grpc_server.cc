@@ -36,20 +36,22 @@ CallContext call_context(grpc::ServerContext* context) {
   return ctx;
 }
 
-// Runs one call: logs it and turns an escaping exception into INTERNAL.
-template <typename F>
-grpc::Status run_call(AccessLog* log, grpc::ServerContext* context, const char* method, size_t bytes_in, F&& body) {
+// Runs one call of the core: logs it (with the messages' sizes) and turns an escaping exception
+// into INTERNAL.
+template <typename Request, typename Response, typename F>
+grpc::Status run_call(AccessLog* log, grpc::ServerContext* context, const char* method, const Request& request,
+                      const Response& response, F&& body) {
   auto start = Clock::now();
   grpc::Status st;
-  size_t bytes_out = 0;
   try {
-    st = body(bytes_out);
+    st = to_grpc(body());
   } catch (const std::exception& e) {
     st = grpc::Status(grpc::StatusCode::INTERNAL, e.what());
   }
   if (log && log->enabled()) {
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    log->write("GRPC", context->peer(), "POST", method, static_cast<int>(st.error_code()), bytes_in, bytes_out, ms);
+    log->write("GRPC", context->peer(), "POST", method, static_cast<int>(st.error_code()), request.ByteSizeLong(),
+               response.ByteSizeLong(), ms);
   }
   return st;
 }
@@ -59,45 +61,28 @@ class PredictionServiceImpl final : public tfs::PredictionService::Service {
   PredictionServiceImpl(ServerCore& core, AccessLog* log) : core_(core), log_(log) {}
 
   grpc::Status Predict(grpc::ServerContext* c, const tfs::PredictRequest* req, tfs::PredictResponse* resp) override {
-    return run_call(log_, c, "/tensorflow.serving.PredictionService/Predict", req->ByteSizeLong(), [&](size_t& out) {
-      auto st = to_grpc(core_.predict(*req, resp, call_context(c)));
-      out = resp->ByteSizeLong();
-      return st;
-    });
+    return run_call(log_, c, "/tensorflow.serving.PredictionService/Predict", *req, *resp,
+                    [&] { return core_.predict(*req, resp, call_context(c)); });
   }
   grpc::Status Classify(grpc::ServerContext* c, const tfs::ClassificationRequest* req,
                         tfs::ClassificationResponse* resp) override {
-    return run_call(log_, c, "/tensorflow.serving.PredictionService/Classify", req->ByteSizeLong(), [&](size_t& out) {
-      auto st = to_grpc(core_.classify(*req, resp, call_context(c)));
-      out = resp->ByteSizeLong();
-      return st;
-    });
+    return run_call(log_, c, "/tensorflow.serving.PredictionService/Classify", *req, *resp,
+                    [&] { return core_.classify(*req, resp, call_context(c)); });
   }
   grpc::Status Regress(grpc::ServerContext* c, const tfs::RegressionRequest* req,
                        tfs::RegressionResponse* resp) override {
-    return run_call(log_, c, "/tensorflow.serving.PredictionService/Regress", req->ByteSizeLong(), [&](size_t& out) {
-      auto st = to_grpc(core_.regress(*req, resp, call_context(c)));
-      out = resp->ByteSizeLong();
-      return st;
-    });
+    return run_call(log_, c, "/tensorflow.serving.PredictionService/Regress", *req, *resp,
+                    [&] { return core_.regress(*req, resp, call_context(c)); });
   }
   grpc::Status MultiInference(grpc::ServerContext* c, const tfs::MultiInferenceRequest* req,
                               tfs::MultiInferenceResponse* resp) override {
-    return run_call(log_, c, "/tensorflow.serving.PredictionService/MultiInference", req->ByteSizeLong(),
-                    [&](size_t& out) {
-                      auto st = to_grpc(core_.multi_inference(*req, resp, call_context(c)));
-                      out = resp->ByteSizeLong();
-                      return st;
-                    });
+    return run_call(log_, c, "/tensorflow.serving.PredictionService/MultiInference", *req, *resp,
+                    [&] { return core_.multi_inference(*req, resp, call_context(c)); });
   }
   grpc::Status GetModelMetadata(grpc::ServerContext* c, const tfs::GetModelMetadataRequest* req,
                                 tfs::GetModelMetadataResponse* resp) override {
-    return run_call(log_, c, "/tensorflow.serving.PredictionService/GetModelMetadata", req->ByteSizeLong(),
-                    [&](size_t& out) {
-                      auto st = to_grpc(core_.get_model_metadata(*req, resp));
-                      out = resp->ByteSizeLong();
-                      return st;
-                    });
+    return run_call(log_, c, "/tensorflow.serving.PredictionService/GetModelMetadata", *req, *resp,
+                    [&] { return core_.get_model_metadata(*req, resp); });
   }
 
  private:
@@ -111,30 +96,18 @@ class ModelServiceImpl final : public tfs::ModelService::Service {
 
   grpc::Status GetModelStatus(grpc::ServerContext* c, const tfs::GetModelStatusRequest* req,
                               tfs::GetModelStatusResponse* resp) override {
-    return run_call(log_, c, "/tensorflow.serving.ModelService/GetModelStatus", req->ByteSizeLong(),
-                    [&](size_t& out) {
-                      auto st = to_grpc(core_.get_model_status(*req, resp));
-                      out = resp->ByteSizeLong();
-                      return st;
-                    });
+    return run_call(log_, c, "/tensorflow.serving.ModelService/GetModelStatus", *req, *resp,
+                    [&] { return core_.get_model_status(*req, resp); });
   }
   grpc::Status HandleReloadConfigRequest(grpc::ServerContext* c, const tfs::ReloadConfigRequest* req,
                                          tfs::ReloadConfigResponse* resp) override {
-    return run_call(log_, c, "/tensorflow.serving.ModelService/HandleReloadConfigRequest", req->ByteSizeLong(),
-                    [&](size_t& out) {
-                      auto st = to_grpc(core_.reload_config(*req, resp));
-                      out = resp->ByteSizeLong();
-                      return st;
-                    });
+    return run_call(log_, c, "/tensorflow.serving.ModelService/HandleReloadConfigRequest", *req, *resp,
+                    [&] { return core_.reload_config(*req, resp); });
   }
   grpc::Status ListModelNames(grpc::ServerContext* c, const tfs::ListModelNamesRequest* req,
                               tfs::ListModelNamesResponse* resp) override {
-    return run_call(log_, c, "/tensorflow.serving.ModelService/ListModelNames", req->ByteSizeLong(),
-                    [&](size_t& out) {
-                      auto st = to_grpc(core_.list_model_names(*req, resp));
-                      out = resp->ByteSizeLong();
-                      return st;
-                    });
+    return run_call(log_, c, "/tensorflow.serving.ModelService/ListModelNames", *req, *resp,
+                    [&] { return core_.list_model_names(*req, resp); });
   }
 
  private:

@@ -478,6 +478,13 @@ def test_two_model_config_and_channel_arguments(tmp_path):
             assert tf.make_ndarray(resp.outputs["y"]).ravel().tolist() == [want]
             status, body = s.http("POST", f"/v1/models/{name}:predict", {"instances": [[2.0]]})
             assert status == 200 and json.loads(body) == {"predictions": [[want]]}, body
+        # The REST doc's half_plus_three example, and its regress signature (declared DT_FLOAT
+        # over the DT_STRING tf_example placeholder, as TF1 wrote it), which TF Serving answers.
+        status, body = s.http("POST", "/v1/models/half_plus_three:predict", {"instances": [1.0, 2.0, 5.0]})
+        assert status == 200 and json.loads(body) == {"predictions": [3.5, 4.0, 5.5]}, body
+        status, body = s.http("POST", "/v1/models/half_plus_three:regress",
+                              {"signature_name": "tensorflow/serving/regress", "examples": [{"x": 2.0}]})
+        assert status == 200 and json.loads(body) == {"results": [4.0]}, body
     finally:
         assert s.stop() == 0
 

@@ -218,3 +218,32 @@ def test_version_swap_under_wrk_load(tmp_path, batching):
             wrk_proc.kill()
         rc = server.stop()
     assert rc == 0
+
+
+def test_repeated_swaps_do_not_grow_rss(tmp_path):
+    """Each swapped-out version's memory goes back to the OS: with glibc's default dynamic mmap
+    threshold every swap left the old weights resident (+17 MiB per swap of this model)."""
+    base = tmp_path / "models" / "mlp"
+    _export(base / "1", 1, seed=1)
+    swaps = 4
+    for v in range(2, swaps + 2):
+        _export(tmp_path / "staging" / str(v), v, seed=v)
+    x = np.random.default_rng(0).normal(size=(4, IN_DIM)).astype(np.float32)
+    server = Server(tmp_path, base=base, name="mlp")
+    try:
+        assert _grpc_version(server, x)[0] == 1
+        rss = [_vm_rss(server.proc.pid)]
+        for v in range(2, swaps + 2):
+            shutil.copytree(tmp_path / "staging" / str(v), base / f"tmp-{v}")
+            os.rename(base / f"tmp-{v}", base / str(v))
+            deadline = time.time() + 60
+            while _version_states(server).get(v - 1, "END") != "END" or _grpc_version(server, x)[0] != v:
+                assert time.time() < deadline, f"version {v} did not replace {v - 1}:\n{server.log()}"
+                time.sleep(0.1)
+            rss.append(_vm_rss(server.proc.pid))
+        growth = rss[-1] - rss[0]
+        weights = (IN_DIM * HIDDEN + HIDDEN * HIDDEN + HIDDEN * 4) * 4
+        print(f"VmRSS after each of {swaps} swaps (MiB): {[round(r / MIB, 1) for r in rss]}")
+        assert growth < weights, f"RSS grew {growth / MIB:.1f} MiB over {swaps} swaps: {[r // MIB for r in rss]}"
+    finally:
+        assert server.stop() == 0

@@ -6,8 +6,6 @@
 #include <atomic>
 #include <thread>
 
-#include "runtime/artifact.h"
-#include "runtime/version.h"
 #include "serve/model_config.h"
 #include "serve/model_manager.h"
 #include "serve/serve_test_util.h"
@@ -31,11 +29,6 @@ std::unique_ptr<ModelManager> manager(Metrics* metrics = nullptr) {
   lo.target = "reference";
   return std::make_unique<ModelManager>([lo](const std::string& p) { return Model::load(p, lo); }, nullptr, metrics,
                                         false);
-}
-
-tfs::ModelServerConfig config_for(const std::string& base, const std::string& extra = "") {
-  return parse_model_server_config(
-      "model_config_list { config { name: \"m\" base_path: \"" + base + "\" " + extra + " } }", "test");
 }
 
 tfs::ModelSpec spec(int64_t version = -1, const std::string& label = "") {
@@ -200,27 +193,11 @@ TEST(ModelVersions, VersionFoldersAndTsrArtifacts) {
 TEST(ModelVersions, TsrArtifactVersionServesLikeASavedModel) {
   TempDir dir;
   add_version(dir.path, 1, kTwo);
-  ServerOptions o = reference_options();
-  o.model_name = "m";
-  o.model_base_path = dir.str();
-  auto core = ServerCore::create(o);
-  // Version 2: half_plus_three compiled into a .tsr artifact.
-  LoadOptions lo;
-  lo.target = "reference";
-  lo.passes = std::vector<std::string>{};
-  lo.use_cache = false;
-  auto source = Model::load(kServables + kThree, lo);
-  ArtifactInfo info;
-  info.target = "reference";
-  info.tessera_version = kTesseraVersion;
-  info.onednn_version = onednn_version_string();
-  info.source = kServables + kThree;
-  fs::create_directories(dir.path / "tmp");
-  // Only serving_default: half_plus_three's regress/classify signatures do not round-trip
-  // through a .tsr today (the artifact reader rejects their 'inputs' arg; runtime issue).
-  std::map<std::string, CompiledSignature> compiled{{"serving_default", source->compiled_signature("serving_default")}};
-  write_artifact((dir.path / "tmp" / "model.tsr").string(), info, compiled, source->variables());
-  fs::rename(dir.path / "tmp", dir.path / "2");  // appears whole, as a deployment would do it
+  auto core = serve_folder(dir.str(), "m");
+  // Version 2: half_plus_three compiled into a .tsr artifact, which appears whole, as a
+  // deployment would do it.
+  write_reference_tsr(kThree, dir.path / "tmp" / "model.tsr");
+  fs::rename(dir.path / "tmp", dir.path / "2");
   tfs::ReloadConfigRequest req;
   *req.mutable_config() = config_for(dir.str());
   tfs::ReloadConfigResponse rr;
@@ -236,16 +213,19 @@ TEST(ModelVersions, TsrArtifactVersionServesLikeASavedModel) {
   EXPECT_EQ(resp.model_spec().version().value(), 2);
   EXPECT_EQ(resp.outputs().at("y").float_val(0), 4.0f);
   EXPECT_EQ(resp.outputs().at("y").float_val(1), 5.0f);
+  // Its regress signature too (declared DT_FLOAT over a DT_STRING placeholder, as TF1 wrote it).
+  tfs::RegressionResponse rresp;
+  st = core->regress(examples_x<tfs::RegressionRequest>("m", "tensorflow/serving/regress", {2.0f}), &rresp, {});
+  ASSERT_TRUE(st.ok()) << st.message;
+  EXPECT_EQ(rresp.result().regressions(0).value(), 4.0f);
 }
 
 TEST(ModelVersions, VersionSwapsUnderLoadLoseNoRequest) {
   TempDir dir;
   add_version(dir.path, 1, kTwo);
   ServerOptions o = reference_options();
-  o.model_name = "m";
-  o.model_base_path = dir.str();
   o.enable_batching = true;
-  auto core = ServerCore::create(o);
+  auto core = serve_folder(dir.str(), "m", o);
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0}, wrong{0};
   std::atomic<int64_t> newest{0};
@@ -307,10 +287,8 @@ TEST(ModelVersions, WarmupRecordsAreReplayedAndBadOnesFailTheVersion) {
   add_version(dir.path, 1, kTwo);
   write_file(dir.path / "1" / kWarmupFile, warmup_predict_record(1.0f) + warmup_predict_record(2.0f));
   ServerOptions o = reference_options();
-  o.model_name = "m";
-  o.model_base_path = dir.str();
   o.num_request_iterations_for_warmup = 2;
-  auto core = ServerCore::create(o);
+  auto core = serve_folder(dir.str(), "m", o);
   EXPECT_NE(core->prometheus_text().find(":tensorflow:serving:model_warmup_latency_count{model_path=\"" +
                                          (dir.path / "1").string() + "\"} 1"),
             std::string::npos);

@@ -5,6 +5,10 @@
 #include <random>
 #include <string>
 
+#include "runtime/artifact.h"
+#include "runtime/model.h"
+#include "runtime/version.h"
+#include "serve/model_config.h"
 #include "serve/server_core.h"
 #include "support/error.h"
 #include "tensorflow/core/example/example.pb.h"
@@ -72,6 +76,58 @@ inline ServerOptions reference_options() {
   o.target = "reference";  // no compilation: fast tests
   o.file_system_poll_wait_seconds = 0;
   return o;
+}
+
+// A server on one model base path (reference target and no polling thread by default).
+inline std::unique_ptr<ServerCore> serve_folder(const std::string& base, const std::string& name = "default",
+                                               ServerOptions o = reference_options()) {
+  o.model_name = name;
+  o.model_base_path = base;
+  return ServerCore::create(o);
+}
+
+// A one-model ModelServerConfig; `extra` is text inside its config { } (policy, labels).
+inline tfs::ModelServerConfig config_for(const std::string& base, const std::string& extra = "",
+                                         const std::string& name = "m") {
+  return parse_model_server_config(
+      "model_config_list { config { name: \"" + name + "\" base_path: \"" + base + "\" " + extra + " } }", "test");
+}
+
+// A ClassificationRequest or RegressionRequest on tf.Examples with feature x.
+template <typename Request>
+Request examples_x(const std::string& model, const std::string& signature, const std::vector<float>& xs,
+                   int64_t version = -1) {
+  Request r;
+  r.mutable_model_spec()->set_name(model);
+  r.mutable_model_spec()->set_signature_name(signature);
+  if (version >= 0) r.mutable_model_spec()->mutable_version()->set_value(version);
+  for (float x : xs) *r.mutable_input()->mutable_example_list()->add_examples() = example_x(x);
+  return r;
+}
+
+// GetModelMetadata for the signature_def field (the one TF Serving supports).
+inline tfs::GetModelMetadataRequest metadata_request(const std::string& model, int64_t version = -1) {
+  tfs::GetModelMetadataRequest r;
+  r.mutable_model_spec()->set_name(model);
+  if (version >= 0) r.mutable_model_spec()->mutable_version()->set_value(version);
+  r.add_metadata_field("signature_def");
+  return r;
+}
+
+// Every signature of a fixture version, compiled for the reference target, as a .tsr.
+inline void write_reference_tsr(const std::string& fixture_version_dir, const fs::path& file) {
+  LoadOptions lo;
+  lo.target = "reference";
+  lo.passes = std::vector<std::string>{};
+  lo.use_cache = false;
+  auto source = Model::load(kServables + fixture_version_dir, lo);
+  ArtifactInfo info;
+  info.target = "reference";
+  info.tessera_version = kTesseraVersion;
+  info.onednn_version = onednn_version_string();
+  info.source = kServables + fixture_version_dir;
+  fs::create_directories(file.parent_path());
+  write_artifact(file.string(), info, source->compile_all(), source->variables());
 }
 
 }  // namespace tessera::serve::serve_test

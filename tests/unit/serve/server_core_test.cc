@@ -16,8 +16,7 @@ using namespace serve_test;
 namespace tfe = ::tensorflow::error;
 
 std::unique_ptr<ServerCore> half_plus_two(ServerOptions o = reference_options()) {
-  o.model_base_path = kServables + "saved_model_half_plus_two_cpu";
-  return ServerCore::create(o);
+  return serve_folder(kServables + "saved_model_half_plus_two_cpu", "default", o);
 }
 
 TEST(ServerCore, PredictHalfPlusTwo) {
@@ -94,10 +93,7 @@ TEST(ServerCore, PredictErrorsFollowTfServing) {
 
 TEST(ServerCore, ClassifyRegressMultiInference) {
   auto core = half_plus_two();
-  tfs::ClassificationRequest creq;
-  creq.mutable_model_spec()->set_name("default");
-  creq.mutable_model_spec()->set_signature_name("classify_x_to_y");
-  *creq.mutable_input()->mutable_example_list()->add_examples() = example_x(2.0f);
+  auto creq = examples_x<tfs::ClassificationRequest>("default", "classify_x_to_y", {2.0f});
   tfs::ClassificationResponse cresp;
   ServeStatus st = core->classify(creq, &cresp, {});
   ASSERT_TRUE(st.ok()) << st.message;
@@ -108,11 +104,7 @@ TEST(ServerCore, ClassifyRegressMultiInference) {
   EXPECT_EQ(cresp.model_spec().signature_name(), "classify_x_to_y");
   EXPECT_EQ(cresp.model_spec().version().value(), 123);
 
-  tfs::RegressionRequest rreq;
-  rreq.mutable_model_spec()->set_name("default");
-  rreq.mutable_model_spec()->set_signature_name("regress_x_to_y");
-  *rreq.mutable_input()->mutable_example_list()->add_examples() = example_x(2.0f);
-  *rreq.mutable_input()->mutable_example_list()->add_examples() = example_x(4.0f);
+  auto rreq = examples_x<tfs::RegressionRequest>("default", "regress_x_to_y", {2.0f, 4.0f});
   tfs::RegressionResponse rresp;
   st = core->regress(rreq, &rresp, {});
   ASSERT_TRUE(st.ok()) << st.message;
@@ -159,21 +151,13 @@ TEST(ServerCore, ClassifyRegressMultiInference) {
 }
 
 TEST(ServerCore, Tf2ClassifyAndRegress) {
-  ServerOptions o = reference_options();
-  o.model_base_path = kServables + "saved_model_half_plus_two_tf2_cpu";
-  auto core = ServerCore::create(o);
-  tfs::ClassificationRequest creq;
-  creq.mutable_model_spec()->set_name("default");
-  creq.mutable_model_spec()->set_signature_name("classify_x_to_y");
-  *creq.mutable_input()->mutable_example_list()->add_examples() = example_x(2.0f);
+  auto core = serve_folder(kServables + "saved_model_half_plus_two_tf2_cpu");
+  auto creq = examples_x<tfs::ClassificationRequest>("default", "classify_x_to_y", {2.0f});
   tfs::ClassificationResponse cresp;
   ServeStatus st = core->classify(creq, &cresp, {});
   ASSERT_TRUE(st.ok()) << st.message;
   EXPECT_EQ(cresp.result().classifications(0).classes(0).score(), 3.0f);
-  tfs::RegressionRequest rreq;
-  rreq.mutable_model_spec()->set_name("default");
-  rreq.mutable_model_spec()->set_signature_name("regress_x_to_y");
-  *rreq.mutable_input()->mutable_example_list()->add_examples() = example_x(2.0f);
+  auto rreq = examples_x<tfs::RegressionRequest>("default", "regress_x_to_y", {2.0f});
   tfs::RegressionResponse rresp;
   st = core->regress(rreq, &rresp, {});
   ASSERT_TRUE(st.ok()) << st.message;
@@ -193,9 +177,7 @@ std::string json_object_after(const std::string& json, const std::string& key) {
 
 TEST(ServerCore, MetadataEqualsTfServingsExpectedJson) {
   auto core = half_plus_two();
-  tfs::GetModelMetadataRequest req;
-  req.mutable_model_spec()->set_name("default");
-  req.add_metadata_field("signature_def");
+  auto req = metadata_request("default");
   tfs::GetModelMetadataResponse resp;
   ServeStatus st = core->get_model_metadata(req, &resp);
   ASSERT_TRUE(st.ok()) << st.message;
@@ -224,12 +206,8 @@ TEST(ServerCore, MetadataEqualsTfServingsExpectedJson) {
 }
 
 TEST(ServerCore, Tf2MetadataEqualsTfServingsExpectedJson) {
-  ServerOptions o = reference_options();
-  o.model_base_path = kServables + "saved_model_half_plus_two_tf2_cpu";
-  auto core = ServerCore::create(o);
-  tfs::GetModelMetadataRequest req;
-  req.mutable_model_spec()->set_name("default");
-  req.add_metadata_field("signature_def");
+  auto core = serve_folder(kServables + "saved_model_half_plus_two_tf2_cpu");
+  auto req = metadata_request("default");
   tfs::GetModelMetadataResponse resp;
   ServeStatus st = core->get_model_metadata(req, &resp);
   ASSERT_TRUE(st.ok()) << st.message;
@@ -262,9 +240,7 @@ TEST(ServerCore, ModelStatus) {
 }
 
 TEST(ServerCore, BadModelKeepsServerUpWithFailedPrecondition) {
-  ServerOptions o = reference_options();
-  o.model_base_path = kServables + "bad_half_plus_two";
-  auto core = ServerCore::create(o);
+  auto core = serve_folder(kServables + "bad_half_plus_two");
   tfs::PredictResponse resp;
   ServeStatus st = core->predict(predict_x("default", {2.0f}), &resp, {});
   EXPECT_EQ(st.code, tfe::FAILED_PRECONDITION) << st.message;
@@ -349,13 +325,11 @@ TEST(ServerCore, CompiledTargetAndBatchingServeConcurrentClients) {
   std::string batching = read_file(kServables + "batching_config.txt");
   batching.replace(batching.find("batch_timeout_micros { value: 0 }"), 33, "batch_timeout_micros { value: 2000 }");
   write_file(dir.path / "batching.config", batching);
-  ServerOptions o;
+  ServerOptions o = reference_options();
   o.target = "cpu";
-  o.file_system_poll_wait_seconds = 0;
   o.enable_batching = true;
   o.batching_parameters_file = (dir.path / "batching.config").string();
-  o.model_base_path = kServables + "saved_model_half_plus_two_cpu";
-  auto core = ServerCore::create(o);
+  auto core = half_plus_two(o);
   std::vector<std::thread> clients;
   std::atomic<int> good{0};
   for (int i = 0; i < 8; ++i)
@@ -386,8 +360,7 @@ TEST(ServerCore, CompiledTargetAndBatchingServeConcurrentClients) {
 TEST(ServerCore, StatefulSignaturesAreSerialisedAndKeepState) {
   ServerOptions o = reference_options();
   o.enable_batching = true;
-  o.model_base_path = kServables + "saved_model_counter";
-  auto core = ServerCore::create(o);
+  auto core = serve_folder(kServables + "saved_model_counter", "default", o);
   auto run = [&](const std::string& sig) {
     tfs::PredictRequest r;
     r.mutable_model_spec()->set_name("default");

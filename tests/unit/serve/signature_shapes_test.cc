@@ -5,8 +5,6 @@
 
 #include <thread>
 
-#include "runtime/model.h"
-#include "runtime/version.h"
 #include "serve/serve_test_util.h"
 
 namespace tessera::serve {
@@ -91,9 +89,7 @@ TEST(SignatureShapes, UndeclaredShapesRunLikeTfOnEveryTarget) {
     SCOPED_TRACE(target);
     ServerOptions o = reference_options();
     o.target = target;
-    o.model_base_path = kServables + "saved_model_half_plus_two_cpu";
-    auto core = ServerCore::create(o);
-    expect_documented_predict(*core);
+    expect_documented_predict(*serve_folder(kServables + "saved_model_half_plus_two_cpu", "default", o));
   }
 }
 
@@ -114,8 +110,7 @@ TEST(SignatureShapes, CompileCacheHitImportsItsSourceForOtherShapes) {
 TEST(SignatureShapes, BatchedRequestsOfUndeclaredShapesSplitBack) {
   ServerOptions o = reference_options();
   o.enable_batching = true;
-  o.model_base_path = kServables + "saved_model_half_plus_two_cpu";
-  auto core = ServerCore::create(o);
+  auto core = serve_folder(kServables + "saved_model_half_plus_two_cpu", "default", o);
   std::vector<std::thread> threads;
   std::atomic<int> good{0};
   for (int i = 0; i < 8; ++i)
@@ -154,9 +149,7 @@ TEST(SignatureShapes, VariantsAreSharedAcrossBatchSizesAndBounded) {
 
 TEST(SignatureShapes, PlaceholderShapesStillBind) {
   // The TF2 export's placeholder is [1]: [2] is refused, naming the input and the placeholder.
-  ServerOptions o = reference_options();
-  o.model_base_path = kServables + "saved_model_half_plus_two_tf2_cpu";
-  auto core = ServerCore::create(o);
+  auto core = serve_folder(kServables + "saved_model_half_plus_two_tf2_cpu");
   tfs::PredictResponse resp;
   ServeStatus st = core->predict(predict_shaped("default", {2, 3}, {2}), &resp, {});
   EXPECT_EQ(st.code, tfe::INVALID_ARGUMENT);
@@ -172,8 +165,7 @@ TEST(SignatureShapes, ShapesTheGraphCannotTakeFailNamingTheNode) {
     SCOPED_TRACE(target);
     ServerOptions o = reference_options();
     o.target = target;
-    o.model_base_path = dir.str();
-    auto core = ServerCore::create(o);
+    auto core = serve_folder(dir.str(), "default", o);
     tfs::PredictResponse resp;
     ServeStatus st = core->predict(predict_shaped("default", std::vector<float>(8, 1), {2, 4}), &resp, {});
     ASSERT_TRUE(st.ok()) << st.message;
@@ -193,18 +185,8 @@ TEST(SignatureShapes, ShapesTheGraphCannotTakeFailNamingTheNode) {
 
 TEST(SignatureShapes, TsrArtifactsRunOnlyTheirCompiledShapes) {
   TempDir dir;
-  LoadOptions lo;
-  lo.target = "reference";
-  lo.passes = std::vector<std::string>{};
-  lo.use_cache = false;
-  auto source = Model::load(kServables + kTwo, lo);
-  ArtifactInfo info;
-  info.target = "reference";
-  info.tessera_version = kTesseraVersion;
-  info.onednn_version = onednn_version_string();
-  info.source = kServables + kTwo;
   const std::string file = (dir.path / "m.tsr").string();
-  write_artifact(file, info, source->compile_all(), source->variables());
+  write_reference_tsr(kTwo, file);
   auto model = Model::load(file);
   Session session(model);
   try {
@@ -220,47 +202,23 @@ TEST(SignatureDtypes, Tf1RegressSignatureWhoseDefDisagreesWithItsPlaceholder) {
   // DT_STRING tf_example placeholder. TF Serving feeds it serialized examples (the SignatureDef
   // dtype is not checked), and so does Tessera, from the SavedModel and from a .tsr.
   TempDir dir;
-  LoadOptions lo;
-  lo.target = "reference";
-  lo.passes = std::vector<std::string>{};
-  lo.use_cache = false;
-  auto source = Model::load(kServables + kThree, lo);
-  ArtifactInfo info;
-  info.target = "reference";
-  info.tessera_version = kTesseraVersion;
-  info.onednn_version = onednn_version_string();
-  info.source = kServables + kThree;
-  fs::create_directories(dir.path / "2");
-  write_artifact((dir.path / "2" / "model.tsr").string(), info, source->compile_all(), source->variables());
+  write_reference_tsr(kThree, dir.path / "2" / "model.tsr");
   add_version(dir.path, 1, kThree);
-  ServerOptions o = reference_options();
-  o.model_base_path = dir.str();
-  auto core = ServerCore::create(o);
+  auto core = serve_folder(dir.str());
   tfs::ReloadConfigRequest rr;  // serve both versions
-  auto* mc = rr.mutable_config()->mutable_model_config_list()->add_config();
-  mc->set_name("default");
-  mc->set_base_path(dir.str());
-  mc->set_model_platform("tensorflow");
-  mc->mutable_model_version_policy()->mutable_all();
+  *rr.mutable_config() = config_for(dir.str(), "model_version_policy { all {} }", "default");
   tfs::ReloadConfigResponse rresp;
   ASSERT_TRUE(core->reload_config(rr, &rresp).ok());
   for (int64_t version : {1, 2}) {  // the SavedModel, then the .tsr
     SCOPED_TRACE(version);
-    tfs::RegressionRequest req;
-    req.mutable_model_spec()->set_name("default");
-    req.mutable_model_spec()->mutable_version()->set_value(version);
-    req.mutable_model_spec()->set_signature_name("tensorflow/serving/regress");
-    *req.mutable_input()->mutable_example_list()->add_examples() = example_x(2.0f);
+    auto req = examples_x<tfs::RegressionRequest>("default", "tensorflow/serving/regress", {2.0f}, version);
     tfs::RegressionResponse resp;
     ServeStatus st = core->regress(req, &resp, {});
     ASSERT_TRUE(st.ok()) << st.message;
     ASSERT_EQ(resp.result().regressions_size(), 1);
     EXPECT_EQ(resp.result().regressions(0).value(), 4.0f);  // 0.5 * 2 + 3, as TF computes
     // Metadata still reports the SignatureDef as written (DT_FLOAT), as TF Serving does.
-    tfs::GetModelMetadataRequest mreq;
-    mreq.mutable_model_spec()->set_name("default");
-    mreq.mutable_model_spec()->mutable_version()->set_value(version);
-    mreq.add_metadata_field("signature_def");
+    auto mreq = metadata_request("default", version);
     tfs::GetModelMetadataResponse mresp;
     ASSERT_TRUE(core->get_model_metadata(mreq, &mresp).ok());
     tfs::SignatureDefMap map;
@@ -275,15 +233,10 @@ TEST(ModelService, ListModelNamesListsModelsThatServe) {
   add_version(dir.path / "a", 1, kTwo);
   fs::create_directories(dir.path / "b");  // no version yet: not listed
   tfs::ReloadConfigRequest rr;
-  for (const char* name : {"b", "a"}) {
-    auto* mc = rr.mutable_config()->mutable_model_config_list()->add_config();
-    mc->set_name(name);
-    mc->set_base_path((dir.path / name).string());
-    mc->set_model_platform("tensorflow");
-  }
-  ServerOptions o = reference_options();
-  o.model_base_path = (dir.path / "a").string();
-  auto core = ServerCore::create(o);
+  for (const char* name : {"b", "a"})
+    rr.mutable_config()->mutable_model_config_list()->MergeFrom(
+        config_for((dir.path / name).string(), "", name).model_config_list());
+  auto core = serve_folder((dir.path / "a").string());
   tfs::ListModelNamesResponse names;
   ASSERT_TRUE(core->list_model_names({}, &names).ok());
   EXPECT_EQ(std::vector<std::string>(names.model_names().begin(), names.model_names().end()),
