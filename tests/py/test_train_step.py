@@ -53,7 +53,7 @@ def work(tmp_path_factory):
         np.save(tmp / f"{k}.npy", v)
     models = {}
     for name, (hidden, out, act) in {"softmax": (64, 10, "softmax"), "logits": (32, 10, None),
-                                     "sigmoid": (32, 1, "sigmoid")}.items():
+                                     "sigmoid": (32, 1, "sigmoid"), "linear1": (32, 1, None)}.items():
         keras.utils.set_random_seed(7)
         model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(hidden, activation="gelu"),
                                   keras.layers.Dense(out, activation=act)])
@@ -254,6 +254,13 @@ CASES = {
     "binary": ("sigmoid", "binary_crossentropy", False, "adam", 1e-3, {}, [], None),
     "mse_sgd": ("logits", "mse", False, "sgd", 0.05, {}, [], None),
     "mae": ("softmax", "mae", False, "rmsprop", 1e-3, {}, [], None),
+    "binary_from_logits": ("linear1", "binary_crossentropy", True, "sgd", 0.05, {}, [], None),
+    "softmax_output_with_from_logits": ("softmax", "sparse_categorical_crossentropy", True, "adam", 1e-3, {}, [],
+                                        None),
+    "cosine": ("softmax", "sparse_categorical_crossentropy", False, "sgd", 0.2, {}, [],
+               {"name": "cosine", "decay_steps": 12, "alpha": 0.2}),
+    "exponential_smooth": ("softmax", "sparse_categorical_crossentropy", False, "rmsprop", 2e-3, {}, [],
+                           {"name": "exponential", "decay_steps": 4, "decay_rate": 0.7}),
     "clipnorm": ("softmax", "sparse_categorical_crossentropy", False, "sgd", 0.1, {"clipnorm": 0.5},
                  ["--clipnorm", 0.5], None),
     "global_clipnorm": ("softmax", "sparse_categorical_crossentropy", False, "adam", 1e-3, {"global_clipnorm": 0.3},
@@ -265,6 +272,7 @@ CASES = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:.*received `from_logits=True`")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_20_steps_match_tensorflow(work, case):
     tmp, data, models = work
