@@ -44,7 +44,8 @@ Tensor zeros_like(const Tensor& t) {
   return z;
 }
 
-bool is_slot_key(const std::string& k) { return k.starts_with("/tessera/slots/"); }
+bool is_real(DType t) { return is_float(t) || is_integer(t); }
+
 
 class TrainerImpl : public Trainer {
  public:
@@ -265,7 +266,16 @@ class TrainerImpl : public Trainer {
     } else if (y.rank() == 1) {
       y = y.reshaped({y.dim(0), 1});
     }
-    return y.dtype() == want ? y : cast_tensor(y, want);
+    TS_CHECK(is_real(y.dtype()), "labels are ", dtype_name(y.dtype()), ": numbers expected");
+    y = y.dtype() == want ? y : cast_tensor(y, want);
+    if (want == DType::kInt64 && info_.classes > 0) {
+      // TensorFlow refuses out-of-range class ids; a one-hot of them would silently be zero.
+      const int64_t* p = y.data<int64_t>();
+      for (int64_t i = 0; i < y.num_elements(); ++i)
+        TS_CHECK(p[i] >= 0 && p[i] < info_.classes, "label ", p[i], " (sample ", i,
+                 " of the batch) is outside the valid range [0, ", info_.classes, ") of output '", info_.output, "'");
+    }
+    return y;
   }
 
   static double scalar_of(const Tensor& t) {
@@ -280,11 +290,15 @@ class TrainerImpl : public Trainer {
     std::vector<Tensor> args;
     for (const ArgSpec& a : p.args) {
       switch (a.role) {
-        case ArgRole::kFeature:
+        case ArgRole::kFeature: {
           TS_CHECK(a.index < static_cast<int>(features.size()), "signature '", info_.endpoint, "' needs ",
                    a.index + 1, "+ feature tensors, got ", features.size());
-          args.push_back(slice_rows(features[a.index], begin, end));
+          Tensor f = slice_rows(features[a.index], begin, end);
+          // Numeric features of another dtype (uint8 pixels, float64 arrays) are converted.
+          if (f.dtype() != a.dtype && is_real(f.dtype()) && is_real(a.dtype)) f = cast_tensor(f, a.dtype);
+          args.push_back(f);
           break;
+        }
         case ArgRole::kLabels: args.push_back(slice_rows(labels, begin, end)); break;
         case ArgRole::kInvCount: args.push_back(Tensor::scalar<float>(static_cast<float>(inv))); break;
         case ArgRole::kDropoutSeed: args.push_back(Tensor::scalar<int64_t>(static_cast<int64_t>(seed_))); break;

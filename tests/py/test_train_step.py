@@ -337,6 +337,21 @@ def test_bad_options_are_reported(work):
         proc = run_cli("train-trace", path, "--x", tmp / "x.npy", "--y", tmp / "y.npy", "--batch", 8, "--steps", 1,
                        "--out", tmp / "bad.npz", *flags, check=False)
         assert proc.returncode != 0 and msg in proc.stderr, proc.stderr
+    bad = np.load(tmp / "y.npy")
+    bad[5] = 10
+    np.save(tmp / "y_bad.npy", bad)
+    proc = run_cli("train-trace", path, "--x", tmp / "x.npy", "--y", tmp / "y_bad.npy", "--batch", 8, "--steps", 1,
+                   "--out", tmp / "bad.npz", check=False)
+    assert proc.returncode != 0 and "label 10 (sample 5 of the batch) is outside the valid range [0, 10)" in proc.stderr
+
+
+def test_features_of_another_dtype_are_converted(work):
+    tmp, _, models = work
+    path, _, _ = models["softmax"]
+    np.save(tmp / "x64.npy", np.load(tmp / "x.npy").astype(np.float64))
+    a = tessera_trace(tmp, path, 2, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="f32")
+    b = tessera_trace(tmp, path, 2, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="f64", x="x64.npy")
+    np.testing.assert_array_equal(a["loss"], b["loss"])
 
 
 def _cnn_keys(path, exported, model):
