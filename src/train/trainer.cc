@@ -56,8 +56,7 @@ class TrainerImpl : public Trainer {
     TS_CHECK(o_.target == "cpu" || o_.target == "reference" || o_.target == "rdu", "unknown training target '",
              o_.target, "' (cpu, reference, rdu)");
     TS_CHECK(o_.replicas >= 1, "replicas must be >= 1, got ", o_.replicas);
-    if (o_.sync_batch_norm)
-      fail_code(ErrorCode::kUnimplemented, "synchronised BatchNorm statistics across replicas are not implemented");
+
     TS_CHECK(model_->module().graph, "training needs a SavedModel (a .tsr artifact holds no trainable graph)");
     if (!o_.comm) {
       local_comm_ = make_local_communicator();
@@ -69,7 +68,12 @@ class TrainerImpl : public Trainer {
     store_.restore(model_->variables());
     endpoint_ = discover_endpoint(model_->module(), o_.endpoint, false);
     init_keys();
-    split_ = o_.replicas > 1 || comm_->size() > 1;
+    if (o_.sync_batch_norm && comm_->size() > 1)
+      fail_code(ErrorCode::kUnimplemented,
+                "synchronised BatchNorm statistics across processes are not implemented (in-process replicas only)");
+    // Synchronised statistics over in-process replicas are the statistics of the whole batch:
+    // the one-graph step over the global batch computes exactly that (docs/training.md).
+    split_ = (o_.replicas > 1 && !o_.sync_batch_norm) || comm_->size() > 1;
     int total = o_.threads > 0 ? o_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const Module& m = model_->module();
     info_.trainable_filter = object_graph_trainables(m);

@@ -513,3 +513,20 @@ def test_rdu_target_has_cpu_numerics_and_a_simulated_step_time(work):
     np.testing.assert_array_equal(rdu["loss"], cpu["loss"])
     assert 0 < rdu["rdu_step_seconds"][0] < 1.0
     assert "rdu_step_seconds" not in cpu
+
+
+def test_sync_batch_norm(work):
+    """sync_batch_norm: replicas share the global batch's statistics, i.e. the one-graph curve;
+    across processes it is refused clearly."""
+    tmp, _, models = work
+    path, _, _ = models["cnn"]
+    run = lambda name, *extra: tessera_trace(tmp, path, 5, "sparse_categorical_crossentropy", False, "sgd", 0.1,
+                                             name=name, x="x_img.npy", extra=list(extra))
+    one = run("s1")
+    synced = run("s2", "--replicas", 2, "--sync-batch-norm")
+    split = run("s3", "--replicas", 2)
+    np.testing.assert_allclose(synced["loss"], one["loss"], rtol=1e-6)
+    assert np.max(np.abs(split["loss"][1:] - one["loss"][1:])) > 1e-5, "per-replica statistics should differ"
+    proc = run_cli("train-trace", path, "--x", tmp / "x_img.npy", "--y", tmp / "y.npy", "--batch", 8, "--steps", 1,
+                   "--out", tmp / "bad.npz", "--processes", 2, "--sync-batch-norm", check=False)
+    assert proc.returncode != 0 and "across processes are not implemented" in proc.stderr, proc.stderr
