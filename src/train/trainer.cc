@@ -2,9 +2,9 @@
 // the optimizer slots) and runs the compiled step programs of step_builder.h over them.
 #include <chrono>
 #include <cstdlib>
-#include <mutex>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -125,9 +125,7 @@ class TrainerImpl : public Trainer {
     if (!eval_.exe) {
       std::string key = discover_endpoint(model_->module(), o_.eval_endpoint, true);
       StepInfo info;
-      TrainOptions eo = o_;
-      eo.loss.output = o_.loss.output;
-      eval_.program = build_program(StepKind::kEval, model_->module(), key, eo, store_, &info);
+      eval_.program = build_program(StepKind::kEval, model_->module(), key, o_, store_, &info);
       eval_.exe = compile_program(eval_.program, o_, threads_);
       eval_elems_ = info.loss_elems_per_sample;
     }
