@@ -263,17 +263,17 @@ void register_random_ops(OpRegistry& r) {
            c.set_output(0, c.input(1).dtype, dims ? PartialShape(*dims) : PartialShape::unknown());
          },
          .compute = random_uniform_int});
-  AttrMap float_dtype = {{"dtype", DType::kFloat32}};
-  r.add({.name = "StatelessRandomGetKeyCounter",
+  r.add({.name = "StatelessRandomGetKeyCounter", .attr_defaults = {{"Tseed", DType::kInt64}},
          .output_args = {{"key", "", ""}, {"counter", "", ""}},
          .infer = [](InferContext& c) {
            c.set_output(0, DType::kUInt64, PartialShape({1}));
            c.set_output(1, DType::kUInt64, PartialShape({2}));
          },
          .compute = stateless_get_key_counter});
-  r.add({.name = "StatelessRandomUniformV2", .attr_defaults = float_dtype,
+  r.add({.name = "StatelessRandomUniformV2", .attr_defaults = {{"dtype", DType::kFloat32}, {"Tshape", DType::kInt32}},
          .infer = infer_uniform_of_shape, .compute = stateless_uniform_v2});
-  r.add({.name = "StatelessRandomUniform", .attr_defaults = float_dtype,
+  r.add({.name = "StatelessRandomUniform",
+         .attr_defaults = {{"dtype", DType::kFloat32}, {"T", DType::kInt32}, {"Tseed", DType::kInt64}},
          .infer = infer_uniform_of_shape, .compute = stateless_uniform});
   // Stateful: it must not be folded even when its operands are constants (the seed and
   // offset are fed per step).

@@ -104,7 +104,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
     std::string options_text = str_cat("target=", target, ";passes=", join(c.pass_list()),
                                        ";isa=", cpu::isa_name(cpu::resolve_isa(options.isa)),
                                        ";precision=", c.precision,
-                                       ";tags=", join(options.tags), ";onednn=", onednn_version_string());
+                                       ";tags=", join(options.tags), ";onednn=", onednn_version_string(),
+                                       options.training_signature ? ";training_signature" : "");
     cache_file = compile_cache_path(compile_cache_key(path, options_text));
     if (is_artifact_file(cache_file)) {
       try {
@@ -119,7 +120,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   }
 
   auto model = std::shared_ptr<Model>(new Model());
-  tf::ModelImport imported = tf::import_model(path, {options.tags, options.allow_unsupported, options.skip_variables});
+  tf::ModelImport imported = tf::import_model(path, {options.tags, options.allow_unsupported, options.skip_variables,
+                                                          options.training_signature});
   model->module_ = std::move(imported.module);
   model->unsupported_ = std::move(imported.unsupported);
   model->target_ = target;

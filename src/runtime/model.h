@@ -27,6 +27,10 @@ struct LoadOptions {
   std::vector<std::string> tags = {"serve"};
   bool allow_unsupported = false;  // load for inspection even if some ops are unknown
   bool skip_variables = false;     // load the graph only (inspection of structure)
+  // tf_keras SavedModels: also import the training-mode call as the signature
+  // "tessera_training_forward" (frontend/tf/training_function.h). Off for inference: the
+  // extra signature would be compiled and served too.
+  bool training_signature = false;
   // "" = "reference" for a SavedModel/GraphDef, the artifact's own target for a .tsr.
   std::string target;
   std::optional<std::vector<std::string>> passes;  // nullopt = default pipeline (compiled targets)

@@ -82,6 +82,7 @@ void apply_load_flags(const Args& args, LoadOptions& options, const std::string&
   if (!options.precision.empty()) cpu::check_precision(options.precision);
   apply_tags_flag(args, options);
   if (args.has("--no-cache")) options.use_cache = false;
+  if (args.has("--training-signature")) options.training_signature = true;
 }
 
 void apply_tags_flag(const Args& args, LoadOptions& options) {

@@ -22,6 +22,8 @@ COVERED_BY_SAVED_MODELS = {
     "DestroyResourceOp": "no-op on resource teardown",
     "RestoreV2": "variable restore: every SavedModel with variables",
     "ResourceGather": "tests/py/ops/test_graph_ops.py::test_resource_gather_embedding (a SavedModel)",
+    "TsRandomUniformIndexed": "Tessera's dropout draw (rewrite_dropout), no TF counterpart: "
+                              "tests/unit/passes/rewrite_dropout_test.cc, tests/unit/cpu/random_kernels_test.cc",
 }
 
 

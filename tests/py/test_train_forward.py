@@ -73,7 +73,7 @@ def test_training_forward_matches_tf(tmp_path, name):
     inputs, _ = write_inputs(tmp_path, name, ref)
     out = tmp_path / "out.npz"
     run_cli("run", ZOO_DIR / name / "saved_model", "--signature", meta["endpoint"], "--input", inputs,
-            "--output", out)
+            "--training-signature", "--output", out)
     with np.load(out) as z:
         (got,) = [z[k] for k in z.files]
     assert float(ref["train_out"].std()) > 1e-3
@@ -140,8 +140,9 @@ def test_trainable_variables_are_the_object_graphs(tmp_path, name):
 @needs_zoo
 @pytest.mark.parametrize("name", sorted(TRAIN))
 def test_endpoints(name):
-    out = run_cli("inspect", ZOO_DIR / name / "saved_model").stdout
-    assert "serving_default" in out
+    plain = run_cli("inspect", ZOO_DIR / name / "saved_model").stdout
+    out = run_cli("inspect", ZOO_DIR / name / "saved_model", "--training-signature").stdout
+    assert "serving_default" in out and "tessera_training_forward" not in plain  # opt-in only
     if name.endswith("_tfk"):
         assert "tessera_training_forward" in out  # synthesised from the training-mode __call__
     else:

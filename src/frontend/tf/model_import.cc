@@ -3,6 +3,7 @@
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 
@@ -100,6 +101,9 @@ tensorflow::MetaGraphDef& select_meta_graph(tensorflow::SavedModel& sm, const st
   fail_code(ErrorCode::kNotFound, "'", path, "' has no MetaGraph with tags {", wanted, "}; available:", available);
 }
 
+ModelImport import_meta_graph(const std::string& dir, const tensorflow::MetaGraphDef& mg,
+                              const ModelImportOptions& options);
+
 ModelImport import_saved_model(const std::string& dir, const ModelImportOptions& options) {
   std::string pb = join_path(dir, "saved_model.pb");
   std::string pbtxt = join_path(dir, "saved_model.pbtxt");
@@ -117,8 +121,23 @@ ModelImport import_saved_model(const std::string& dir, const ModelImportOptions&
     fail_code(ErrorCode::kNotFound, "'", dir, "' is not a SavedModel: missing saved_model.pb (or saved_model.pbtxt)", hint);
   }
   tensorflow::MetaGraphDef& selected = select_meta_graph(sm, dir, options.tags);
-  add_training_signature(selected);  // tf_keras: the training-mode call as a signature
-  const tensorflow::MetaGraphDef& mg = selected;
+  if (options.training_signature) {  // tf_keras: the training-mode call as a signature
+    tensorflow::MetaGraphDef patched = selected;
+    if (add_training_signature(patched)) {
+      try {
+        return import_meta_graph(dir, patched, options);
+      } catch (const Error& e) {
+        // The model still serves and trains as exported (serving_default); say why not more.
+        std::fprintf(stderr, "tessera: note: '%s': the tf_keras training-mode call was not imported: %s\n",
+                     dir.c_str(), e.what());
+      }
+    }
+  }
+  return import_meta_graph(dir, selected, options);
+}
+
+ModelImport import_meta_graph(const std::string& dir, const tensorflow::MetaGraphDef& mg,
+                              const ModelImportOptions& options) {
 
   // Roots: everything a signature, the restore or the init path needs.
   std::vector<std::string> roots;

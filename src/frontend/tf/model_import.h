@@ -13,6 +13,7 @@ struct ModelImportOptions {
   std::vector<std::string> tags = {"serve"};  // SavedModel MetaGraph tag set
   bool allow_unsupported = false;             // see ImportOptions
   bool skip_variables = false;                // graph only: no checkpoint needed or read
+  bool training_signature = false;            // tf_keras: add "tessera_training_forward"
 };
 
 struct ModelImport {

@@ -163,7 +163,9 @@ TEST_P(ZooMlp, TrainingForwardIsPerSample) {
   auto [name, endpoint] = GetParam();
   fs::path dir = testing::zoo_dir() / name;
   if (!fs::exists(dir / "train_ref.npz")) GTEST_SKIP() << "no train tier at " << dir;
-  auto model = Model::load((dir / "saved_model").string());
+  LoadOptions options;
+  options.training_signature = true;  // tf_keras: tessera_training_forward
+  auto model = Model::load((dir / "saved_model").string(), options);
   auto g = signature_graph(model->module(), model->signature(endpoint));
   passes::run_passes(*g, {"rewrite_dropout"});
   ASSERT_EQ(g->args.size(), 3u);
