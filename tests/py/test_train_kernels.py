@@ -31,8 +31,7 @@ def _grads(model, inputs, backend, extra=()):
             return {k: z[k] for k in z.files}
 
 
-@pytest.mark.parametrize("name,loss", [("mlp_k3", "mse"), ("cnn_k3", "mse"), ("cnn_k3", "sum"),
-                                       ("mlp_tfk", "mse"), ("cnn_tfk", "sum")])
+@pytest.mark.parametrize("name,loss", [("mlp_k3", "mse"), ("cnn_k3", "mse"), ("cnn_k3", "sum"), ("mlp_tfk", "mse")])
 def test_zoo_gradients_cpu_match_reference(name, loss):
     model = ZOO / name / "saved_model"
     if not model.exists():
@@ -55,6 +54,41 @@ def test_zoo_gradients_cpu_match_reference(name, loss):
     assert grads and max(np.max(np.abs(ref[k])) for k in grads) > 1e-4, "degenerate gradients"
     for k in ["loss"] + grads:
         assert_numeric_match(ref[k], got[k], f"{name} {k}")
+
+
+def test_zoo_gradients_cpu_match_tf():
+    """cnn_tfk (FusedBatchNormV3, ReLU, max pool) at batch 32 under a sum loss, against
+    tf.GradientTape: here the cpu backend agrees with TF to ~1e-7 while the reference
+    interpreter is off by up to 0.6% on the first block's gradients (measured; a reference
+    kernel issue, not a cpu one), so this case is checked against TF itself. Variables are
+    paired by value (names differ between the runtimes)."""
+    name = "cnn_tfk"
+    model = ZOO / name / "saved_model"
+    if not model.exists():
+        pytest.skip(f"zoo model {name} not generated")
+    with np.load(ZOO / name / "inputs_b32.npz") as z:
+        inputs = {k: z[k] for k in z.files}
+    loaded = tf.saved_model.load(str(model))  # kept alive: the signature refers to its variables
+    fn = loaded.signatures["serving_default"]
+    with tf.GradientTape() as tape:
+        out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+        total = tf.add_n([tf.reduce_sum(v) for v in out.values()])
+    variables = tape.watched_variables()
+    grads = tape.gradient(total, variables)
+    got = _grads(model, inputs, "cpu", ("--threads", "2"))
+    checked = 0
+    for var, g in zip(variables, grads):
+        if g is None:
+            continue
+        value = var.numpy()
+        keys = [k[len("value/"):] for k in got if k.startswith("value/") and got[k].shape == value.shape
+                and np.array_equal(got[k], value)]
+        assert keys, f"no Tessera variable has the value of {var.name}"
+        ref = tf.convert_to_tensor(g).numpy()
+        errs = [np.max(np.abs(got["grad/" + k] - ref)) for k in keys]
+        assert min(errs) <= 1e-4 * np.max(np.abs(ref)) + 1e-6, (var.name, min(errs), np.max(np.abs(ref)))
+        checked += 1
+    assert checked >= 8
 
 
 def _graph_grads_cpu(build, feeds, weights):
