@@ -228,7 +228,8 @@ int cmd_train(int argc, char** argv) {
   const bool leader = !comm || comm->rank() == 0;
 
   LoadOptions load;
-  load.target = "reference";  // the Trainer compiles the step itself
+  load.target = "reference";      // the Trainer compiles the step itself
+  load.training_signature = true;  // tf_keras: import the training-mode call (tessera_training_forward)
   apply_tags_flag(a, load);
   auto model = Model::load(model_path, load);
   const std::string endpoint = pick_endpoint(*model, a.get("--endpoint"));
