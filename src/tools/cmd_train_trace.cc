@@ -28,7 +28,7 @@ const char* kUsage =
     "       [--loss NAME] [--from-logits] [--loss-output KEY] [--optimizer sgd|adam|adamw|rmsprop] [--lr LR]\n"
     "       [--beta-1 F] [--beta-2 F] [--epsilon F] [--weight-decay F] [--momentum F] [--nesterov] [--rho F]\n"
     "       [--clipnorm F] [--global-clipnorm F] [--schedule constant|exponential|cosine] [--decay-steps N]\n"
-    "       [--decay-rate F] [--staircase] [--alpha F] [--warmup-steps N] [--replicas R] [--seed S]\n"
+    "       [--decay-rate F] [--staircase] [--alpha F] [--warmup-steps N] [--replicas R] [--sync-batch-norm] [--seed S]\n"
     "       [--target cpu|reference|rdu] [--threads T] [--endpoint NAME] [--eval-x X.npy --eval-y Y.npy]\n"
     "       [--dump-graph FILE]   the optimised step graph as IR text\n"
     "       [--processes P]       P trainers on threads joined by an in-process communicator (stands\n"
@@ -94,6 +94,7 @@ int cmd_train_trace(int argc, char** argv) {
   o.schedule.alpha = num("--alpha", 0);
   o.schedule.warmup_steps = integer("--warmup-steps", 0);
   o.replicas = static_cast<int>(integer("--replicas", 1));
+  o.sync_batch_norm = args.has("--sync-batch-norm");
   o.seed = static_cast<uint64_t>(integer("--seed", 0));
   o.target = args.get("--target", "cpu");
   o.threads = static_cast<int>(integer("--threads", 0));

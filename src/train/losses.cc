@@ -5,10 +5,17 @@ namespace {
 
 constexpr double kEpsilon = 1e-7;  // keras.backend.epsilon()
 
-// The producer of `v`, looking through Identity nodes.
+// The producer of `v`, looking through Identity and IdentityN nodes (exports wrap outputs).
 Value through_identity(Value v) {
-  while (v.node->op == "Identity" && !v.node->inputs.empty()) v = v.node->inputs[0];
-  return v;
+  for (;;) {
+    if (v.node->op == "Identity" && !v.node->inputs.empty()) {
+      v = v.node->inputs[0];
+    } else if (v.node->op == "IdentityN" && v.index < static_cast<int>(v.node->inputs.size())) {
+      v = v.node->inputs[static_cast<size_t>(v.index)];
+    } else {
+      return v;
+    }
+  }
 }
 
 int64_t last_dim(const Value& v, const std::string& what) {
@@ -52,13 +59,14 @@ Value per_sample_loss(GraphBuilder& b, const LossSpec& s, Value output, Value la
            dtype_name(dtype_of(output)), ", float32 expected");
   bool logits = s.from_logits;
   Value src = through_identity(output);
-  // Keras reads the logits behind a Softmax/Sigmoid output instead of the probabilities.
-  if (!logits && (s.name == "sparse_categorical_crossentropy" || s.name == "categorical_crossentropy") &&
+  // Keras reads the logits behind a Softmax/Sigmoid output instead of the probabilities
+  // (even with from_logits=True, where it only warns).
+  if ((s.name == "sparse_categorical_crossentropy" || s.name == "categorical_crossentropy") &&
       src.node->op == "Softmax") {
     output = src.node->inputs[0];
     logits = true;
   }
-  if (!logits && s.name == "binary_crossentropy" && src.node->op == "Sigmoid") {
+  if (s.name == "binary_crossentropy" && src.node->op == "Sigmoid") {
     output = src.node->inputs[0];
     logits = true;
   }

@@ -12,9 +12,9 @@ DType label_dtype(const LossSpec& spec);
 void check_loss(const LossSpec& spec);
 
 // Per-sample loss (the loss's own reduction over the last axis done; batch axes kept).
-// `output` is the model output; when the loss reads probabilities and `output` is produced
-// by Softmax (CE) or Sigmoid (BCE), possibly through Identity, the loss uses its input as
-// logits, as Keras does.
+// `output` is the model output; when it is produced by Softmax (CE) or Sigmoid (BCE),
+// possibly through Identity, the loss uses its input as logits, as Keras does (whatever
+// from_logits says).
 Value per_sample_loss(GraphBuilder& b, const LossSpec& spec, Value output, Value labels);
 
 // Sum over the batch of a metric's per-sample value (accuracy: Keras's rule for the loss

@@ -303,6 +303,8 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     Value output = g.results[out_index];
     info->endpoint = endpoint;
     info->output = g.result_names[out_index];
+    const PartialShape& os = pshape_of(output);
+    info->classes = os.known_rank && !os.dims.empty() ? os.dims.back() : -1;
     info->metrics = o.metrics;
 
     for (Node* a : g.args) {

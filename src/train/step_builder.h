@@ -90,6 +90,7 @@ struct StepInfo {
   std::vector<std::string> assigned;     // store keys the forward itself assigns
   std::map<std::string, std::map<std::string, std::string>> slot_keys;  // var key -> slot -> store key
   int64_t loss_elems_per_sample = 1;     // per-sample loss elements (sum_over_batch_size divisor)
+  int64_t classes = -1;                  // the output's last dimension when known
   std::vector<std::string> metrics;
   bool has_dropout_args = false;
   // Input: when set, only these store keys may be trainable (the object graph's list).

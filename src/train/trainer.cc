@@ -2,9 +2,9 @@
 // the optimizer slots) and runs the compiled step programs of step_builder.h over them.
 #include <chrono>
 #include <cstdlib>
-#include <mutex>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -44,7 +44,8 @@ Tensor zeros_like(const Tensor& t) {
   return z;
 }
 
-bool is_slot_key(const std::string& k) { return k.starts_with("/tessera/slots/"); }
+bool is_real(DType t) { return is_float(t) || is_integer(t); }
+
 
 class TrainerImpl : public Trainer {
  public:
@@ -55,8 +56,7 @@ class TrainerImpl : public Trainer {
     TS_CHECK(o_.target == "cpu" || o_.target == "reference" || o_.target == "rdu", "unknown training target '",
              o_.target, "' (cpu, reference, rdu)");
     TS_CHECK(o_.replicas >= 1, "replicas must be >= 1, got ", o_.replicas);
-    if (o_.sync_batch_norm)
-      fail_code(ErrorCode::kUnimplemented, "synchronised BatchNorm statistics across replicas are not implemented");
+
     TS_CHECK(model_->module().graph, "training needs a SavedModel (a .tsr artifact holds no trainable graph)");
     if (!o_.comm) {
       local_comm_ = make_local_communicator();
@@ -68,7 +68,12 @@ class TrainerImpl : public Trainer {
     store_.restore(model_->variables());
     endpoint_ = discover_endpoint(model_->module(), o_.endpoint, false);
     init_keys();
-    split_ = o_.replicas > 1 || comm_->size() > 1;
+    if (o_.sync_batch_norm && comm_->size() > 1)
+      fail_code(ErrorCode::kUnimplemented,
+                "synchronised BatchNorm statistics across processes are not implemented (in-process replicas only)");
+    // Synchronised statistics over in-process replicas are the statistics of the whole batch:
+    // the one-graph step over the global batch computes exactly that (docs/training.md).
+    split_ = (o_.replicas > 1 && !o_.sync_batch_norm) || comm_->size() > 1;
     int total = o_.threads > 0 ? o_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const Module& m = model_->module();
     info_.trainable_filter = object_graph_trainables(m);
@@ -120,9 +125,7 @@ class TrainerImpl : public Trainer {
     if (!eval_.exe) {
       std::string key = discover_endpoint(model_->module(), o_.eval_endpoint, true);
       StepInfo info;
-      TrainOptions eo = o_;
-      eo.loss.output = o_.loss.output;
-      eval_.program = build_program(StepKind::kEval, model_->module(), key, eo, store_, &info);
+      eval_.program = build_program(StepKind::kEval, model_->module(), key, o_, store_, &info);
       eval_.exe = compile_program(eval_.program, o_, threads_);
       eval_elems_ = info.loss_elems_per_sample;
     }
@@ -265,7 +268,16 @@ class TrainerImpl : public Trainer {
     } else if (y.rank() == 1) {
       y = y.reshaped({y.dim(0), 1});
     }
-    return y.dtype() == want ? y : cast_tensor(y, want);
+    TS_CHECK(is_real(y.dtype()), "labels are ", dtype_name(y.dtype()), ": numbers expected");
+    y = y.dtype() == want ? y : cast_tensor(y, want);
+    if (want == DType::kInt64 && info_.classes > 0) {
+      // TensorFlow refuses out-of-range class ids; a one-hot of them would silently be zero.
+      const int64_t* p = y.data<int64_t>();
+      for (int64_t i = 0; i < y.num_elements(); ++i)
+        TS_CHECK(p[i] >= 0 && p[i] < info_.classes, "label ", p[i], " (sample ", i,
+                 " of the batch) is outside the valid range [0, ", info_.classes, ") of output '", info_.output, "'");
+    }
+    return y;
   }
 
   static double scalar_of(const Tensor& t) {
@@ -280,11 +292,15 @@ class TrainerImpl : public Trainer {
     std::vector<Tensor> args;
     for (const ArgSpec& a : p.args) {
       switch (a.role) {
-        case ArgRole::kFeature:
+        case ArgRole::kFeature: {
           TS_CHECK(a.index < static_cast<int>(features.size()), "signature '", info_.endpoint, "' needs ",
                    a.index + 1, "+ feature tensors, got ", features.size());
-          args.push_back(slice_rows(features[a.index], begin, end));
+          Tensor f = slice_rows(features[a.index], begin, end);
+          // Numeric features of another dtype (uint8 pixels, float64 arrays) are converted.
+          if (f.dtype() != a.dtype && is_real(f.dtype()) && is_real(a.dtype)) f = cast_tensor(f, a.dtype);
+          args.push_back(f);
           break;
+        }
         case ArgRole::kLabels: args.push_back(slice_rows(labels, begin, end)); break;
         case ArgRole::kInvCount: args.push_back(Tensor::scalar<float>(static_cast<float>(inv))); break;
         case ArgRole::kDropoutSeed: args.push_back(Tensor::scalar<int64_t>(static_cast<int64_t>(seed_))); break;

@@ -53,7 +53,7 @@ def work(tmp_path_factory):
         np.save(tmp / f"{k}.npy", v)
     models = {}
     for name, (hidden, out, act) in {"softmax": (64, 10, "softmax"), "logits": (32, 10, None),
-                                     "sigmoid": (32, 1, "sigmoid")}.items():
+                                     "sigmoid": (32, 1, "sigmoid"), "linear1": (32, 1, None)}.items():
         keras.utils.set_random_seed(7)
         model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(hidden, activation="gelu"),
                                   keras.layers.Dense(out, activation=act)])
@@ -254,6 +254,13 @@ CASES = {
     "binary": ("sigmoid", "binary_crossentropy", False, "adam", 1e-3, {}, [], None),
     "mse_sgd": ("logits", "mse", False, "sgd", 0.05, {}, [], None),
     "mae": ("softmax", "mae", False, "rmsprop", 1e-3, {}, [], None),
+    "binary_from_logits": ("linear1", "binary_crossentropy", True, "sgd", 0.05, {}, [], None),
+    "softmax_output_with_from_logits": ("softmax", "sparse_categorical_crossentropy", True, "adam", 1e-3, {}, [],
+                                        None),
+    "cosine": ("softmax", "sparse_categorical_crossentropy", False, "sgd", 0.2, {}, [],
+               {"name": "cosine", "decay_steps": 12, "alpha": 0.2}),
+    "exponential_smooth": ("softmax", "sparse_categorical_crossentropy", False, "rmsprop", 2e-3, {}, [],
+                           {"name": "exponential", "decay_steps": 4, "decay_rate": 0.7}),
     "clipnorm": ("softmax", "sparse_categorical_crossentropy", False, "sgd", 0.1, {"clipnorm": 0.5},
                  ["--clipnorm", 0.5], None),
     "global_clipnorm": ("softmax", "sparse_categorical_crossentropy", False, "adam", 1e-3, {"global_clipnorm": 0.3},
@@ -265,6 +272,7 @@ CASES = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:.*received `from_logits=True`")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_20_steps_match_tensorflow(work, case):
     tmp, data, models = work
@@ -329,6 +337,21 @@ def test_bad_options_are_reported(work):
         proc = run_cli("train-trace", path, "--x", tmp / "x.npy", "--y", tmp / "y.npy", "--batch", 8, "--steps", 1,
                        "--out", tmp / "bad.npz", *flags, check=False)
         assert proc.returncode != 0 and msg in proc.stderr, proc.stderr
+    bad = np.load(tmp / "y.npy")
+    bad[5] = 10
+    np.save(tmp / "y_bad.npy", bad)
+    proc = run_cli("train-trace", path, "--x", tmp / "x.npy", "--y", tmp / "y_bad.npy", "--batch", 8, "--steps", 1,
+                   "--out", tmp / "bad.npz", check=False)
+    assert proc.returncode != 0 and "label 10 (sample 5 of the batch) is outside the valid range [0, 10)" in proc.stderr
+
+
+def test_features_of_another_dtype_are_converted(work):
+    tmp, _, models = work
+    path, _, _ = models["softmax"]
+    np.save(tmp / "x64.npy", np.load(tmp / "x.npy").astype(np.float64))
+    a = tessera_trace(tmp, path, 2, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="f32")
+    b = tessera_trace(tmp, path, 2, "sparse_categorical_crossentropy", False, "adam", 1e-3, name="f64", x="x64.npy")
+    np.testing.assert_array_equal(a["loss"], b["loss"])
 
 
 def _cnn_keys(path, exported, model):
@@ -490,3 +513,20 @@ def test_rdu_target_has_cpu_numerics_and_a_simulated_step_time(work):
     np.testing.assert_array_equal(rdu["loss"], cpu["loss"])
     assert 0 < rdu["rdu_step_seconds"][0] < 1.0
     assert "rdu_step_seconds" not in cpu
+
+
+def test_sync_batch_norm(work):
+    """sync_batch_norm: replicas share the global batch's statistics, i.e. the one-graph curve;
+    across processes it is refused clearly."""
+    tmp, _, models = work
+    path, _, _ = models["cnn"]
+    run = lambda name, *extra: tessera_trace(tmp, path, 5, "sparse_categorical_crossentropy", False, "sgd", 0.1,
+                                             name=name, x="x_img.npy", extra=list(extra))
+    one = run("s1")
+    synced = run("s2", "--replicas", 2, "--sync-batch-norm")
+    split = run("s3", "--replicas", 2)
+    np.testing.assert_allclose(synced["loss"], one["loss"], rtol=1e-6)
+    assert np.max(np.abs(split["loss"][1:] - one["loss"][1:])) > 1e-5, "per-replica statistics should differ"
+    proc = run_cli("train-trace", path, "--x", tmp / "x_img.npy", "--y", tmp / "y.npy", "--batch", 8, "--steps", 1,
+                   "--out", tmp / "bad.npz", "--processes", 2, "--sync-batch-norm", check=False)
+    assert proc.returncode != 0 and "across processes are not implemented" in proc.stderr, proc.stderr

@@ -14,11 +14,16 @@ Tensor f32(std::vector<float> v, Shape s) { return Tensor::from_vector<float>(v,
 
 // Runs the per-sample loss (or accuracy sum) of `spec` on constant output/labels.
 std::vector<float> run_loss(const LossSpec& spec, const Tensor& out, const Tensor& labels, bool softmax_node,
-                            bool metric = false) {
+                            bool metric = false, bool wrap = false) {
   Graph g;
   GraphBuilder b(g, "t");
   Value o = passes::add_const(g, "out", out)->out();
   if (softmax_node) o = b.op("Softmax", {o});
+  if (wrap) {  // as exports wrap outputs: IdentityN then Identity
+    o = b.op("IdentityN", {b.scalar(0.0), o}, {{"T", std::vector<DType>{DType::kFloat32, DType::kFloat32}}});
+    o.index = 1;
+    o = b.op("Identity", {o});
+  }
   Value y = passes::add_const(g, "labels", labels)->out();
   Value v = metric ? metric_sum(b, "accuracy", spec, o, y) : per_sample_loss(b, spec, o, y);
   Tensor t = interpret(g, {}, {v}, {}, nullptr).at(0);
@@ -42,6 +47,10 @@ TEST(StepLosses, SoftmaxOutputIsReadAsLogitsLikeKeras) {
   std::vector<float> got = run_loss({"sparse_categorical_crossentropy", false, ""}, z, y, true);
   double lse = 30.0 + std::log(1.0 + std::exp(-30.0) + std::exp(-35.0));
   EXPECT_NEAR(got[0], lse + 5.0, 1e-4);  // not the clipped -log(1e-7) = 16.1
+  // Through the IdentityN/Identity an export puts on its outputs, and with from_logits=True
+  // (Keras warns, but still reads the logits).
+  EXPECT_NEAR(run_loss({"sparse_categorical_crossentropy", false, ""}, z, y, true, false, true)[0], lse + 5.0, 1e-4);
+  EXPECT_NEAR(run_loss({"sparse_categorical_crossentropy", true, ""}, z, y, true, false, true)[0], lse + 5.0, 1e-4);
 }
 
 TEST(StepLosses, CategoricalAndBinaryAndRegression) {
