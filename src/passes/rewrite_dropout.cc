@@ -106,32 +106,37 @@ void rewrite_dropout(Graph& g, const PassContext&) {
   }
 
   // Seed-generator state: variables the old draws' seeds were computed from. Their updates
-  // and reads go; a variable the rest of the graph also computes from keeps them.
+  // and reads go, unless something else still live reads the variable (another random op on
+  // the same generator): then it keeps its reads and its updates.
   std::set<std::string> state = variables_read_by(seed_inputs);
-  std::set<const Node*> old(draws.begin(), draws.end());
   std::set<const Node*> drop;
   for (const auto& n : g.nodes()) {
     if (writes_variable(*n) && state.count(resource_id(n->inputs[0]))) drop.insert(n.get());
     if (n->op == "ReadVariableOp" && state.count(resource_id(n->inputs[0]))) drop.insert(n.get());
   }
-  // A read of the state that still feeds live computation (not the old draws' seeds) stays.
-  Uses after(g);
-  std::set<const Node*> seed_side;  // nodes computing only old seeds
+  // Is a state read still needed once the old draws and the updates are gone? Walk back from
+  // what the graph produces, through data edges and the control edges that do not point at
+  // a dropped node.
+  std::set<const Node*> live;
   {
     std::vector<const Node*> work;
-    for (const Value& v : seed_inputs) work.push_back(v.node);
+    for (const Value& r : g.results) work.push_back(r.node);
+    for (const Node* c : g.control_results)
+      if (!drop.count(c)) work.push_back(c);
+    for (const Node* a : g.args) work.push_back(a);
     while (!work.empty()) {
       const Node* n = work.back();
       work.pop_back();
-      if (!seed_side.insert(n).second) continue;
+      if (!live.insert(n).second) continue;
       for (const Value& in : n->inputs) work.push_back(in.node);
+      for (const Node* c : n->control_inputs)
+        if (!drop.count(c)) work.push_back(c);
     }
   }
-  for (const Node* r : std::set<const Node*>(drop)) {
-    if (r->op != "ReadVariableOp") continue;
-    for (const auto& [user, idx] : after.users(r))
-      if (!seed_side.count(user) && !old.count(user) && !drop.count(user)) drop.erase(r);
-  }
+  std::set<std::string> still_read;
+  for (const Node* r : drop)
+    if (r->op == "ReadVariableOp" && live.count(r)) still_read.insert(resource_id(r->inputs[0]));
+  std::erase_if(drop, [&](const Node* n) { return still_read.count(resource_id(n->inputs[0])) > 0; });
   for (const auto& n : g.nodes()) {
     auto& ci = n->control_inputs;
     ci.erase(std::remove_if(ci.begin(), ci.end(), [&](Node* c) { return drop.count(c) > 0; }), ci.end());

@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 
+#include "frontend/tf/training_function.h"
 #include "ir/op_registry.h"
 
 namespace tessera {
@@ -76,6 +77,8 @@ std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& si
 
 namespace tessera::passes {
 
+using tf::kTrainingSignature;
+
 std::string variable_key(const Node& n) {
   std::string shared = n.attr_or<std::string>("shared_name", "");
   return n.attr_or<std::string>("container", "") + "/" + (shared.empty() ? n.name : shared);
@@ -99,6 +102,10 @@ std::set<std::string> written_variables(const Module& module) {
   std::vector<Value> fetches;
   std::vector<Node*> targets;
   for (const auto& [key, sig] : module.signatures) {
+    // The training-mode call synthesised for tf_keras models (frontend/tf/training_function.h)
+    // writes BatchNorm's moving statistics, but only a trainer runs it, and a trainer freezes
+    // nothing: inference graphs may still freeze what only it writes.
+    if (key == kTrainingSignature) continue;
     for (const TensorSpec& o : sig.outputs) fetches.push_back(o.value);
     targets.insert(targets.end(), sig.targets.begin(), sig.targets.end());
   }

@@ -105,7 +105,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
                                        ";isa=", cpu::isa_name(cpu::resolve_isa(options.isa)),
                                        ";precision=", c.precision,
                                        ";tags=", join(options.tags), ";onednn=", onednn_version_string(),
-                                       options.training_signature ? ";training_signature" : "");
+                                       options.training_signature.value_or(false) ? ";training_signature" : "");
     cache_file = compile_cache_path(compile_cache_key(path, options_text));
     if (is_artifact_file(cache_file)) {
       try {
@@ -121,7 +121,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
 
   auto model = std::shared_ptr<Model>(new Model());
   tf::ModelImport imported = tf::import_model(path, {options.tags, options.allow_unsupported, options.skip_variables,
-                                                          options.training_signature});
+                                                          options.training_signature.value_or(!compiled)});
   model->module_ = std::move(imported.module);
   model->unsupported_ = std::move(imported.unsupported);
   model->target_ = target;

@@ -28,9 +28,11 @@ struct LoadOptions {
   bool allow_unsupported = false;  // load for inspection even if some ops are unknown
   bool skip_variables = false;     // load the graph only (inspection of structure)
   // tf_keras SavedModels: also import the training-mode call as the signature
-  // "tessera_training_forward" (frontend/tf/training_function.h). Off for inference: the
-  // extra signature would be compiled and served too.
-  bool training_signature = false;
+  // "tessera_training_forward" (frontend/tf/training_function.h). Unset: on for uncompiled
+  // loads (the reference target without passes: inspection, `tessera train`, whose trainer
+  // compiles its own programs), off for compiled ones, which would compile (and serve) every
+  // signature.
+  std::optional<bool> training_signature;
   // "" = "reference" for a SavedModel/GraphDef, the artifact's own target for a .tsr.
   std::string target;
   std::optional<std::vector<std::string>> passes;  // nullopt = default pipeline (compiled targets)

@@ -142,7 +142,6 @@ int cmd_grad(int argc, char** argv) {
   }
   LoadOptions options;
   options.target = "reference";
-  options.training_signature = true;  // tf_keras: gradients through the training-mode call
   apply_tags_flag(args, options);
   auto model = Model::load(args.positional[0], options);
   Session session(model);

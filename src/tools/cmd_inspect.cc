@@ -33,14 +33,12 @@ int cmd_inspect(int argc, char** argv) {
     std::printf("usage: tessera inspect MODEL [--tags serve] [--ir] [--no-variables]\n"
                 "  MODEL: a SavedModel directory, or a binary (.pb) or text (.pbtxt) GraphDef\n"
                 "  --ir            print the imported IR (main graph and library functions) instead\n"
-                "  --no-variables  import the graph only; do not read the checkpoint\n"
-                "  --training-signature  tf_keras: also list the training-mode call (tessera_training_forward)\n");
+                "  --no-variables  import the graph only; do not read the checkpoint\n");
     return args.has("--help") ? 0 : 2;
   }
   LoadOptions options;
   options.allow_unsupported = true;
   options.skip_variables = args.has("--no-variables");
-  options.training_signature = args.has("--training-signature");
   apply_tags_flag(args, options);
   auto model = Model::load(args.positional[0], options);
   const Module& m = model->module();

@@ -9,7 +9,8 @@ as the synthetic signature `tessera_training_forward`.
 Each folder has `train_meta.json` (endpoints, input/label shapes, the trainable
 variables' checkpoint keys in the object graph's order, notes) and
 `train_ref.npz`, TensorFlow's answers on one fixed batch (`x`, integer labels
-`y`): for dropout-free models the training forward's output (`train_out`), the
+`y`): the first training call's output (`train_out`; with dropout, its masks
+come from the exported seeds, which Tessera's random ops reproduce), the
 gradient of the mean squared error between that output and `target` w.r.t.
 every trainable variable (`grad/<key>`, from tf.GradientTape on the loaded
 endpoint, i.e. what `tessera grad --loss mse` computes), and every variable's
@@ -101,7 +102,7 @@ def object_graph_keys(path):
     return keys, trainable
 
 
-def tf_references(path, endpoint, x, y, target, dropout):
+def tf_references(path, endpoint, x, y, target):
     """TF's training forward, loss gradients and variables after one call."""
     import numpy as np
     import tensorflow as tf
@@ -124,12 +125,14 @@ def tf_references(path, endpoint, x, y, target, dropout):
         out = call(tf.constant(x))
         loss = tf.reduce_mean(tf.square(out - target))
     grads = tape.gradient(loss, variables)
-    if not dropout:
-        refs['train_out'] = out.numpy()
-        refs['loss'] = np.float32(loss.numpy())
-        for v, g in zip(variables, grads):
-            for k in by_value[v.ref()]:
-                refs[f'grad/{k}'] = g.numpy()
+    # With dropout these are the first call's: its masks come from the exported seeds (tf_keras:
+    # RandomUniform's seed attributes; Keras 3: the seed-generator variable), which Tessera's
+    # random ops reproduce.
+    refs['train_out'] = out.numpy()
+    refs['loss'] = np.float32(loss.numpy())
+    for v, g in zip(variables, grads):
+        for k in by_value[v.ref()]:
+            refs[f'grad/{k}'] = g.numpy()
     # One training call happened above. Variables with equal initial values (Keras 3's
     # ExportArchive saves a second copy of each, which the endpoints do not all use) form a
     # group named by its first key: after/<group>/<j>, one entry per variable object.
@@ -163,15 +166,15 @@ def build_train(name, folder, seed):
     x = rng.uniform(0, 1, (BATCH, *shape)).astype(np.float32)
     y = rng.integers(0, 10, BATCH).astype(np.int64)
     target = np.eye(10, dtype=np.float32)[y]
-    refs = tf_references(path, endpoint if fw == 'k3' else None, x, y, target, rate > 0)
+    refs = tf_references(path, endpoint if fw == 'k3' else None, x, y, target)
     np.savez(folder / 'train_ref.npz', x=x, y=y, target=target, **refs)
     meta = {'endpoint': endpoint, 'eval_endpoint': 'serving_default', 'framework': fw,
             'input_shape': [None, *shape], 'label_shape': [None], 'num_classes': 10,
             'dropout': rate, 'batch_norm': 'cnn' in name,
             'trainable_keys': trainable, 'batch': BATCH,
             'references': 'train_ref.npz: x, y, target (one-hot y); train_out, loss and '
-                          'grad/<key> (mean squared error of train_out to target) for '
-                          'dropout-free models; before/<key> and after/<group>/<j>: '
+                          'grad/<key> (mean squared error of train_out to target) of the '
+                          'first training call; before/<key> and after/<group>/<j>: '
                           'variables before and after one training call'}
     (folder / 'train_meta.json').write_text(json.dumps(meta, indent=1))
     return dict(format='saved_model', path='saved_model', train=meta,

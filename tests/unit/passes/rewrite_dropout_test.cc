@@ -140,6 +140,38 @@ graph (x: float32[?,64]) -> (a: a, b: b) {
   EXPECT_NE(std::memcmp(out[0].raw(), out[1].raw(), out[0].nbytes()), 0);
 }
 
+// A seed state that also seeds a draw that is not a dropout mask keeps its reads and update.
+TEST(RewriteDropout, SharedSeedStateKeepsItsUpdate) {
+  const char* text = R"(
+graph (x: float32[?,6]) -> (y: y, z: z, ^upd) {
+  st = VarHandleOp() {dtype=int64, shape=shape[2], shared_name="seed_state"}
+  sr = ReadVariableOp(st) {dtype=int64}
+  inc = Const() {dtype=int64, value=int64[2]{0, 1}}
+  nxt = AddV2(sr, inc) {T=int64}
+  upd = AssignVariableOp(st, nxt) {dtype=int64}
+  kc = StatelessRandomGetKeyCounter(sr) {Tseed=int64}
+  s = Shape(x) {T=float32, out_type=int32}
+  alg = Const() {dtype=int32, value=int32[]{1}}
+  u = StatelessRandomUniformV2(s, kc:0, kc:1, alg) {dtype=float32, Tshape=int32}
+  rate = Const() {dtype=float32, value=float32[]{0.5}}
+  y = GreaterEqual(u, rate) {T=float32}
+  noise = StatelessRandomUniformV2(s, kc:0, kc:1, alg) {dtype=float32, Tshape=int32}
+  z = Mul(x, noise) {T=float32}
+}
+)";
+  auto g = run_on(text, {"rewrite_dropout"});
+  int assigns = 0, indexed = 0, stateless = 0;
+  for (const auto& n : g->nodes()) {
+    assigns += n->op == "AssignVariableOp";
+    indexed += n->op == "TsRandomUniformIndexed";
+    stateless += n->op == "StatelessRandomUniformV2";
+  }
+  EXPECT_EQ(indexed, 1);
+  EXPECT_EQ(stateless, 1);  // the noise draw is not a mask: untouched
+  EXPECT_EQ(assigns, 1);    // and its generator still advances
+  EXPECT_EQ(g->control_results.size(), 1u);
+}
+
 TEST(RewriteDropout, GraphWithoutDropoutIsUnchanged) {
   const char* text = R"(
 graph (x: float32[?,4]) -> (y: y, n: n) {
