@@ -380,8 +380,8 @@ def main():
     env_info = environment.describe(args.threads, cache_root)
     env_info['command'] = 'python3 bench/train.py ' + ' '.join(sys.argv[1:])
     folder = model_cache(cache_root)
-    logs = out / 'train_logs'
-    logs.mkdir(exist_ok=True)
+    logs = cache_root / 'train-logs'  # children's output; not part of the results
+    logs.mkdir(parents=True, exist_ok=True)
     entries = []
     for name in models:
         batches = [int(b) for b in args.batches.split(',')] if args.batches else list(MODELS[name][3])

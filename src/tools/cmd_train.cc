@@ -35,6 +35,7 @@ const char* kUsage =
     "  --normalize X               features / X as float32 (default 255 for mnist, else none)\n"
     "  --shuffle BUF               shuffle buffer (default 10000; 0 = off)   --on-corrupt stop|skip\n"
     "  --batch N (256)             global batch; the last partial batch of an epoch is dropped\n"
+    "  --parallel P (2)            map (normalise) threads   --prefetch K (2) batches ready ahead\n"
     "model and loss:\n"
     "  --endpoint NAME             training forward (default: train_forward, tessera_training_forward,\n"
     "                              serving_default); --eval-endpoint NAME (default serving_default)\n"
@@ -53,6 +54,8 @@ const char* kUsage =
     "  --export DIR                the trained model as a SavedModel\n"
     "  --eval-every STEPS  --log-every STEPS (100, when stderr is not a terminal)  --quiet\n"
     "  --stats-json FILE           steps, losses, eval metrics, samples/s, input wait, peak RSS\n"
+    "  --stats-warmup N (5)        steps left out of the samples/s median\n"
+    "SIGINT/SIGTERM: finish the step, checkpoint, write stats and export, exit 128+signal.\n"
     "Under `mpirun -np N`, every process reads the data and trains its slice of each batch;\n"
     "rank 0 writes logs, checkpoints and the export.\n";
 
@@ -225,7 +228,8 @@ int cmd_train(int argc, char** argv) {
   const bool leader = !comm || comm->rank() == 0;
 
   LoadOptions load;
-  load.target = "reference";  // the Trainer compiles the step itself
+  load.target = "reference";      // the Trainer compiles the step itself
+  load.training_signature = true;  // tf_keras: import the training-mode call (tessera_training_forward)
   apply_tags_flag(a, load);
   auto model = Model::load(model_path, load);
   const std::string endpoint = pick_endpoint(*model, a.get("--endpoint"));

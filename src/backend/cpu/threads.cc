@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 
@@ -12,15 +13,107 @@ int default_threads() { return std::max(1, omp_get_num_procs()); }
 
 void set_thread_count(int threads) { omp_set_num_threads(std::max(1, threads)); }
 
+namespace {
+
+// parallel_for's helpers: a few threads per calling thread that claim chunks of the caller's
+// loop from an atomic counter. The caller works through the chunks too and waits only for
+// chunks a helper has claimed, never for a helper that has not woken up yet. An OpenMP team
+// (which this replaced) waits at its barrier for every thread, so on a machine whose cores
+// are busy with other processes each loop cost a scheduler delay: a 2-thread training step of
+// the seed MLP (~100 loops) ran 9x slower than on one thread (377 vs 3357 samples/s, load 19).
+struct ForJob {
+  const std::function<void(int64_t, int64_t)>* body = nullptr;
+  int64_t n = 0, chunks = 0;
+  int helpers = 0;  // helpers 1..helpers may take part
+  std::atomic<int64_t> next{0}, done{0};
+
+  // Claims and runs chunks until none are left.
+  void work() {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+      (*body)(n * c / chunks, n * (c + 1) / chunks);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+class ForPool {
+ public:
+  ~ForPool() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+
+  void run(int64_t n, int64_t chunks, int threads, const std::function<void(int64_t, int64_t)>& body) {
+    auto job = std::make_shared<ForJob>();
+    job->body = &body;
+    job->n = n;
+    job->chunks = chunks;
+    job->helpers = threads - 1;
+    while (static_cast<int>(threads_.size()) < job->helpers) {
+      const int id = static_cast<int>(threads_.size()) + 1;
+      threads_.emplace_back([this, id] { loop(id); });
+    }
+    {
+      std::lock_guard lock(mu_);
+      job_ = job;
+      ++generation_;
+    }
+    cv_.notify_all();
+    job->work();
+    // Chunks still running on helpers: brief, so spin (yielding) rather than sleep.
+    while (job->done.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
+    std::lock_guard lock(mu_);
+    if (job_ == job) job_.reset();
+  }
+
+ private:
+  void loop(int id) {
+    omp_set_num_threads(1);  // oneDNN calls in a chunk must not start teams of their own
+    uint64_t seen = 0;
+    for (;;) {
+      std::shared_ptr<ForJob> job;
+      {
+        // Spin a little before sleeping: loops come in quick succession within a run.
+        for (int i = 0; i < 2000 && generation_.load(std::memory_order_acquire) == seen; ++i) std::this_thread::yield();
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
+        if (stop_) return;
+        seen = generation_.load();
+        job = job_;
+      }
+      // A late helper finds the counter exhausted and never touches the (maybe finished) body.
+      if (job && id <= job->helpers) job->work();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::thread> threads_;
+  std::shared_ptr<ForJob> job_;
+  std::atomic<uint64_t> generation_{0};
+  bool stop_ = false;
+};
+
+// One pool per calling thread (executor, inter-op workers, a server's request threads), so
+// concurrent callers never share helpers; its helpers are joined when the caller exits.
+ForPool& pool_for_this_thread() {
+  thread_local ForPool pool;
+  return pool;
+}
+
+}  // namespace
+
 void parallel_for(int64_t n, int64_t grain, int threads, const std::function<void(int64_t, int64_t)>& body) {
   if (n <= 0) return;
-  int64_t chunks = std::min<int64_t>(threads, (n + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1));
-  if (chunks <= 1) return body(0, n);
-#pragma omp parallel for num_threads(chunks) schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
-    body(b, e);
-  }
+  const int64_t g = std::max<int64_t>(grain, 1);
+  const int64_t most = (n + g - 1) / g;
+  const int64_t chunks = std::min<int64_t>(most, static_cast<int64_t>(threads) * 4);  // a few per thread: load balance
+  if (threads <= 1 || chunks <= 1) return body(0, n);
+  pool_for_this_thread().run(n, chunks, static_cast<int>(std::min<int64_t>(threads, chunks)), body);
 }
 
 WorkerPool::WorkerPool(int size) {

@@ -1,9 +1,11 @@
 // The cpu kernels that training graphs need, against the reference kernels: convolution
 // gradients (oneDNN backward data / weights), MaxPoolGrad (ties and overlapping windows),
 // reductions whose axes arrive at run time, comparison masks and bool casts, elementwise
-// programs with per-channel operands over NHWC (short rows widened).
+// programs with per-channel operands over NHWC (short rows widened), assigned values kept
+// out of the arena.
 #include "backend/cpu/kernel.h"
 #include "cpu_test_util.h"
+#include "ir/parser.h"
 
 namespace tessera::cpu::testing {
 namespace {
@@ -192,6 +194,43 @@ TEST(CpuGradKernels, PerChannelElementwiseOverNhwc) {
     check_graph(fn, {{random_tensor({n, 9, 7, 16}, 12), random_tensor({16}, 13), random_tensor({16}, 14),
                       random_tensor({n, 1, 1, 16}, 15)}},
                 "per-channel n=" + std::to_string(n));
+}
+
+}  // namespace
+}  // namespace tessera::cpu::testing
+
+namespace tessera::cpu::testing {
+namespace {
+
+TEST(CpuGradKernels, AssignedValuesSurviveLaterSteps) {
+  // A training step assigns freshly computed values (kept out of the arena, not cloned); later
+  // steps of the same run, and the next runs, must not overwrite them. y and r have the size of
+  // the assigned value, so an arena slot shared with it would show up in v.
+  auto g = parse_graph(R"(
+graph (x: float32[64,256]) -> (r, ^assign) {
+  v = VarHandleOp() {dtype=float32, shape=shape[64,256], shared_name="v"}
+  a = ReadVariableOp(v) {dtype=float32}
+  n = Mul(a, a) {T=float32}
+  assign = AssignVariableOp(v, n) {dtype=float32}
+  y = AddV2(x, x) {T=float32}
+  r = Mul(y, y) {T=float32}
+})");
+  ResourceStore vars;
+  Tensor v0 = random_tensor({64, 256}, 19, 0.9f, 1.1f);
+  vars.assign("/v", v0);
+  auto exe = CpuExecutable::compile(g, {2, ""});
+  Tensor x = random_tensor({64, 256}, 20);
+  std::vector<float> want(v0.data<float>(), v0.data<float>() + v0.num_elements());
+  for (int run = 0; run < 3; ++run) {
+    std::vector<Tensor> out = exe->run({x}, &vars);
+    for (float& w : want) w = w * w;
+    Tensor v = vars.read("/v");
+    for (int64_t i = 0; i < v.num_elements(); ++i) {
+      ASSERT_FLOAT_EQ(v.data<float>()[i], want[static_cast<size_t>(i)]) << "run " << run << " at " << i;
+      const float xx = 2 * x.data<float>()[i];
+      ASSERT_FLOAT_EQ(out[0].data<float>()[i], xx * xx) << "run " << run << " at " << i;
+    }
+  }
 }
 
 }  // namespace
