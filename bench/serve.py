@@ -302,7 +302,16 @@ def main():
     ap.add_argument('--omp-wait-policy', choices=('passive', 'active'), default=None,
                     help='OMP_WAIT_POLICY for every Tessera child (default: the CLI\'s own short spin); '
                     'passive suits a machine shared with other jobs')
+    ap.add_argument('--render', metavar='SERVE_JSON', default=None,
+                    help='only rewrite serve.md (and the summary in the JSON) from an earlier run\'s serve.json')
     args = ap.parse_args()
+    if args.render:
+        path = pathlib.Path(args.render)
+        results = json.loads(path.read_text())
+        results['summary'] = serve_report.summarise(results)
+        path.write_text(json.dumps(results, indent=1, default=float) + '\n')
+        path.with_suffix('.md').write_text(serve_report.markdown(results))
+        return 0
     if args.omp_wait_policy:
         TESSERA_ENV['OMP_WAIT_POLICY'] = args.omp_wait_policy
     if args.smoke:
@@ -399,6 +408,8 @@ def main():
                         server.stop()
     env_info['load_end'] = os.getloadavg()
     env_info['finished'] = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+    # The raw cells first, so a bug in the summary never loses a run (fix it, then --render).
+    (out_dir / 'serve.json').write_text(json.dumps(results, indent=1, default=float) + '\n')
     results['summary'] = serve_report.summarise(results)
     (out_dir / 'serve.json').write_text(json.dumps(results, indent=1, default=float) + '\n')
     (out_dir / 'serve.md').write_text(serve_report.markdown(results))

@@ -41,8 +41,9 @@ def summarise(results):
 
 
 def _find(cells, **kw):
+    # A cell without a single answered request has no rate to compare: treated as missing.
     for c in cells:
-        if all(c[k] == v for k, v in kw.items()) and c['requests_per_s'] is not None:
+        if all(c[k] == v for k, v in kw.items()) and c['requests_per_s']:
             return c
     return None
 
@@ -66,7 +67,7 @@ def targets(results, cells, in_process):
                 b1 = ip.get((m, 1))
                 # What batching can gain at most: the backend's own samples/s at the largest
                 # batch over batch 1, in-process.
-                ceiling = compute['throughput_per_s'] / b1['throughput_per_s'] if b1 else None
+                ceiling = compute['throughput_per_s'] / b1['throughput_per_s'] if b1 and b1['throughput_per_s'] else None
                 out.append(dict(target='batching_speedup', model=m, protocol=proto, clients=top,
                                 value=ratio, p99_ms=on['p99_ms'], p99_bound_ms=bound,
                                 on_requests_per_s=on['requests_per_s'], off_requests_per_s=off['requests_per_s'],
@@ -75,7 +76,7 @@ def targets(results, cells, in_process):
         served = [c for c in cells if c['model'] == m and c['server'] == 'tessera' and not c['batching']
                   and c['request_batch'] == 32 and c['samples_per_s']]
         ref = ip.get((m, 32))
-        if served and ref:
+        if served and ref and ref['throughput_per_s']:
             best = max(served, key=lambda c: c['samples_per_s'])
             out.append(dict(target='served_vs_in_process_b32', model=m, value=best['samples_per_s'] /
                             ref['throughput_per_s'], served_samples_per_s=best['samples_per_s'],
