@@ -223,3 +223,11 @@ def test_progress_bar_on_a_terminal(setup):
     text = out.decode()
     assert "\rstep 8/8 [====================] loss" in text and "\x1b[K" in text, repr(text)
     assert "step 8/8" in text.splitlines()[-2] or "done: 8 steps" in text
+
+
+def test_rdu_target_reports_the_simulated_step(setup):
+    out = setup["dir"] / "rdu.json"
+    proc = run_train(train_args(setup["model"], setup["perm"], 2, validation=False,
+                                extra=["--target", "rdu", "--stats-json", out]))
+    assert stats(out)["simulated_step_seconds"] > 0
+    assert "rdu: simulated step time" in proc.stderr
