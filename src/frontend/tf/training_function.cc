@@ -101,8 +101,10 @@ bool add_training_signature(tensorflow::MetaGraphDef& mg) {
       if (cf == og.concrete_functions().end()) continue;
       const auto& sig = cf->second.canonicalized_input_signature();
       if (training_flag(sig) != true) continue;
+      const StructuredValue& args = sig.tuple_value().values(0);
+      if (args.kind_case() != StructuredValue::kTupleValue || args.tuple_value().values_size() == 0) continue;
       std::vector<const tensorflow::TensorSpecProto*> flat;
-      flatten_specs(sig.tuple_value().values(0).tuple_value().values(0), flat);
+      flatten_specs(args.tuple_value().values(0), flat);
       if (flat.size() != input_keys.size() || std::count(flat.begin(), flat.end(), nullptr)) continue;
       bool dtypes_match = true;
       for (size_t i = 0; i < flat.size(); ++i)
