@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <set>
 
+#include "ir/printer.h"
 #include "runtime/model.h"
 #include "support/error.h"
 #include "support/file.h"
@@ -55,6 +56,7 @@ const char* kUsage =
     "  --eval-every STEPS  --log-every STEPS (100, when stderr is not a terminal)  --quiet\n"
     "  --stats-json FILE           steps, losses, eval metrics, samples/s, input wait, peak RSS\n"
     "  --stats-warmup N (5)        steps left out of the samples/s median\n"
+    "  --dump-ir FILE              the compiled step graph as IR text\n"
     "SIGINT/SIGTERM: finish the step, checkpoint, write stats and export, exit 128+signal.\n"
     "Under `mpirun -np N`, every process reads the data and trains its slice of each batch;\n"
     "rank 0 writes logs, checkpoints and the export.\n";
@@ -66,7 +68,7 @@ const std::vector<std::string> kValueFlags = {
     "--schedule", "--decay-steps", "--decay-rate", "--alpha", "--warmup-steps", "--steps", "--epochs", "--seed",
     "--replicas", "--target", "--threads", "--logdir", "--checkpoint-dir", "--checkpoint-every", "--keep",
     "--export", "--eval-every", "--log-every", "--stats-json", "--tags", "--parallel", "--prefetch",
-    "--stats-warmup"};
+    "--stats-warmup", "--dump-ir"};
 const std::set<std::string> kSwitches = {"--from-logits", "--nesterov", "--staircase", "--sync-batch-norm",
                                          "--resume", "--quiet", "--help"};
 
@@ -301,6 +303,7 @@ int cmd_train(int argc, char** argv) {
     std::fprintf(stderr, "training '%s' (endpoint %s, %zu trainable variables) on %s%s\n", model_path.c_str(),
                  endpoint.c_str(), trainer->trainable_keys().size(), topt.target.c_str(),
                  comm ? str_cat(", ", comm->size(), " MPI processes").c_str() : "");
+  if (leader && a.has("--dump-ir")) write_file(a.get("--dump-ir"), print_graph(trainer->step_graph(), {}));
   LoopResult r = run_training(*trainer, train_ds, val_ds, lopt, comm.get());
   if (leader && !lopt.quiet) {
     std::fprintf(stderr, "done: %lld steps, final loss %.6g, %.0f samples/s (median), input wait %.1f%%\n",

@@ -241,7 +241,8 @@ def test_tf_keras_model_checkpoint_and_export(setup, tmp_path):
     model.save(str(src), save_format="tf")
     ck, export = tmp_path / "ck", tmp_path / "export"
     run_train(train_args(src, setup["perm"], 6, validation=False,
-                         extra=["--checkpoint-dir", ck, "--export", export, "--quiet"]))
+                         extra=["--checkpoint-dir", ck, "--export", export, "--quiet", "--stats-json", tmp_path / "s.json"]))
+    assert "endpoint=tessera_training_forward" in stats(tmp_path / "s.json")["run"]  # dropout on
     x, _ = mnist_arrays(setup["perm"], 8000, 8050)
     want = list(tf.saved_model.load(str(export)).signatures["serving_default"](tf.constant(x)).values())[0].numpy()
     exported = tf_keras.models.load_model(str(export))

@@ -37,13 +37,13 @@ def trained(setup):
     out = {"logdir": d / "logs", "stats": d / "stats.json", "export": d / "export"}
     proc = run_train(train_args(setup["model"], setup["perm"], STEPS, extra=[
         "--logdir", out["logdir"], "--stats-json", out["stats"], "--export", out["export"],
-        "--eval-every", 30, "--log-every", 20]))
+        "--eval-every", 30, "--log-every", 20, "--dump-ir", d / "step.ir"]))
     out["proc"] = proc
     out["stats_data"] = stats(out["stats"])
     return out
 
 
-def test_progress_and_stats(trained):
+def test_progress_and_stats(trained, setup):
     err = trained["proc"].stderr
     # Not a terminal: one line every --log-every steps (and the first and last).
     for step in (1, 20, 40, 60):
@@ -60,6 +60,8 @@ def test_progress_and_stats(trained):
     assert s["peak_rss_bytes"] > 10 << 20
     assert np.mean(s["losses"][-10:]) < 0.6 * np.mean(s["losses"][:5])
     assert s["eval_accuracy"] > 0.7
+    # --dump-ir: the step graph holds the forward and backward matmuls (2 layers: >= 2 + 3).
+    assert (setup["dir"] / "step.ir").read_text().count("MatMul") >= 5
 
 
 def test_tensorboard_reads_scalars_and_graph(trained):
@@ -221,3 +223,11 @@ def test_progress_bar_on_a_terminal(setup):
     text = out.decode()
     assert "\rstep 8/8 [====================] loss" in text and "\x1b[K" in text, repr(text)
     assert "step 8/8" in text.splitlines()[-2] or "done: 8 steps" in text
+
+
+def test_rdu_target_reports_the_simulated_step(setup):
+    out = setup["dir"] / "rdu.json"
+    proc = run_train(train_args(setup["model"], setup["perm"], 2, validation=False,
+                                extra=["--target", "rdu", "--stats-json", out]))
+    assert stats(out)["simulated_step_seconds"] > 0
+    assert "rdu: simulated step time" in proc.stderr
