@@ -238,7 +238,8 @@ def run_tessera(args, mode, folder, name, batch, warmup, steps, log):
                 return dict(status='failed', why=f'exit {rc}')
             s = json.loads(stats.read_text())
             return dict(status='ok', samples_per_second=s['samples_per_second'], peak_rss_bytes=rss,
-                        self_reported_peak_rss_bytes=s.get('peak_rss_bytes'), wall_s=wall)
+                        self_reported_peak_rss_bytes=s.get('peak_rss_bytes'), wall_s=wall,
+                        input_wait_fraction=s.get('input_wait_fraction'), final_loss=s.get('final_loss'))
         if mode == 'train-trace':
             runs = []
             for n in (warmup, warmup + steps):
@@ -301,6 +302,9 @@ def summarize(entry, peak_gflops):
                         achieved_gflops=gflops,
                         fraction_of_peak=gflops / peak_gflops if peak_gflops else None,
                         note=ok[0].get('note'))
+        waits = [t['input_wait_fraction'] for t in ok if t.get('input_wait_fraction') is not None]
+        if waits:
+            rows[rt]['input_wait_fraction'] = statistics.median(waits)
     t = rows.get('tessera', {})
     for rt in ('tf', 'tf_xla'):
         if t.get('status') == 'ok' and rows.get(rt, {}).get('status') == 'ok':

@@ -10,8 +10,13 @@
 #include <optional>
 #include <tuple>
 
+#include <omp.h>
+
+#include <cstdlib>
+
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/onednn.h"
+#include "backend/cpu/threads.h"
 #include "backend/cpu/weight_cache.h"
 
 namespace tessera::cpu {
@@ -78,6 +83,8 @@ class MatMulKernel final : public CpuKernel {
     Tensor out = r.allocate(0, DType::kFloat32, out_shape);
     if (m == 0 || n == 0) return r.set_output(0, out);
     if (k == 0) return run_reference(node_, r);  // empty contraction: rare, oneDNN rejects it
+    if (split_rows_ && !bf16_ && r.threads() > 1 && m >= kMinSplitRows * r.threads())
+      return run_rows(r, a, b, out, m, k, n);
     Entry& e = entry(m, k, n);
     memory wmem;
     if (stable_) {
@@ -122,8 +129,71 @@ class MatMulKernel final : public CpuKernel {
     bool bf16 = false;  // src and weights are bf16
   };
 
-  memory::desc a_md(int64_t m, int64_t k) const {
-    return trans_a_ ? memory::desc({m, k}, memory::data_type::f32, memory::dims{1, m})
+  // TESSERA_MATMUL_SPLIT=1: the result's rows split into one block per thread, each a
+  // single-threaded oneDNN matmul run by parallel_for's pool instead of oneDNN's OpenMP team
+  // (whose barrier waits for every thread). Measured only on the shared dev box with its
+  // second core busy (seed MLP train step b256, 2 threads, load ~6.5: 6.1-6.4K -> 7.6-8.2K
+  // samples/s; 1 thread 18K); off by default until it is measured on a quiet machine, where
+  // oneDNN's own blocking across threads may well be better.
+  static constexpr int64_t kMinSplitRows = 64;
+  bool split_rows_ = [] {
+    const char* v = std::getenv("TESSERA_MATMUL_SPLIT");
+    return v && std::string(v) == "1";
+  }();
+
+  void run_rows(KernelRun& r, const Tensor& a, const Tensor& b, Tensor& out, int64_t m, int64_t k, int64_t n) {
+    const int parts = r.threads();
+    struct Block {
+      int64_t row0, rows;
+      Entry* e;
+      memory w;
+    };
+    std::vector<Block> blocks;
+    for (int p = 0; p < parts; ++p) {
+      const int64_t r0 = m * p / parts, r1 = m * (p + 1) / parts;
+      Entry& e = entry(r1 - r0, k, n, true, trans_a_ ? m : 0);
+      memory w;  // weights in the layout this block's primitive wants (the cache is not thread-safe)
+      if (stable_) {
+        weights_.set_source(b, b_md(k, n));
+        w = weights_.get(e.pd.weights_desc());
+      } else {
+        w = onednn::wrap(b_md(k, n), b.raw());
+      }
+      blocks.push_back({r0, r1 - r0, &e, w});
+    }
+    const float* pa = a.data<float>();
+    float* py = out.data<float>();
+    const size_t bias_at = 2, res_at = has_bias_ ? 3 : 2;
+    const float* bias = has_bias_ ? r.input(bias_at).data<float>() : nullptr;
+    const float* res = has_residual_ ? r.input(res_at).data<float>() : nullptr;
+    if (bias)
+      TS_CHECK(r.input(bias_at).num_elements() == n, "bias has ", r.input(bias_at).num_elements(),
+               " elements, expected ", n);
+    if (res) TS_CHECK(r.input(res_at).num_elements() == m * n, "residual has the wrong size");
+    parallel_for(parts, 1, r.threads(), [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p) {
+        const Block& blk = blocks[static_cast<size_t>(p)];
+        const Entry& e = *blk.e;
+        // a: rows row0.. of [m,k]; transposed, columns row0.. of the stored [k,m].
+        const float* ap = trans_a_ ? pa + blk.row0 : pa + blk.row0 * k;
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn::wrap(e.pd.src_desc(), ap)},
+                                             {DNNL_ARG_WEIGHTS, blk.w},
+                                             {DNNL_ARG_DST, onednn::wrap(e.pd.dst_desc(), py + blk.row0 * n)}};
+        if (bias) args[DNNL_ARG_BIAS] = onednn::wrap(onednn::plain_desc({1, n}), bias);
+        if (res)
+          args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+              onednn::wrap(onednn::plain_desc({blk.rows, n}), res + blk.row0 * n);
+        args[DNNL_ARG_SCRATCHPAD] = onednn::thread_scratchpad(e.pd.scratchpad_desc());
+        dnnl::stream s(onednn::engine());
+        e.prim.execute(s, args);
+        s.wait();
+      }
+    });
+    r.set_output(0, out);
+  }
+
+  memory::desc a_md(int64_t m, int64_t k, int64_t lda = 0) const {
+    return trans_a_ ? memory::desc({m, k}, memory::data_type::f32, memory::dims{1, lda > 0 ? lda : m})
                     : onednn::plain_desc({m, k});
   }
   memory::desc b_md(int64_t k, int64_t n) const {
@@ -131,10 +201,20 @@ class MatMulKernel final : public CpuKernel {
                     : onednn::plain_desc({k, n});
   }
 
-  Entry& entry(int64_t m, int64_t k, int64_t n) {
-    auto key = std::make_tuple(m, k, n);
+  // single: a primitive for one thread (created with OpenMP's thread count at 1, which oneDNN
+  // fixes at creation), run on row blocks by our own pool (see run_rows). `lda`: the stored
+  // row pitch of a transposed `a` when the rows are a block of a larger matrix (0: m).
+  Entry& entry(int64_t m, int64_t k, int64_t n, bool single = false, int64_t lda = 0) {
+    auto key = std::make_tuple(m, k, n, single, lda);
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
+    struct OmpThreads {  // restores the caller's OpenMP thread count
+      int saved = omp_get_max_threads();
+      explicit OmpThreads(bool one) {
+        if (one) omp_set_num_threads(1);
+      }
+      ~OmpThreads() { omp_set_num_threads(saved); }
+    } omp_threads(single);
     dnnl::post_ops ops;
     if (has_residual_) ops.append_binary(dnnl::algorithm::binary_add, onednn::plain_desc({m, n}));
     onednn::append_activation(ops, activation_, alpha_);
@@ -144,7 +224,7 @@ class MatMulKernel final : public CpuKernel {
     memory::desc bias = has_bias_ ? onednn::plain_desc({1, n}) : memory::desc();
     auto make = [&](memory::data_type t) {
       memory::desc w = stable_ ? memory::desc({k, n}, t, memory::format_tag::any) : onednn::retype(b_md(k, n), t);
-      dnnl::matmul::desc d(onednn::retype(a_md(m, k), t), w, bias, onednn::plain_desc({m, n}));
+      dnnl::matmul::desc d(onednn::retype(a_md(m, k, lda), t), w, bias, onednn::plain_desc({m, n}));
       dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
       return Entry{pd, dnnl::matmul(pd), t == memory::data_type::bf16};
     };
@@ -164,7 +244,7 @@ class MatMulKernel final : public CpuKernel {
   WeightCache weights_;
   bool stable_ = false;
   bool bf16_ = false;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, Entry> cache_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, bool, int64_t>, Entry> cache_;
 };
 
 // BatchMatMulV2 where batch dims are equal or one side's batch is all ones (broadcast),

@@ -1,7 +1,10 @@
 // Intra-op parallelism. Debian's oneDNN 2.6 is built with OpenMP (libgomp, see `ldd
-// libdnnl.so`), so our own kernels use the same OpenMP runtime: one pool of threads serves
-// both, and one setting (CpuOptions::threads, applied per run on the calling thread with
-// omp_set_num_threads) bounds both, with no oversubscription between two pools.
+// libdnnl.so`); CpuOptions::threads, applied per run on the calling thread with
+// omp_set_num_threads, bounds its teams. Our own kernels' parallel_for runs on a small pool
+// per calling thread instead (threads.cc): the caller claims chunks alongside the helpers and
+// never waits for a helper that has not started, where an OpenMP team's barrier waits for
+// every thread, a scheduler delay per loop whenever the cores are busy with other processes.
+// Kernels run one at a time, so the two sets of threads do not compete for cores.
 //
 // Inter-op parallelism runs steps on a WorkerPool: plain std::threads, each of which is its
 // own OpenMP initial thread with its own team and its own thread-count setting. One pool per
@@ -20,8 +23,9 @@ namespace tessera::cpu {
 int default_threads();               // cores available to this process
 void set_thread_count(int threads);  // for oneDNN and parallel_for on this thread
 
-// Calls body(begin, end) over [0, n) split into at most `threads` contiguous chunks of at least
-// `grain` items; runs inline when one chunk suffices.
+// Calls body(begin, end) over [0, n) split into contiguous chunks of at least `grain` items (up
+// to 4 per thread, claimed dynamically), on at most `threads` threads including the caller;
+// runs inline when one chunk suffices.
 void parallel_for(int64_t n, int64_t grain, int threads, const std::function<void(int64_t, int64_t)>& body);
 
 // `size` workers: the caller of run() and size-1 persistent threads.

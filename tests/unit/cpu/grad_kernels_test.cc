@@ -235,3 +235,37 @@ graph (x: float32[64,256]) -> (r, ^assign) {
 
 }  // namespace
 }  // namespace tessera::cpu::testing
+
+namespace tessera::cpu::testing {
+namespace {
+
+TEST(CpuGradKernels, MatMulRowBlocksOnOurPool) {
+  // TESSERA_MATMUL_SPLIT=1 (read when kernels are built): row blocks of single-threaded oneDNN
+  // matmuls on parallel_for's pool, incl. a transposed `a` (the weight gradient x^T dy) and
+  // bias + residual + activation post-ops on each block.
+  setenv("TESSERA_MATMUL_SPLIT", "1", 1);
+  FnGraph fn;
+  Value x = fn.arg(DType::kFloat32, PartialShape({-1, 160}));
+  Value w = fn.arg(DType::kFloat32, PartialShape({160, 40}));
+  Value dy = fn.arg(DType::kFloat32, PartialShape({-1, 40}));
+  Value bias = fn.constant(random_tensor({40}, 21));
+  AttrMap mm = {{"T", DType::kFloat32}, {"transpose_a", false}, {"transpose_b", false}};
+  AttrMap ta = mm, tb = mm;
+  ta["transpose_a"] = true;
+  tb["transpose_b"] = true;
+  fn.result(fn.op("MatMul", {x, w}, mm)->out());
+  fn.result(fn.op("MatMul", {x, dy}, ta)->out());  // [160, 40]: rows split over x's columns
+  fn.result(fn.op("MatMul", {dy, w}, tb)->out());
+  AttrMap fused = mm;
+  fused["has_bias"] = true;
+  fused["has_residual"] = true;
+  fused["activation"] = std::string("Relu");
+  fn.result(fn.op("TsFusedMatMul", {x, w, bias, dy}, fused)->out());
+  check_graph(fn, {{random_tensor({300, 160}, 22), random_tensor({160, 40}, 23), random_tensor({300, 40}, 24)},
+                   {random_tensor({7, 160}, 25), random_tensor({160, 40}, 26), random_tensor({7, 40}, 27)}},
+              "matmul row blocks", 2);
+  unsetenv("TESSERA_MATMUL_SPLIT");
+}
+
+}  // namespace
+}  // namespace tessera::cpu::testing
