@@ -58,6 +58,25 @@ def batching_text():
     return '\n'.join(lines) + '\n'
 SERVER_THREADS = 2  # --tensorflow_intra_op_parallelism (and TF's intra-op): the core count here
 TESSERA_ENV = {}  # extra environment of Tessera children (--omp-wait-policy)
+METRICS_PATH = '/monitoring/prometheus/metrics'
+
+
+def batch_histogram(server):
+    """(sum, count) of Tessera's batch-size histogram (padded rows per executed batch), or None."""
+    if server.kind != 'tessera' or not server.ports.get('rest'):
+        return None
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f'http://127.0.0.1:{server.ports["rest"]}{METRICS_PATH}', timeout=30) as f:
+            text = f.read().decode()
+    except OSError:
+        return None
+    vals = {}
+    for line in text.splitlines():
+        for name in ('batch_size_sum', 'batch_size_count'):
+            if line.startswith(f':tessera:serving:{name}{{'):
+                vals[name] = vals.get(name, 0.0) + float(line.rsplit(' ', 1)[1])
+    return (vals.get('batch_size_sum', 0.0), vals.get('batch_size_count', 0.0))
 
 
 def zoo_dir():
@@ -220,6 +239,9 @@ def start_tessera(binary, info, batching, work, tag):
     cmd = [str(binary), 'serve', '--model_name', info['name'], '--model_base_path', info['base_path'],
            '--port', '0', '--rest_api_port', 'auto', '--file_system_poll_wait_seconds', '0',
            '--tensorflow_intra_op_parallelism', str(SERVER_THREADS), '--host', '127.0.0.1']
+    monitoring = work / 'monitoring.txt'
+    monitoring.write_text(f'prometheus_config {{ enable: true path: "{METRICS_PATH}" }}\n')
+    cmd += ['--monitoring_config_file', str(monitoring)]
     if batching:
         params = work / 'batching.txt'
         params.write_text(batching_text())
@@ -272,6 +294,7 @@ def cells_for(kind, batching, clients, key_only):
 
 def run_cell(server, info, proto, clients, batch, args):
     load0 = os.getloadavg()[0]
+    hist0 = batch_histogram(server)
     cpu0 = server.cpu_seconds()
     if proto == 'grpc':
         r = serve_load.run_grpc(server.ports['grpc'], info['requests'][batch]['grpc'], clients, args.seconds,
@@ -280,7 +303,12 @@ def run_cell(server, info, proto, clients, batch, args):
         r = serve_load.run_rest(server.ports['rest'], f'/v1/models/{info["name"]}:predict',
                                 info['requests'][batch]['rest'], clients, args.seconds, args.warmup)
     cpu1 = server.cpu_seconds()
+    hist1 = batch_histogram(server)
     r['server_cpu_s'] = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    if hist0 and hist1 and hist1[1] > hist0[1]:
+        # Warm-up included: batches executed during the whole cell, padded rows per batch.
+        r['batches'] = hist1[1] - hist0[1]
+        r['mean_padded_batch'] = (hist1[0] - hist0[0]) / r['batches']
     r['requests_per_s'] = r['requests'] / r['seconds']
     r['samples_per_s'] = r['requests_per_s'] * batch
     r['load_before'] = load0
@@ -348,7 +376,8 @@ def main():
                    servers={
                        'tessera': dict(binary=str(binary), env=dict(TESSERA_ENV) or 'CLI default (GOMP_SPINCOUNT=30000)',
                                        flags='--tensorflow_intra_op_parallelism '
-                                       f'{SERVER_THREADS}; REST/gRPC thread defaults (4 x CPUs); batching: '
+                                       f'{SERVER_THREADS}; REST/gRPC thread defaults (REST 4 x CPUs, 128 with batching; gRPC quota '
+                                       'max(1024, 4 x CPUs)); batching: '
                                        '--enable_batching --batching_parameters_file (see batching_parameters)'),
                        'tf': dict(how='bench/tf_grpc_server.py: TF 2.21 tf.saved_model.load, signature in '
                                   'tf.function (graph mode), grpc.server(ThreadPoolExecutor(64)), '
@@ -382,10 +411,13 @@ def main():
                               else start_tessera(binary, info, batching, work, tag))
                     try:
                         server.wait_ready()
+                        # Every trial: also the warm-up call (TF traces its function on the first
+                        # call; 64 concurrent first calls took longer than a cell).
+                        outputs = check_outputs(info, server)
                         if trial == 0:
                             results['checks'].append(dict(model=m, server=kind, batching=batching,
                                                           ready_seconds=server.ready_seconds,
-                                                          outputs=check_outputs(info, server)))
+                                                          outputs=outputs))
                         for proto, c, b in cells_for(kind, batching, clients, key_only):
                             try:
                                 r = run_cell(server, info, proto, c, b, args)

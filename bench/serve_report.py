@@ -26,7 +26,8 @@ def summarise(results):
                 errors[k] = errors.get(k, 0) + v
         row = dict(zip(('model', 'server', 'batching', 'protocol', 'clients', 'request_batch'), key),
                    trials=len(ok), failed=[c['error'] for c in cs if 'error' in c], errors=errors)
-        for f in ('requests_per_s', 'samples_per_s', 'p50_ms', 'p99_ms', 'server_cpu_s', 'client_cpu_s'):
+        for f in ('requests_per_s', 'samples_per_s', 'p50_ms', 'p99_ms', 'server_cpu_s', 'client_cpu_s',
+                  'mean_padded_batch'):
             row[f] = _median([c.get(f) for c in ok])
         row['requests'] = sum(c['requests'] for c in ok)
         cells.append(row)
@@ -180,7 +181,8 @@ def markdown(results):
                 for k, v in x['errors'].items():
                     errs[k] = errs.get(k, 0) + v
                 row.append(f'{_fmt(x["requests_per_s"])} ({_fmt(x["p50_ms"], 2)} / {_fmt(x["p99_ms"], 2)})'
-                           + (f' [{x["trials"]}]' if x['trials'] > 1 else ''))
+                           + (f' [{x["trials"]}]' if x['trials'] > 1 else '')
+                           + (f' b≈{x["mean_padded_batch"]:.0f}' if x.get('mean_padded_batch') else ''))
             if not any_cell and server == 'tf' and proto != 'grpc':
                 continue
             name = 'TF 2.21 (Python gRPC)' if server == 'tf' else 'Tessera'
@@ -196,6 +198,7 @@ def markdown(results):
                 f'in-process b{r["batch"]}: {_fmt(r["throughput_per_s"])} samples/s (p50 {_fmt(r["p50_ms"], 2)} ms)'
                 for r in sorted(ip, key=lambda r: r['batch']))]
         lines.append('')
-    lines += ['`[n]`: median of n trials. Raw per-trial cells, server/client CPU seconds per cell, peak RSS and '
+    lines += ['`b≈N`: mean rows per executed batch, after padding to allowed_batch_sizes (Tessera\'s '
+              'batch-size histogram over the cell, warm-up included). `[n]`: median of n trials. Raw per-trial cells, server/client CPU seconds per cell, peak RSS and '
               'the output checks are in serve.json.', '']
     return '\n'.join(lines)

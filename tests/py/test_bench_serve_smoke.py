@@ -52,6 +52,10 @@ def test_every_cell_ran_without_errors(smoke):
         assert c['requests'] > 0 and c['errors'] == {}, c
         assert 0 < c['p50_ms'] <= c['p99_ms']
         assert c['samples_per_s'] == pytest.approx(c['requests_per_s'] * c['request_batch'])
+        if c['server'] == 'tessera' and c['batching']:
+            # read from the server's own batch-size histogram
+            assert c['batches'] > 0 and 1 <= c['mean_padded_batch'] <= results['batching_parameters'][
+                'max_batch_size'], c
 
 
 def test_outputs_checked_against_tensorflow(smoke):
