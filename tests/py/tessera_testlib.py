@@ -242,3 +242,29 @@ def check_op_error(build, feeds, node_name, message=None):
     assert node_name in text, text
     if message:
         assert message in text, text
+
+
+def match_variable_gradients(ref, got, rtol=1e-4):
+    """Pairs TensorFlow's variable gradients with Tessera's `tessera grad` output and checks
+    each pair by the numeric-match rule; returns each reference gradient's max |value|.
+
+    `ref` is [(variable value, its gradient or None)], `got` the npz dict ("value/<key>",
+    "grad/<key>"). Names differ between the runtimes and Tessera may differentiate more float
+    variables (BatchNorm statistics), so variables pair by value; variables with identical
+    values (zero biases, a fresh BatchNorm's ones) may pair either way, so a gradient may match
+    any of them."""
+    unused = [k[len("grad/"):] for k in got if k.startswith("grad/")]
+    scales = []
+    for value, ref_grad in ref:
+        r = ref_grad if ref_grad is not None else np.zeros_like(value)
+        candidates = [k for k in unused if got[f"value/{k}"].shape == value.shape
+                      and np.array_equal(got[f"value/{k}"], value)]
+        assert candidates, f"no Tessera variable has the value of a TensorFlow variable {value.shape}"
+        scale = np.max(np.abs(r)) if r.size else 0.0
+        ok = [k for k in candidates
+              if np.max(np.abs(r - got[f"grad/{k}"]), initial=0.0) <= rtol * scale + 1e-6]
+        if not ok:
+            assert_numeric_match(r, got[f"grad/{candidates[0]}"], f"d loss / d {candidates[0]}", rtol=rtol)
+        unused.remove(ok[0])
+        scales.append(scale)
+    return scales

@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from tessera_testlib import (_record_op_coverage, assert_numeric_match, check_ops_with_tf,
+from tessera_testlib import (_record_op_coverage, assert_numeric_match, check_ops_with_tf, match_variable_gradients,
                              run_cli)
 
 tf = pytest.importorskip("tensorflow")
@@ -230,25 +230,7 @@ def _model_grads(name, loss, target=None):
 def _compare_model(name, loss, target=None):
     ref_loss, ref, got = _model_grads(name, loss, target)
     assert_numeric_match(np.float32(ref_loss), got["loss"], "loss")
-    keys = [k[len("grad/"):] for k in got if k.startswith("grad/")]
-    # TensorFlow's tape watches the trainable variables; Tessera differentiates every float
-    # variable the loss reads (BatchNorm moving statistics too), so it may have more. Pair them
-    # by value (names differ between the runtimes); variables with identical values (a fresh
-    # BatchNorm's ones) may pair either way, so a gradient may match any of them.
-    unused = list(keys)
-    scales = []
-    for value, ref_grad in ref:
-        r = ref_grad if ref_grad is not None else np.zeros_like(value)
-        candidates = [k for k in unused if got[f"value/{k}"].shape == value.shape
-                      and np.array_equal(got[f"value/{k}"], value)]
-        assert candidates, f"no Tessera variable has the value of a TensorFlow variable {value.shape}"
-        scale = np.max(np.abs(r)) if r.size else 0.0
-        ok = [k for k in candidates
-              if np.max(np.abs(r - got[f"grad/{k}"]), initial=0.0) <= MODEL_RTOL * scale + 1e-6]
-        if not ok:
-            assert_numeric_match(r, got[f"grad/{candidates[0]}"], f"d loss / d {candidates[0]}", rtol=MODEL_RTOL)
-        unused.remove(ok[0])
-        scales.append(scale)
+    scales = match_variable_gradients(ref, got, MODEL_RTOL)
     assert max(scales) > 1e-3, f"degenerate reference gradients (largest {max(scales)})"
 
 

@@ -22,7 +22,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from tessera_testlib import assert_numeric_match, run_cli
+from tessera_testlib import assert_numeric_match, match_variable_gradients, run_cli
 from test_autodiff import check_grad, _rand
 
 tf = pytest.importorskip("tensorflow")
@@ -126,24 +126,7 @@ def _model_grads(name, batch, target_seed=5):
 def _compare(name, batch):
     ref_loss, ref, got = _model_grads(name, batch)
     assert_numeric_match(np.float32(ref_loss), got["loss"], "loss")
-    keys = [k[len("grad/"):] for k in got if k.startswith("grad/")]
-    # Pair TF's trainable variables with Tessera's by value (names differ; Tessera may also
-    # differentiate non-trainable float variables such as BatchNorm statistics). Variables
-    # with equal values (zero biases) may pair either way, so a gradient may match any of them.
-    unused = list(keys)
-    scales = []
-    for value, ref_grad in ref:
-        r = ref_grad if ref_grad is not None else np.zeros_like(value)
-        candidates = [k for k in unused if got[f"value/{k}"].shape == value.shape
-                      and np.array_equal(got[f"value/{k}"], value)]
-        assert candidates, f"no Tessera variable has the value of a TensorFlow variable {value.shape}"
-        scale = np.max(np.abs(r)) if r.size else 0.0
-        ok = [k for k in candidates
-              if np.max(np.abs(r - got[f"grad/{k}"]), initial=0.0) <= MODEL_RTOL * scale + 1e-6]
-        if not ok:
-            assert_numeric_match(r, got[f"grad/{candidates[0]}"], f"d loss / d {candidates[0]}", rtol=MODEL_RTOL)
-        unused.remove(ok[0])
-        scales.append(scale)
+    scales = match_variable_gradients(ref, got, MODEL_RTOL)
     assert len(scales) == len(ref) and len(ref) > 0
     # Every trainable variable gets a gradient that is not degenerate (the recurrent kernels
     # only get theirs through the loop).
