@@ -158,7 +158,6 @@ std::future<BatchResult> BatchScheduler::submit(const std::string& queue, const 
     task->done.set_value({make_status(code, std::move(msg)), {}});
     return std::move(future);
   };
-  bool wake = false;
   if (rows > options_.max_batch_size)
     return reject(tfe::INVALID_ARGUMENT, str_cat("Task size ", rows, " is larger than maximum batch size ",
                                                  options_.max_batch_size));
@@ -173,18 +172,13 @@ std::future<BatchResult> BatchScheduler::submit(const std::string& queue, const 
       if (static_cast<int64_t>(q.batches.size()) >= options_.max_enqueued_batches)
         return reject(tfe::RESOURCE_EXHAUSTED, "The batch scheduling queue to which this task was submitted is full");
       q.batches.push_back(Batch{{}, 0, task->enqueued});
-      wake = true;  // a new deadline, or the batch before it is now ready
     }
     q.batches.back().tasks.push_back(task);
     q.batches.back().rows += rows;
-    if (q.batches.back().rows >= options_.max_batch_size) wake = true;
     ++queued_;
     if (metrics_) metrics_->gauge_add(Metrics::kQueueDepth, {{"model_name", model_name}}, 1);
   }
-  // Joining an open batch that is not yet full changes nothing a waiting worker acts on (its
-  // wake-up time is that batch's timeout): waking it anyway costs a context switch per request,
-  // which at REST rates (batches of a few rows) was a measurable share of the server's CPU.
-  if (wake) cv_.notify_one();
+  cv_.notify_one();
   return future;
 }
 

@@ -237,8 +237,8 @@ int cmd_serve(int argc, char** argv) {
     rest.num_threads = static_cast<int>(flags.integer("rest_api_num_threads", 0, 100000));
     // With batching a REST request waits in the batch queue, so it is handled on a pool that
     // lets up to 128 requests wait, while the io threads stay at TF Serving's 4 x CPUs: 128 io
-    // threads with 64 clients made asio wake idle threads ~160 times per request (MLP, 64
-    // clients, 2 cores: ~1.1k req/s vs ~4.7k without batching). Without batching the call is
+    // threads with 64 clients made asio wake idle threads ~90-160 times per request (MLP, 64
+    // clients, 2 shared cores, medians of 3: ~1.1k req/s vs ~3.2k without batching; ~5.6k now). Without batching the call is
     // short and runs on the io thread (MobileNetV2, 16 clients: 8 threads ~1.6x the req/s of 128).
     if (options.enable_batching)
       rest.handler_threads = std::max(128, static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency())));

@@ -211,8 +211,7 @@ TEST(Batching, ThreadedSchedulerAnswersEveryCaller) {
   EXPECT_EQ(metrics.histogram_count(Metrics::kBatchSize, {{"model_name", "m"}}), model.batches.size());
 }
 
-// The worker is woken only when a batch opens or fills (not for every task that joins an open
-// batch): a batch that fills must still run at once, long before its timeout.
+// A batch that fills runs at once on the worker thread, long before its timeout.
 TEST(Batching, ThreadedFullBatchRunsBeforeItsTimeout) {
   FakeModel model;
   BatchScheduler s(opts(4, 60 * 1000 * 1000, 10), nullptr);  // 60 s timeout
@@ -229,7 +228,7 @@ TEST(Batching, ThreadedFullBatchRunsBeforeItsTimeout) {
   EXPECT_EQ(model.batches, std::vector<int64_t>{4});
 }
 
-// A lone task in a new batch runs when that batch times out (the open woke the worker).
+// A lone task in a new batch runs when that batch times out.
 TEST(Batching, ThreadedLoneTaskRunsAtTimeout) {
   FakeModel model;
   BatchScheduler s(opts(64, 1000, 10), nullptr);
