@@ -62,6 +62,43 @@ void AccessLog::write(const std::string& api, const std::string& peer, const std
   std::fflush(out_);
 }
 
+// ---- blocking pool ----
+
+BlockingPool::~BlockingPool() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void BlockingPool::post(std::function<void()> job) {
+  std::unique_lock lock(mu_);
+  jobs_.push_back(std::move(job));
+  if (jobs_.size() > idle_ && static_cast<int>(threads_.size()) < max_threads_) {
+    threads_.emplace_back([this] { loop(); });  // takes a job as soon as it runs
+    return;
+  }
+  lock.unlock();
+  cv_.notify_one();
+}
+
+void BlockingPool::loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    ++idle_;
+    cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+    --idle_;
+    if (jobs_.empty()) return;  // stopping
+    auto job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    job();
+    lock.lock();
+  }
+}
+
 // ---- server ----
 
 struct RestServer::Impl {
@@ -73,6 +110,7 @@ struct RestServer::Impl {
   tcp::acceptor acceptor{ioc};
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::thread> threads;
+  std::unique_ptr<BlockingPool> handlers;  // null: handle on the io threads
   std::atomic<int> in_flight{0};
   std::atomic<bool> stopping{false};
   int bound_port = 0;
@@ -190,6 +228,15 @@ class Session : public std::enable_shared_from_this<Session> {
         pollfd p{fd, POLLRDHUP, 0};
         return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
       };
+      if (server_.handlers) {
+        // The call may wait (batch queue): off the io threads; the answer is written on the strand.
+        unsigned version = req.version();
+        server_.handlers->post([self = shared_from_this(), hr = std::move(hr), ctx, version]() mutable {
+          auto res = std::make_shared<HttpResponse>(self->server_.routes.handle(hr, ctx));
+          net::post(self->stream_.get_executor(), [self, res, version] { self->write(*res, version); });
+        });
+        return;
+      }
       r = server_.routes.handle(hr, ctx);
     }
     write(r, req.version());
@@ -293,6 +340,7 @@ void RestServer::start() {
   s.do_accept();
   int n = s.options.num_threads > 0 ? s.options.num_threads
                                     : static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency()));
+  if (s.options.handler_threads > 0) s.handlers = std::make_unique<BlockingPool>(s.options.handler_threads);
   for (int i = 0; i < n; ++i) s.threads.emplace_back([&s] { s.ioc.run(); });
 }
 
@@ -314,6 +362,7 @@ void RestServer::stop(int drain_ms) {
   s.ioc.stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
+  s.handlers.reset();  // calls still running finish; their answers are dropped (io stopped)
 }
 
 }  // namespace tessera::serve

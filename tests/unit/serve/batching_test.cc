@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <thread>
 
 #include "serve/batching.h"
@@ -207,6 +209,35 @@ TEST(Batching, ThreadedSchedulerAnswersEveryCaller) {
   EXPECT_EQ(total, 320);
   EXPECT_LT(model.batches.size(), 160u) << "some requests shared a batch";
   EXPECT_EQ(metrics.histogram_count(Metrics::kBatchSize, {{"model_name", "m"}}), model.batches.size());
+}
+
+// A batch that fills runs at once on the worker thread, long before its timeout.
+TEST(Batching, ThreadedFullBatchRunsBeforeItsTimeout) {
+  FakeModel model;
+  BatchScheduler s(opts(4, 60 * 1000 * 1000, 10), nullptr);  // 60 s timeout
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::future<BatchResult>> done;
+  for (int i = 0; i < 4; ++i) done.push_back(s.submit("q", "m", rows({float(i)}), 1, model.fn(), {}));
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(done[i].wait_for(std::chrono::seconds(10)), std::future_status::ready) << "task " << i;
+    BatchResult r = done[i].get();
+    ASSERT_TRUE(r.status.ok()) << r.status.message;
+    EXPECT_EQ(r.outputs.at("y").data<float>()[0], 2.0f * i);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(model.batches, std::vector<int64_t>{4});
+}
+
+// A lone task in a new batch runs when that batch times out.
+TEST(Batching, ThreadedLoneTaskRunsAtTimeout) {
+  FakeModel model;
+  BatchScheduler s(opts(64, 1000, 10), nullptr);
+  for (int k = 0; k < 3; ++k) {
+    auto f = s.submit("q", "m", rows({float(k)}), 1, model.fn(), {});
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_EQ(f.get().outputs.at("y").data<float>()[0], 2.0f * k);
+  }
+  EXPECT_EQ(model.batches, (std::vector<int64_t>{1, 1, 1}));
 }
 
 }  // namespace
