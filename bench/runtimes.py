@@ -26,11 +26,12 @@ def quiet_env(**extra):
     return env
 
 
-def spawn(cmd, env, log_path, timeout=CHILD_TIMEOUT_S):
-    """Runs cmd; returns (exit code, peak RSS bytes of this child, wall seconds)."""
+def spawn(cmd, env, log_path, timeout=CHILD_TIMEOUT_S, append=False):
+    """Runs cmd; returns (exit code, peak RSS bytes of this child, wall seconds). The child's
+    output goes to log_path (appended to it with `append`)."""
     start = time.perf_counter()
-    with open(log_path, 'wb') as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+    with open(log_path, 'ab' if append else 'wb') as log:
+        proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=REPO)
         timer = threading.Timer(timeout, proc.kill)
         timer.start()

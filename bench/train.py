@@ -43,6 +43,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import runtimes  # noqa: E402  (the child-process runner shared with bench/run.py)
+
 SEED = 1234
 LR = 3e-4
 MODELS = {
@@ -135,19 +137,9 @@ def _vmhwm():
 # ---------------------------------------------------------------- parent
 
 def spawn(cmd, env, log_path, timeout=CHILD_TIMEOUT_S):
-    """(exit code, peak RSS bytes of the child from wait4, wall seconds)."""
-    import threading
-    start = time.perf_counter()
-    with open(log_path, 'ab') as log:
-        proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=REPO)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-    return os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024, time.perf_counter() - start
+    """(exit code, peak RSS bytes of the child from wait4, wall seconds); the child's output
+    is appended to log_path (one log per model gathers every trial)."""
+    return runtimes.spawn(cmd, env, log_path, timeout=timeout, append=True)
 
 
 def child_env(threads):
