@@ -15,34 +15,13 @@
 #include "passes/pass_util.h"
 #include "passes/signature_graph.h"
 #include "runtime/model.h"
+#include "autodiff_zoo_util.h"
 #include "zoo_test_util.h"
 
 namespace tessera {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The serving signature with loss = sum of every output appended, differentiated with
-// respect to every variable; the results are the outputs, then the gradients.
-std::shared_ptr<Graph> gradient_graph(const Model& model, size_t* num_grads) {
-  auto g = signature_graph(model.module(), model.signature("serving_default"));
-  std::vector<Value> parts;
-  for (const Value& out : g->results) {
-    const ValueInfo& info = out.node->outputs.at(out.index);
-    std::vector<int32_t> axes;
-    for (int32_t i = 0; i < info.shape.rank(); ++i) axes.push_back(i);
-    Node* ax = passes::add_const(*g, "loss/axes", Tensor::from_vector<int32_t>(axes, {info.shape.rank()}));
-    parts.push_back(passes::add_node(*g, "loss/sum", "Sum", {out, ax->out()}, {{"T", info.dtype}})->out());
-  }
-  Value loss = parts.size() == 1 ? parts[0]
-                                 : passes::add_node(*g, "loss/total", "AddN", parts,
-                                                    {{"T", DType::kFloat32}, {"N", static_cast<int64_t>(parts.size())}})
-                                       ->out();
-  auto targets = passes::variable_targets(*g, loss);
-  *num_grads = targets.size();
-  passes::differentiate(*g, loss, targets);
-  return g;
-}
 
 TEST(AutodiffZoo, GradientGraphsSurviveThePipeline) {
   fs::path dir = testing::zoo_dir();
@@ -58,8 +37,8 @@ TEST(AutodiffZoo, GradientGraphsSurviveThePipeline) {
     std::set<std::string> written = passes::written_variables(model->module());
     ctx.written_variables = &written;
     size_t grads = 0;
-    auto base = gradient_graph(*model, &grads);
-    auto opt = gradient_graph(*model, &grads);
+    auto base = testing::sum_loss_gradient_graph(*model, &grads);
+    auto opt = testing::sum_loss_gradient_graph(*model, &grads);
     EXPECT_GE(grads, 6u);
     passes::run_passes(*opt, passes::default_pipeline(), ctx);
     for (const char* batch : {"inputs_b1.npz", "inputs_b8.npz"}) {
