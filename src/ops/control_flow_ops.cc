@@ -5,6 +5,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "ir/copy_function.h"
 #include "ir/grad.h"
 #include "ops/op_helpers.h"
 
@@ -143,19 +144,13 @@ std::string branch_gradient(Graph& graph, const std::string& fn, const std::vect
   if (functions.count(name)) return name;
   const Graph* body = graph.library->find(fn);
   TS_CHECK(body, "function '", fn, "' is not in the library");
-  auto g = std::make_shared<Graph>(FunctionLibrary::borrow(graph.library));
-  g->name = name;
-  std::unordered_map<const Node*, Node*> copy;
-  for (Node* n : body->topo_order()) {
-    std::vector<Value> inputs;
-    for (const Value& v : n->inputs) inputs.push_back({copy.at(v.node), v.index});
-    Node* c = g->add(n->name, n->op, inputs, n->attrs);
-    for (Node* ctl : n->control_inputs) c->control_inputs.push_back(copy.at(ctl));
-    c->outputs = n->outputs;
-    c->known = n->known;
-    copy[n] = c;
-  }
-  for (Node* a : body->args) g->args.push_back(copy.at(a));
+  // The body's nodes and args; its outputs become the seeds below, and the gradient
+  // function's results are the wanted arguments' gradients.
+  auto g = copy_function(*body, name, graph.library);
+  const std::vector<Value> body_results = std::move(g->results);
+  g->results.clear();
+  g->result_names.clear();
+  g->control_results.clear();
   std::vector<std::pair<Value, Value>> seeds;
   for (size_t i = 0; i < body->results.size(); ++i) {
     const Value& r = body->results[i];
@@ -164,7 +159,7 @@ std::string branch_gradient(Graph& graph, const std::string& fn, const std::vect
                       {{"T", info.dtype}, {"index", static_cast<int64_t>(g->args.size())}, {"_shape", info.shape}});
     infer_node(*dy);
     g->args.push_back(dy);
-    if (carries_gradient(info.dtype)) seeds.push_back({Value{copy.at(r.node), r.index}, dy->out()});
+    if (carries_gradient(info.dtype)) seeds.push_back({body_results[i], dy->out()});
   }
   std::vector<std::vector<Value>> targets;
   for (size_t w : wanted) targets.push_back({g->args.at(w)->out()});

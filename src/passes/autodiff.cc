@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "ir/copy_function.h"
 #include "ir/grad.h"
 #include "passes/pass_util.h"
 #include "passes/signature_graph.h"
@@ -91,25 +92,11 @@ bool passes_through_arg(const Graph& body, size_t k) {
   return r.node == body.args.at(k) && r.index == 0;
 }
 
-std::shared_ptr<Graph> copy_function(Graph& owner, const Graph& fn) {
-  auto g = std::make_shared<Graph>(FunctionLibrary::borrow(owner.library));
+// A copy of library function `fn` under a fresh name, added to `owner`'s library.
+std::shared_ptr<Graph> hoisted_copy(Graph& owner, const Graph& fn) {
   std::string name = fn.name + "_hoisted";
   for (int k = 1; owner.library->functions.count(name); ++k) name = fn.name + "_hoisted_" + std::to_string(k);
-  g->name = name;
-  std::unordered_map<const Node*, Node*> copy;
-  for (Node* n : fn.topo_order()) {
-    std::vector<Value> inputs;
-    for (const Value& v : n->inputs) inputs.push_back({copy.at(v.node), v.index});
-    Node* c = g->add(n->name, n->op, inputs, n->attrs);
-    for (Node* ctl : n->control_inputs) c->control_inputs.push_back(copy.at(ctl));
-    c->outputs = n->outputs;
-    c->known = n->known;
-    copy[n] = c;
-  }
-  for (Node* a : fn.args) g->args.push_back(copy.at(a));
-  for (const Value& r : fn.results) g->results.push_back({copy.at(r.node), r.index});
-  g->result_names = fn.result_names;
-  for (Node* c : fn.control_results) g->control_results.push_back(copy.at(c));
+  auto g = copy_function(fn, name, owner.library);
   owner.library->functions[name] = g;
   return g;
 }
@@ -136,7 +123,7 @@ void hoist_node(Graph& owner, Graph& g, Node& n) {
   for (const std::string& f : fns) {
     const Graph* fn = owner.library->find(f);
     TS_CHECK(fn, n.label(), ": function '", f, "' is not in the library");
-    auto c = copy_function(owner, *fn);
+    auto c = hoisted_copy(owner, *fn);
     hoist_reads_in(owner, *c, c->topo_order());
     copies.push_back(c);
   }
