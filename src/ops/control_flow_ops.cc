@@ -320,6 +320,9 @@ std::set<std::pair<const Node*, int>> used_values(const Graph& fn) {
   return used;
 }
 
+// Whether a control-flow node calls a function that uses state (uses_state).
+bool calls_state_user(const Node& n, const FunctionLibrary& lib, int depth = 0);
+
 // Whether `fn` (or a function it calls) uses the output of a stateful op other than a
 // variable read (nested reads are taken as reproducible: only a loop writing the variable
 // inside nested control flow would break that).
@@ -331,16 +334,20 @@ bool uses_state(const Graph& fn, const FunctionLibrary& lib, int depth = 0) {
     for (int i = 0; i < n->num_outputs(); ++i) any_used = any_used || used.count({n.get(), i});
     if (!any_used) continue;
     if (reads_state(*n) && n->op != "ReadVariableOp") return true;
-    if (!is_control_flow_op(n->op)) continue;
-    std::vector<std::string> fns;
-    for (const auto& [k, a] : n->attrs) {
-      if (const auto* f = std::get_if<FuncRef>(&a)) fns.push_back(f->name);
-      if (const auto* fs = std::get_if<std::vector<FuncRef>>(&a))
-        for (const FuncRef& f : *fs) fns.push_back(f.name);
-    }
-    for (const std::string& f : fns)
-      if (const Graph* callee = lib.find(f); callee && uses_state(*callee, lib, depth + 1)) return true;
+    if (is_control_flow_op(n->op) && calls_state_user(*n, lib, depth + 1)) return true;
   }
+  return false;
+}
+
+bool calls_state_user(const Node& n, const FunctionLibrary& lib, int depth) {
+  std::vector<std::string> fns;
+  for (const auto& [k, a] : n.attrs) {
+    if (const auto* f = std::get_if<FuncRef>(&a)) fns.push_back(f->name);
+    if (const auto* fs = std::get_if<std::vector<FuncRef>>(&a))
+      for (const FuncRef& f : *fs) fns.push_back(f.name);
+  }
+  for (const std::string& f : fns)
+    if (const Graph* callee = lib.find(f); callee && uses_state(*callee, lib, depth)) return true;
   return false;
 }
 
@@ -391,17 +398,7 @@ LoopRewrite accumulate(Graph& graph, Node& w) {
       for (int i = 0; i < n->num_outputs(); ++i)
         if (used.count({n, i}) && n->outputs[i].dtype != DType::kResource) r.state.push_back(n->out(i));
     } else if (is_control_flow_op(n->op) &&
-               [&] {  // only this node's functions matter
-                 std::vector<std::string> fns;
-                 for (const auto& [k, a] : n->attrs) {
-                   if (const auto* f = std::get_if<FuncRef>(&a)) fns.push_back(f->name);
-                   if (const auto* fs = std::get_if<std::vector<FuncRef>>(&a))
-                     for (const FuncRef& f : *fs) fns.push_back(f.name);
-                 }
-                 for (const std::string& f : fns)
-                   if (const Graph* c = graph.library->find(f); c && uses_state(*c, *graph.library)) return true;
-                 return false;
-               }()) {
+               calls_state_user(*n, *graph.library)) {  // only this node's functions matter
       fail_code(ErrorCode::kUnimplemented, w.label(), ": ", n->label(), " in loop body '", body_name,
                 "' runs stateful ops (random streams) inside its functions; the loop's gradient "
                 "recomputes the body and cannot reuse those values");
