@@ -113,7 +113,9 @@ class Executable final : public CpuExecutable {
     // those convolutions on every core.
     set_thread_count(intra_);
     onednn::init(resolve_isa(""));  // process-wide: TESSERA_ISA or the processor's (see onednn.h)
-    profile_ = std::getenv("TESSERA_CPU_PROFILE") != nullptr;
+    const char* profile = std::getenv("TESSERA_CPU_PROFILE");
+    profile_ = profile != nullptr;
+    profile_nodes_ = profile && std::string(profile) == "node";  // one row per node, not per op
     plan_stats_env_ = std::getenv("TESSERA_CPU_PLAN_STATS") != nullptr;
     const char* ip = std::getenv("TESSERA_CPU_IN_PLACE");  // "0": plan without in-place (debugging)
     in_place_ = !(ip && std::string(ip) == "0");
@@ -364,7 +366,12 @@ class Executable final : public CpuExecutable {
     if (profile_ && plan) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::lock_guard lock(profile_mu_);
-      profile_secs_[node.op + (s.kernel ? "" : " (reference)")] += secs;
+      std::string key = node.op + (s.kernel ? "" : " (reference)");
+      if (profile_nodes_) {
+        key += " " + node.name;
+        if (node.num_outputs() > 0 && values[s.out_base].valid()) key += " " + shape_str(values[s.out_base].shape());
+      }
+      profile_secs_[key] += secs;
     }
     for (int o = 0; o < node.num_outputs(); ++o) {
       const Tensor& t = values[s.out_base + o];
@@ -540,6 +547,7 @@ class Executable final : public CpuExecutable {
   StepOrder order_;
   WorkerPool* pool_ = nullptr;  // process-wide, shared by executables with the same inter_op
   bool profile_ = false;
+  bool profile_nodes_ = false;
   std::mutex profile_mu_;
   std::map<std::string, double> profile_secs_;
   mutable std::mutex mu_;
