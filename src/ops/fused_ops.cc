@@ -3,6 +3,7 @@
 // tensors wherever a TF op exists, so an optimised graph computes what the unfused one did
 // (bit for bit for matmul/conv + bias + activation) and the semantics live in one place.
 #include <cmath>
+#include <map>
 
 #include "ops/elementwise_util.h"
 #include "ops/op_helpers.h"
@@ -204,19 +205,41 @@ void register_conv_like(OpRegistry& r, const std::string& name, const std::strin
 }
 
 // ---- TsElementwise -------------------------------------------------------------------------
+// A typed straight-line program (docs/fused_ops.md): float32 and bool values, outputs named by
+// `outputs` (entry indices; default the last entry), each with the shape its own operands
+// broadcast to, as the unfused ops would have produced.
 
-const std::vector<std::string> kUnary = {"Neg",  "Abs",     "Exp",     "Log",  "Sqrt", "Rsqrt",
-                                         "Square", "Reciprocal", "Tanh", "Sigmoid", "Relu",
-                                         "Relu6", "Elu",    "Selu",    "Erf",  "Softplus",
-                                         "Floor", "Ceil"};
-const std::vector<std::string> kBinary = {"AddV2",   "Sub", "Mul", "RealDiv", "Maximum",
-                                          "Minimum", "Pow", "SquaredDifference"};
+enum class Ty { kF32, kBool };
 
-bool in(const std::vector<std::string>& v, const std::string& s) {
-  for (const auto& x : v)
-    if (x == s) return true;
-  return false;
+// Operand types and result type of each program op. Comparisons also take two bools for
+// Equal/NotEqual (checked separately).
+struct Sig {
+  std::vector<Ty> operands;
+  Ty result;
+};
+
+const std::map<std::string, Sig>& signatures() {
+  static const std::map<std::string, Sig> sigs = [] {
+    std::map<std::string, Sig> s;
+    for (const char* op : {"Neg", "Abs", "Exp", "Log", "Sqrt", "Rsqrt", "Square", "Reciprocal", "Tanh", "Sigmoid",
+                           "Relu", "Relu6", "Elu", "Selu", "Erf", "Erfc", "Softplus", "Floor", "Ceil", "ZerosLike",
+                           "OnesLike"})
+      s[op] = {{Ty::kF32}, Ty::kF32};
+    for (const char* op : {"AddV2", "Sub", "Mul", "RealDiv", "Maximum", "Minimum", "Pow", "SquaredDifference"})
+      s[op] = {{Ty::kF32, Ty::kF32}, Ty::kF32};
+    s["LeakyRelu"] = {{Ty::kF32, Ty::kF32}, Ty::kF32};  // alpha: a literal
+    for (const char* op : {"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"})
+      s[op] = {{Ty::kF32, Ty::kF32}, Ty::kBool};
+    s["LogicalAnd"] = s["LogicalOr"] = {{Ty::kBool, Ty::kBool}, Ty::kBool};
+    s["LogicalNot"] = {{Ty::kBool}, Ty::kBool};
+    s["SelectV2"] = {{Ty::kBool, Ty::kF32, Ty::kF32}, Ty::kF32};
+    s["Cast"] = {{Ty::kBool}, Ty::kF32};  // bool -> float32 only
+    return s;
+  }();
+  return sigs;
 }
+
+const char* ty_name(Ty t) { return t == Ty::kF32 ? "float32" : "bool"; }
 
 std::vector<std::string> split_words(const std::string& s) {
   std::vector<std::string> out;
@@ -240,91 +263,133 @@ struct Operand {
 struct Entry {
   std::string op;
   std::vector<Operand> operands;
+  Ty type = Ty::kF32;
+  std::vector<char> deps;  // deps[i]: the entry reads input i, directly or through earlier entries
+};
+struct Program {
+  std::vector<Entry> entries;
+  std::vector<int64_t> outputs;
 };
 
-std::vector<Entry> parse_program(const std::vector<std::string>& program, int64_t n_inputs) {
+Operand parse_operand(const std::string& t, size_t k, const std::string& line) {
+  Operand o;
+  try {
+    size_t used = 0;
+    if (t[0] == '$' || t[0] == '%') {
+      o.kind = t[0] == '$' ? 'i' : 'r';
+      o.index = std::stoi(t.substr(1), &used);
+      TS_CHECK(used + 1 == t.size(), "bad operand");
+    } else {
+      o.literal = std::stof(t, &used);
+      TS_CHECK(used == t.size(), "bad operand");
+    }
+  } catch (const std::logic_error&) {
+    fail("program entry ", k, " '", line, "': bad operand '", t, "'");
+  }
+  return o;
+}
+
+// Parses and type-checks `program` against the input types; errors name the entry.
+Program parse_program(const std::vector<std::string>& program, const std::vector<Ty>& inputs,
+                      const std::vector<int64_t>& outputs) {
   TS_CHECK(!program.empty(), "empty program");
-  std::vector<Entry> entries;
+  const int64_t n_inputs = static_cast<int64_t>(inputs.size());
+  Program p;
   for (size_t k = 0; k < program.size(); ++k) {
     std::vector<std::string> w = split_words(program[k]);
     TS_CHECK(!w.empty(), "program entry ", k, " is empty");
-    Entry e{w[0], {}};
-    size_t arity = in(kUnary, e.op) ? 1 : (in(kBinary, e.op) || e.op == "LeakyRelu") ? 2 : 0;
-    TS_CHECK(arity > 0, "program entry ", k, " '", program[k], "': unknown op '", e.op, "'");
-    TS_CHECK(w.size() == arity + 1, "program entry ", k, " '", program[k], "': ", e.op, " takes ",
-             arity, " operands");
+    Entry e{w[0], {}, Ty::kF32, std::vector<char>(inputs.size(), 0)};
+    auto sig = signatures().find(e.op);
+    TS_CHECK(sig != signatures().end(), "program entry ", k, " '", program[k], "': unknown op '", e.op, "'");
+    const size_t arity = sig->second.operands.size();
+    TS_CHECK(w.size() == arity + 1, "program entry ", k, " '", program[k], "': ", e.op, " takes ", arity,
+             " operands");
+    std::vector<Ty> types;
     for (size_t j = 1; j < w.size(); ++j) {
-      const std::string& t = w[j];
-      Operand o;
-      try {
-        if (t[0] == '$' || t[0] == '%') {
-          size_t used = 0;
-          o.kind = t[0] == '$' ? 'i' : 'r';
-          o.index = std::stoi(t.substr(1), &used);
-          TS_CHECK(used + 1 == t.size(), "bad operand");
-        } else {
-          size_t used = 0;
-          o.literal = std::stof(t, &used);
-          TS_CHECK(used == t.size(), "bad operand");
-        }
-      } catch (const std::logic_error&) {
-        fail("program entry ", k, " '", program[k], "': bad operand '", t, "'");
-      }
-      if (o.kind == 'i')
+      Operand o = parse_operand(w[j], k, program[k]);
+      Ty t = Ty::kF32;
+      if (o.kind == 'i') {
         TS_CHECK(o.index >= 0 && o.index < n_inputs, "program entry ", k, ": input $", o.index,
                  " out of range (N=", n_inputs, ")");
-      if (o.kind == 'r')
-        TS_CHECK(o.index >= 0 && o.index < static_cast<int>(k), "program entry ", k, ": %",
-                 o.index, " is not an earlier entry");
+        t = inputs[o.index];
+        e.deps[o.index] = 1;
+      }
+      if (o.kind == 'r') {
+        TS_CHECK(o.index >= 0 && o.index < static_cast<int>(k), "program entry ", k, ": %", o.index,
+                 " is not an earlier entry");
+        const Entry& src = p.entries[o.index];
+        t = src.type;
+        for (size_t i = 0; i < e.deps.size(); ++i) e.deps[i] |= src.deps[i];
+      }
       e.operands.push_back(o);
+      types.push_back(t);
     }
+    const bool same_typed_eq = (e.op == "Equal" || e.op == "NotEqual") && types[0] == types[1];
+    for (size_t j = 0; j < arity && !same_typed_eq; ++j)
+      TS_CHECK(types[j] == sig->second.operands[j], "program entry ", k, " '", program[k], "': operand ", j + 1,
+               " of ", e.op, " must be ", ty_name(sig->second.operands[j]), ", got ", ty_name(types[j]));
     TS_CHECK(e.op != "LeakyRelu" || e.operands[1].kind == 'f', "program entry ", k,
              ": LeakyRelu's alpha must be a literal");
-    entries.push_back(std::move(e));
+    e.type = sig->second.result;
+    p.entries.push_back(std::move(e));
   }
-  return entries;
+  p.outputs = outputs.empty() ? std::vector<int64_t>{static_cast<int64_t>(program.size()) - 1} : outputs;
+  for (int64_t o : p.outputs) {
+    TS_CHECK(o >= 0 && o < static_cast<int64_t>(program.size()), "output entry ", o, " out of range (",
+             program.size(), " entries)");
+    TS_CHECK(p.entries[o].type == Ty::kF32, "output entry ", o, " '", program[o], "' is bool: outputs are float32");
+  }
+  return p;
+}
+
+std::vector<int64_t> output_entries(const Node& n) {
+  return n.attr_or<std::vector<int64_t>>("outputs", std::vector<int64_t>{});
 }
 
 void infer_elementwise(InferContext& c) {
   int64_t n = c.attr<int64_t>("N");
   TS_CHECK(static_cast<int64_t>(c.num_inputs()) == n, "N=", n, " but ", c.num_inputs(), " inputs");
-  parse_program(c.attr<std::vector<std::string>>("program"), n);
   TS_CHECK(n > 0, "needs at least one input");
-  PartialShape shape = c.input(0).shape;
+  std::vector<Ty> types;
   for (size_t i = 0; i < c.num_inputs(); ++i) {
-    check_f32(c, i, "every input");
-    if (i) shape = ops::broadcast(shape, c.input(i).shape);
+    DType t = c.input(i).dtype;
+    TS_CHECK(t == DType::kFloat32 || t == DType::kBool, "every input must be float32 or bool, got ", dtype_name(t),
+             " for input ", i);
+    types.push_back(t == DType::kBool ? Ty::kBool : Ty::kF32);
   }
-  c.set_output(0, DType::kFloat32, shape);
+  Program p = parse_program(c.attr<std::vector<std::string>>("program"), types, output_entries(c.node));
+  for (size_t k = 0; k < p.outputs.size(); ++k) {
+    PartialShape shape(std::vector<int64_t>{});
+    for (size_t i = 0; i < c.num_inputs(); ++i)
+      if (p.entries[p.outputs[k]].deps[i]) shape = ops::broadcast(shape, c.input(i).shape);
+    c.set_output(k, DType::kFloat32, shape);
+  }
 }
 
 void elementwise_kernel(KernelContext& c) {
-  auto entries = parse_program(c.attr<std::vector<std::string>>("program"),
-                               static_cast<int64_t>(c.num_inputs()));
+  std::vector<Ty> types;
+  for (const Tensor& t : c.inputs) types.push_back(t.dtype() == DType::kBool ? Ty::kBool : Ty::kF32);
+  Program p = parse_program(c.attr<std::vector<std::string>>("program"), types, output_entries(c.node));
   std::vector<Tensor> results;
   auto operand = [&](const Operand& o) {
     if (o.kind == 'i') return c.input(static_cast<size_t>(o.index));
     if (o.kind == 'r') return results[static_cast<size_t>(o.index)];
     return Tensor::scalar<float>(o.literal);
   };
-  for (const Entry& e : entries) {
+  for (const Entry& e : p.entries) {
+    std::vector<Tensor> args;
+    for (const Operand& o : e.operands) args.push_back(operand(o));
     if (e.op == "LeakyRelu") {
-      results.push_back(run_op("LeakyRelu", {operand(e.operands[0])}, {{"alpha", e.operands[1].literal}}));
+      results.push_back(run_op("LeakyRelu", {args[0]}, {{"alpha", e.operands[1].literal}}));
+    } else if (e.op == "Cast") {
+      results.push_back(run_op("Cast", args, {{"SrcT", DType::kBool}, {"DstT", DType::kFloat32}}));
+    } else if (e.type == Ty::kBool && args[0].dtype() == DType::kBool) {  // Equal on bools, Logical*
+      results.push_back(run_op(e.op, std::move(args), {{"T", DType::kBool}}));
     } else {
-      std::vector<Tensor> args;
-      for (const Operand& o : e.operands) args.push_back(operand(o));
       results.push_back(run_op(e.op, std::move(args)));
     }
   }
-  Shape shape = c.input(0).shape();
-  for (size_t i = 1; i < c.num_inputs(); ++i) shape = ops::broadcast(shape, c.input(i).shape());
-  Tensor y = results.back();
-  if (y.shape() != shape) {
-    Tensor dims(DType::kInt64, {static_cast<int64_t>(shape.size())});
-    for (size_t i = 0; i < shape.size(); ++i) dims.data<int64_t>()[i] = shape[i];
-    y = run_op("BroadcastTo", {y, dims}, {{"Tidx", DType::kInt64}});
-  }
-  c.set_output(0, y);
+  for (size_t k = 0; k < p.outputs.size(); ++k) c.set_output(k, results[static_cast<size_t>(p.outputs[k])]);
 }
 
 // ---- TsLayerNorm / TsGelu ------------------------------------------------------------------

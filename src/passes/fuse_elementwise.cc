@@ -1,30 +1,65 @@
-// fuse_elementwise: a maximal group of float32 elementwise ops whose intermediate values are
-// used only inside the group (chains, and DAGs such as x * sigmoid(x)) becomes one
-// TsElementwise running a straight-line program (docs/fused_ops.md). Scalar constants become
-// literals; other operands become inputs.
+// fuse_elementwise: a group of elementwise ops becomes one TsElementwise running a
+// straight-line program (docs/fused_ops.md). Groups grow from a root (latest first) over their
+// producers. A member whose value is also used outside the group is exported as one more
+// output of the fused node (multi-output fusion: an Adam update's m', v' and new weight in one
+// pass, or gelu's forward together with the values its gradient reads), provided it is float32
+// and spans the group's whole iteration space. Bool values (comparisons, masks) stay inside
+// programs; a bool producer that is also needed elsewhere is computed inside the group as a
+// private copy and kept for its other users (dropout's mask feeds the forward and the
+// backward select). Groups stay acyclic: no path may leave the group and come back in.
+// Shape(member) is rewritten to the shapes of the member's inputs rather than exporting it.
+// Scalar float constants become literals; other operands become inputs.
 #include <algorithm>
 #include <charconv>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
+#include "ops/op_helpers.h"
 #include "passes/pass_util.h"
 #include "passes/passes.h"
 
 namespace tessera::passes {
 namespace {
 
-const std::set<std::string> kOps = {"Neg",   "Abs",     "Exp",   "Log",     "Sqrt",    "Rsqrt",
-                                    "Square", "Reciprocal", "Tanh", "Sigmoid", "Relu",  "Relu6",
-                                    "Elu",   "Selu",    "Erf",   "Softplus", "Floor",  "Ceil",
-                                    "AddV2", "Sub",     "Mul",   "RealDiv", "Maximum", "Minimum",
-                                    "Pow",   "SquaredDifference", "LeakyRelu"};
+const std::set<std::string> kFloatOps = {
+    "Neg",   "Abs",     "Exp",     "Log",     "Sqrt",    "Rsqrt",   "Square",  "Reciprocal",        "Tanh",
+    "Sigmoid", "Relu",  "Relu6",   "Elu",     "Selu",    "Erf",     "Erfc",    "Softplus",          "Floor",
+    "Ceil",  "AddV2",   "Sub",     "Mul",     "RealDiv", "Maximum", "Minimum", "Pow", "SquaredDifference",
+    "LeakyRelu", "ZerosLike", "OnesLike"};
+const std::set<std::string> kCompare = {"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"};
+const std::set<std::string> kLogical = {"LogicalAnd", "LogicalOr", "LogicalNot"};
+
+DType dtype_of(const Value& v) { return v.node->outputs[v.index].dtype; }
+bool all_inputs(const Node& n, DType t) {
+  for (const Value& v : n.inputs)
+    if (dtype_of(v) != t) return false;
+  return !n.inputs.empty();
+}
 
 bool fusible(const Node& n) {
-  if (!n.def || !kOps.count(n.op) || !n.control_inputs.empty() || n.outputs.size() != 1) return false;
-  if (n.outputs[0].dtype != DType::kFloat32) return false;
-  for (const Value& v : n.inputs)
-    if (!is_f32(v)) return false;
-  return true;
+  if (!n.def || !n.control_inputs.empty() || n.outputs.size() != 1) return false;
+  const DType out = n.outputs[0].dtype;
+  const std::string& op = n.op;
+  if (kFloatOps.count(op)) return out == DType::kFloat32 && all_inputs(n, DType::kFloat32);
+  if (kCompare.count(op)) {
+    if (out != DType::kBool || !n.attr_or<bool>("incompatible_shape_error", true)) return false;
+    const bool eq = op == "Equal" || op == "NotEqual";
+    return all_inputs(n, DType::kFloat32) || (eq && all_inputs(n, DType::kBool));
+  }
+  if (kLogical.count(op)) return out == DType::kBool && all_inputs(n, DType::kBool);
+  if (op == "Cast") return out == DType::kFloat32 && all_inputs(n, DType::kBool);
+  if (op == "SelectV2" || op == "Select") {
+    if (out != DType::kFloat32 || n.inputs.size() != 3 || dtype_of(n.inputs[0]) != DType::kBool ||
+        dtype_of(n.inputs[1]) != DType::kFloat32 || dtype_of(n.inputs[2]) != DType::kFloat32)
+      return false;
+    if (op == "SelectV2") return true;
+    // Select (v1) broadcasts only a scalar condition; a vector one picks rows of a matrix.
+    const PartialShape& c = shape_of(n.inputs[0]);
+    const PartialShape& x = shape_of(n.inputs[1]);
+    return c.known_rank && x.known_rank && (c.rank() == 0 || c.rank() == x.rank());
+  }
+  return false;
 }
 
 std::string literal(float v) {
@@ -33,78 +68,271 @@ std::string literal(float v) {
   return std::string(buf, r.ptr);
 }
 
+bool is_literal(const Value& v) {
+  const Tensor* c = const_value(v);
+  return c && c->rank() == 0 && c->dtype() == DType::kFloat32;
+}
+
+bool shape_use(const Node& user) { return user.op == "Shape"; }
+
+// `s` spans `full` (the broadcast of the group's inputs of known rank): no dimension known
+// to be smaller. Unknown dimensions (and inputs of unknown rank, such as a random tensor
+// shaped at run time) are taken to agree; the cpu kernel checks at run time and falls back
+// to the reference kernel if they do not.
+bool covers(const PartialShape& s, const PartialShape& full) {
+  if (!s.known_rank) return true;
+  if (s.rank() < full.rank()) return false;
+  const size_t lead = s.rank() - full.rank();
+  for (size_t i = 0; i < full.dims.size(); ++i) {
+    const int64_t a = s.dims[lead + i], b = full.dims[i];
+    if (a == 1 && b != 1) return false;
+    if (a >= 0 && b >= 0 && a != b) return false;
+  }
+  return true;
+}
+
+// The live graph as the pass sees it, rebuilt after each rewrite.
+struct View {
+  std::vector<Node*> order;  // live nodes, producers first
+  std::unordered_map<const Node*, size_t> position;
+  std::unordered_map<const Node*, std::vector<std::pair<Node*, int>>> users;
+  std::unordered_map<const Node*, std::vector<Node*>> control_users;
+  std::set<std::pair<const Node*, int>> results;
+
+  explicit View(const Graph& g) {
+    std::vector<Node*> targets = g.control_results;
+    targets.insert(targets.end(), g.args.begin(), g.args.end());
+    order = g.schedule(g.results, targets);
+    for (size_t i = 0; i < order.size(); ++i) {
+      Node* n = order[i];
+      position[n] = i;
+      for (size_t k = 0; k < n->inputs.size(); ++k) users[n->inputs[k].node].push_back({n, static_cast<int>(k)});
+      for (Node* c : n->control_inputs) control_users[c].push_back(n);
+    }
+    for (const Value& r : g.results) results.insert({r.node, r.index});
+    for (Node* c : g.control_results) control_users[c];  // a control source with no node user
+  }
+  const std::vector<std::pair<Node*, int>>& users_of(const Node* n) const {
+    static const std::vector<std::pair<Node*, int>> none;
+    auto it = users.find(n);
+    return it == users.end() ? none : it->second;
+  }
+  bool control_source(const Node* n) const { return control_users.count(n) > 0; }
+  bool is_result(const Node* n) const { return results.count({n, 0}) > 0; }
+};
+
+// What a candidate member set would become: bool members kept outside as well (copies),
+// exported float members, external inputs. `ok` is false when an export does not span the
+// group or the fused node would sit on a cycle.
+struct Plan {
+  bool ok = false;
+  std::set<const Node*> kept;
+  std::vector<Node*> exported;  // root first, then producers first
+  std::vector<Value> inputs;
+};
+
+Plan analyse(const View& view, const std::vector<Node*>& members, Node* root) {
+  Plan p;
+  std::set<const Node*> in(members.begin(), members.end());
+  // Bool members needed outside stay as nodes; their member inputs are then needed outside too.
+  auto outside_use = [&](const Node* n) {
+    if (view.is_result(n)) return true;
+    for (const auto& [u, idx] : view.users_of(n))
+      if (!in.count(u) || p.kept.count(u)) {
+        if (!shape_use(*u) || n->outputs[0].dtype == DType::kBool) return true;
+      }
+    return false;
+  };
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (Node* m : members)
+      if (m->outputs[0].dtype == DType::kBool && !p.kept.count(m) && outside_use(m)) {
+        p.kept.insert(m);
+        grew = true;
+      }
+  }
+  p.exported.push_back(root);
+  for (Node* m : members)
+    if (m != root && m->outputs[0].dtype == DType::kFloat32 && outside_use(m)) p.exported.push_back(m);
+  PartialShape full(std::vector<int64_t>{});
+  std::vector<const Node*> producers;
+  for (Node* m : members)
+    for (const Value& v : m->inputs) {
+      if (in.count(v.node) || is_literal(v)) continue;
+      if (std::find(p.inputs.begin(), p.inputs.end(), v) != p.inputs.end()) continue;
+      p.inputs.push_back(v);
+      producers.push_back(v.node);
+      if (!shape_of(v).known_rank) continue;
+      try {
+        full = ops::broadcast(full, shape_of(v));
+      } catch (const Error&) {
+        return p;
+      }
+    }
+  if (p.inputs.empty()) return p;
+  for (Node* e : p.exported)
+    if (!covers(e->outputs[0].shape, full)) return p;
+  // A cycle: something reachable from the group's exports (or from a kept copy that reads
+  // one) produces one of its inputs. Only nodes before the last member can do that.
+  size_t last = 0;
+  for (Node* m : members) last = std::max(last, view.position.at(m));
+  std::set<const Node*> targets(producers.begin(), producers.end());
+  std::vector<const Node*> stack;
+  std::unordered_set<const Node*> seen;
+  auto push_users = [&](const Node* n) {
+    for (const auto& [u, idx] : view.users_of(n))
+      if (!in.count(u) || p.kept.count(u)) stack.push_back(u);
+    auto it = view.control_users.find(n);
+    if (it != view.control_users.end())
+      for (Node* u : it->second) stack.push_back(u);
+  };
+  for (Node* e : p.exported) push_users(e);  // kept copies that read a member read an export
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!seen.insert(n).second || view.position.at(n) >= last) continue;
+    if (targets.count(n)) return p;
+    if (in.count(n) && !p.kept.count(n)) continue;  // a member's other edges are inside the group
+    push_users(n);
+  }
+  p.ok = true;
+  return p;
+}
+
+std::string program_line(const Node& n, const std::vector<Node*>& members, const std::vector<Value>& inputs) {
+  std::string line = n.op == "Select" ? "SelectV2" : n.op;
+  for (const Value& v : n.inputs) {
+    auto m = std::find(members.begin(), members.end(), v.node);
+    if (m != members.end()) {
+      line += " %" + std::to_string(m - members.begin());
+    } else if (is_literal(v)) {
+      line += " " + literal(const_value(v)->data<float>()[0]);
+    } else {
+      line += " $" + std::to_string(std::find(inputs.begin(), inputs.end(), v) - inputs.begin());
+    }
+  }
+  if (n.op == "LeakyRelu") line += " " + literal(n.attr_or<float>("alpha", 0.2f));
+  return line;
+}
+
+// Shape(m) for a member m that is not exported: the broadcast of the shapes of the inputs it
+// reads (its own shape, since every program op broadcasts its operands).
+void rewrite_shape_use(Graph& g, Node* shape_node, const std::vector<Value>& deps) {
+  const AttrMap attrs = {{"T", DType::kFloat32}, {"out_type", shape_node->attr_or<DType>("out_type", DType::kInt32)}};
+  auto shape_of_dep = [&](const Value& d) {
+    AttrMap a = attrs;
+    a["T"] = dtype_of(d);
+    return add_node(g, shape_node->name + "/of_input", "Shape", {d}, a)->out();
+  };
+  if (deps.size() == 1) {
+    shape_node->inputs[0] = deps[0];
+    shape_node->attrs["T"] = dtype_of(deps[0]);
+    return;
+  }
+  Value s = shape_of_dep(deps[0]);
+  for (size_t i = 1; i < deps.size(); ++i)
+    s = add_node(g, shape_node->name + "/broadcast", "BroadcastArgs", {s, shape_of_dep(deps[i])},
+                 {{"T", attrs.at("out_type")}})
+            ->out();
+  g.replace_all_uses(shape_node->out(), s);
+}
+
+// Builds the fused node for an accepted group and rewires its users; false if inference
+// refuses it (the graph is then unchanged apart from a dead node).
+bool rewrite(Graph& g, const View& view, std::vector<Node*> members, const Plan& plan) {
+  Node* root = plan.exported[0];
+  std::sort(members.begin(), members.end(),
+            [&](Node* a, Node* b) { return view.position.at(a) < view.position.at(b); });
+  std::vector<std::string> program;
+  for (Node* n : members) program.push_back(program_line(*n, members, plan.inputs));
+  AttrMap attrs = {{"program", program}, {"N", static_cast<int64_t>(plan.inputs.size())}, {"T", DType::kFloat32}};
+  auto entry = [&](Node* n) { return static_cast<int64_t>(std::find(members.begin(), members.end(), n) - members.begin()); };
+  if (plan.exported.size() > 1) {
+    std::vector<int64_t> outputs;
+    for (Node* e : plan.exported) outputs.push_back(entry(e));
+    attrs["outputs"] = outputs;
+  }
+  std::string name = root->name;
+  g.rename(root, g.unique_name(name + "/unfused"));
+  Node* fused = add_node(g, name, "TsElementwise", plan.inputs, attrs);
+  for (size_t k = 0; k < plan.exported.size(); ++k) {
+    PartialShape& fs = fused->outputs[k].shape;
+    const PartialShape& ms = plan.exported[k]->outputs[0].shape;
+    if (fs.known_rank && ms.known_rank && fs.rank() != ms.rank()) {
+      g.rename(fused, g.unique_name(name + "/unused"));  // cannot prove the shapes agree; leave it
+      g.rename(root, name);
+      return false;
+    }
+    if (!fs.known_rank) fs = ms;
+    for (size_t i = 0; i < fs.dims.size(); ++i)
+      if (fs.dims[i] < 0 && ms.known_rank) fs.dims[i] = ms.dims[i];
+  }
+  // Inputs each member reads, directly or through other members (for Shape uses).
+  std::unordered_map<const Node*, std::vector<Value>> deps;
+  for (Node* n : members) {
+    std::vector<Value>& d = deps[n];
+    for (const Value& v : n->inputs) {
+      if (deps.count(v.node) && v.node != n) {
+        for (const Value& x : deps[v.node])
+          if (std::find(d.begin(), d.end(), x) == d.end()) d.push_back(x);
+      } else if (!is_literal(v) && std::find(d.begin(), d.end(), v) == d.end()) {
+        d.push_back(v);
+      }
+    }
+  }
+  std::set<const Node*> exported(plan.exported.begin(), plan.exported.end());
+  std::set<const Node*> in(members.begin(), members.end());
+  for (Node* n : members) {
+    if (exported.count(n) || plan.kept.count(n)) continue;
+    for (const auto& [u, idx] : view.users_of(n))
+      if (!in.count(u) && shape_use(*u)) rewrite_shape_use(g, u, deps[n]);
+  }
+  for (size_t k = 0; k < plan.exported.size(); ++k) g.replace_all_uses(plan.exported[k]->out(), fused->out(static_cast<int>(k)));
+  return true;
+}
+
 }  // namespace
 
 void fuse_elementwise(Graph& g, const PassContext&) {
-  std::vector<Node*> order = g.topo_order();
-  std::unordered_map<const Node*, size_t> position;
-  for (size_t i = 0; i < order.size(); ++i) position[order[i]] = i;
-  Uses uses(g);
+  auto view = std::make_unique<View>(g);
+  const std::vector<Node*> roots(view->order.rbegin(), view->order.rend());
   std::set<const Node*> taken;
   bool any = false;
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* root = *it;
-    if (taken.count(root) || !fusible(*root) || uses.count(root->out()) == 0) continue;
-    std::vector<Node*> group = {root};
-    std::set<const Node*> in_group = {root};
+  auto joinable = [&](const Node* n) { return fusible(*n) && !taken.count(n) && !view->control_source(n); };
+  for (Node* root : roots) {
+    if (!view->position.count(root) || !joinable(root) || root->outputs[0].dtype != DType::kFloat32) continue;
+    if (view->users_of(root).empty() && !view->is_result(root)) continue;
+    std::vector<Node*> members = {root};
+    Plan plan;
+    auto try_join = [&](Node* n) {
+      if (std::find(members.begin(), members.end(), n) != members.end() || !joinable(n)) return false;
+      members.push_back(n);
+      Plan trial = analyse(*view, members, root);
+      if (!trial.ok) {
+        members.pop_back();
+        return false;
+      }
+      plan = std::move(trial);
+      return true;
+    };
+    // Producers first, then float consumers of members (gelu's 0.5x feeds both its output and
+    // its gradient's product: growing from either root alone would split them).
     for (bool grew = true; grew;) {
       grew = false;
-      for (size_t i = 0; i < group.size(); ++i) {
-        for (const Value& v : group[i]->inputs) {
-          Node* p = v.node;
-          if (in_group.count(p) || taken.count(p) || !fusible(*p) || uses.is_result(p->out())) continue;
-          bool inside = true;
-          for (const auto& [user, idx] : uses.users(p)) inside = inside && in_group.count(user);
-          if (!inside) continue;
-          group.push_back(p);
-          in_group.insert(p);
-          grew = true;
-        }
+      for (size_t i = 0; i < members.size(); ++i) {
+        for (const Value& v : members[i]->inputs) grew = try_join(v.node) || grew;
+        std::vector<Node*> consumers;
+        for (const auto& [u, idx] : view->users_of(members[i]))
+          if (u->outputs.size() == 1 && u->outputs[0].dtype == DType::kFloat32) consumers.push_back(u);
+        for (Node* u : consumers) grew = try_join(u) || grew;
       }
     }
-    if (group.size() < 2) continue;
-    std::sort(group.begin(), group.end(), [&](Node* a, Node* b) { return position[a] < position[b]; });
-    std::vector<Value> inputs;
-    std::vector<std::string> program;
-    std::unordered_map<const Node*, int> entry;
-    for (Node* n : group) {
-      std::string line = n->op;
-      for (const Value& v : n->inputs) {
-        if (in_group.count(v.node)) {
-          line += " %" + std::to_string(entry.at(v.node));
-          continue;
-        }
-        const Tensor* c = const_value(v);
-        if (c && c->rank() == 0) {
-          line += " " + literal(c->data<float>()[0]);
-          continue;
-        }
-        auto found = std::find(inputs.begin(), inputs.end(), v);
-        line += " $" + std::to_string(found - inputs.begin());
-        if (found == inputs.end()) inputs.push_back(v);
-      }
-      if (n->op == "LeakyRelu") line += " " + literal(n->attr_or<float>("alpha", 0.2f));
-      entry[n] = static_cast<int>(program.size());
-      program.push_back(line);
-    }
-    if (inputs.empty()) continue;  // all constants: fold_constants' job
-    std::string name = root->name;
-    g.rename(root, g.unique_name(name + "/unfused"));
-    Node* fused = add_node(g, name, "TsElementwise", inputs,
-                           {{"program", program}, {"N", static_cast<int64_t>(inputs.size())}, {"T", DType::kFloat32}});
-    if (fused->outputs[0].shape.rank() != root->outputs[0].shape.rank()) {
-      g.rename(fused, g.unique_name(name + "/unused"));  // cannot prove the shapes agree; leave it
-      g.rename(root, name);
-      continue;
-    }
-    PartialShape& fs = fused->outputs[0].shape;
-    const PartialShape& rs = root->outputs[0].shape;
-    if (fs.known_rank)
-      for (size_t i = 0; i < fs.dims.size(); ++i)
-        if (fs.dims[i] < 0) fs.dims[i] = rs.dims[i];
-    g.replace_all_uses(root->out(), fused->out());
-    for (Node* n : group) taken.insert(n);
+    if (members.size() < 2 || !plan.ok) continue;
+    if (!rewrite(g, *view, members, plan)) continue;
+    for (Node* n : members)
+      if (!plan.kept.count(n)) taken.insert(n);
     any = true;
+    view = std::make_unique<View>(g);
   }
   if (any) remove_unreachable(g);
 }

@@ -3,10 +3,15 @@
 // for a plain op). The output is walked in rows of its innermost collapsed dimension; in a row
 // each operand is contiguous or one broadcast value, so bias-like and scalar operands need no
 // copies. A row is processed in blocks of kBlock floats: each instruction runs over the whole
-// block (one vector loop per instruction, never a per-element interpreter).
+// block (one vector loop per instruction, never a per-element interpreter). A program may
+// export several entries (TsElementwise's `outputs`): each is written straight into its
+// output's block, so m', v' and the new weight of an Adam update leave in one pass. Bool
+// values (comparisons, masks) live in the block as 0/1 floats; bool inputs are widened to
+// that form block by block.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/threads.h"
@@ -26,11 +31,11 @@ struct Operand {
 };
 
 struct Instr {
-  bool unary = true;
+  enum Kind { kUnary, kBinary, kSelect, kFill } kind = kUnary;
   UnaryOp uop = UnaryOp::kIdentity;
   BinaryOp bop = BinaryOp::kAdd;
-  float alpha = 0.2f;  // LeakyRelu slope
-  Operand a, b;
+  float alpha = 0.2f;  // LeakyRelu slope; kFill: the value
+  Operand a, b, c;     // kSelect: a ? b : c
 };
 
 Operand parse_operand(const std::string& s, int num_inputs, int num_prior) {
@@ -52,7 +57,8 @@ Operand parse_operand(const std::string& s, int num_inputs, int num_prior) {
   return o;
 }
 
-// Parses TsElementwise's `program` (docs/fused_ops.md); errors name the entry.
+// Parses TsElementwise's `program` (docs/fused_ops.md; the op's inference has type-checked
+// it); errors name the entry.
 std::vector<Instr> parse_program(const std::vector<std::string>& program, int num_inputs) {
   std::vector<Instr> out;
   for (const std::string& line : program) {
@@ -67,19 +73,30 @@ std::vector<Instr> parse_program(const std::vector<std::string>& program, int nu
     TS_CHECK(!tok.empty(), "empty program entry");
     Instr in;
     const int prior = static_cast<int>(out.size());
+    auto operand = [&](size_t i) { return parse_operand(tok[i], num_inputs, prior); };
     if (tok[0] == "LeakyRelu" && tok.size() == 3) {
-      in.unary = true;
       in.uop = UnaryOp::kLeakyRelu;
-      in.a = parse_operand(tok[1], num_inputs, prior);
-      Operand al = parse_operand(tok[2], num_inputs, prior);
+      in.a = operand(1);
+      Operand al = operand(2);
       TS_CHECK(al.kind == Operand::kLiteral, "LeakyRelu alpha must be a literal in '", line, "'");
       in.alpha = al.literal;
+    } else if (tok[0] == "SelectV2" && tok.size() == 4) {
+      in.kind = Instr::kSelect;
+      in.a = operand(1);
+      in.b = operand(2);
+      in.c = operand(3);
+    } else if ((tok[0] == "ZerosLike" || tok[0] == "OnesLike") && tok.size() == 2) {
+      in.kind = Instr::kFill;  // the operand only gives the shape
+      in.a = operand(1);
+      in.alpha = tok[0] == "OnesLike" ? 1.f : 0.f;
+    } else if (tok[0] == "Cast" && tok.size() == 2) {
+      in.a = operand(1);  // bool -> float32: already 0/1
     } else if (unary_op_from_name(tok[0], &in.uop) && tok.size() == 2) {
-      in.a = parse_operand(tok[1], num_inputs, prior);
+      in.a = operand(1);
     } else if (binary_op_from_name(tok[0], &in.bop) && tok.size() == 3) {
-      in.unary = false;
-      in.a = parse_operand(tok[1], num_inputs, prior);
-      in.b = parse_operand(tok[2], num_inputs, prior);
+      in.kind = Instr::kBinary;
+      in.a = operand(1);
+      in.b = operand(2);
     } else {
       fail("unsupported program entry '", line, "'");
     }
@@ -87,6 +104,16 @@ std::vector<Instr> parse_program(const std::vector<std::string>& program, int nu
   }
   TS_CHECK(!out.empty(), "empty program");
   return out;
+}
+
+std::vector<const Operand*> operands_of(const Instr& in) {
+  switch (in.kind) {
+    case Instr::kUnary:
+    case Instr::kFill: return {&in.a};
+    case Instr::kBinary: return {&in.a, &in.b};
+    case Instr::kSelect: return {&in.a, &in.b, &in.c};
+  }
+  return {};
 }
 
 // The output iteration space collapsed to [outer..., inner] with per-operand strides (0 where
@@ -144,9 +171,31 @@ struct RowSpace {
 
 class ElementwiseKernel final : public CpuKernel {
  public:
-  // `target_shape`: the last input is a shape the result broadcasts to (BroadcastTo), not an operand.
-  ElementwiseKernel(std::vector<Instr> program, Isa isa, bool target_shape = false)
-      : program_(std::move(program)), vec_(vec_table(isa)), target_shape_(target_shape) {}
+  // `outputs`: the exported entries (default: the last). `is_bool[i]`: input i is a bool
+  // tensor (one entry per operand input). `target_shape`: the last input is a shape the result broadcasts to (BroadcastTo),
+  // not an operand. `node`: for the reference fallback (an output narrower than the others).
+  ElementwiseKernel(std::vector<Instr> program, Isa isa, std::vector<int> outputs = {},
+                    std::vector<char> is_bool = {}, bool target_shape = false, const Node* node = nullptr)
+      : program_(std::move(program)), vec_(vec_table(isa)), outputs_(std::move(outputs)),
+        is_bool_(std::move(is_bool)), target_shape_(target_shape), node_(node) {
+    if (outputs_.empty()) outputs_ = {static_cast<int>(program_.size()) - 1};
+    out_of_.assign(program_.size(), -1);
+    for (size_t k = outputs_.size(); k-- > 0;) out_of_[outputs_[k]] = static_cast<int>(k);
+    // Which inputs each entry reads (directly or through earlier entries): an output's shape
+    // is what those inputs broadcast to.
+    const size_t n_in = is_bool_.size();
+    deps_.assign(program_.size(), std::vector<char>(n_in, 0));
+    last_read_.assign(n_in, -1);
+    for (size_t i = 0; i < program_.size(); ++i)
+      for (const Operand* o : operands_of(program_[i])) {
+        if (o->kind == Operand::kInput && static_cast<size_t>(o->index) < n_in) {
+          deps_[i][o->index] = 1;
+          last_read_[o->index] = static_cast<int>(i);
+        }
+        if (o->kind == Operand::kTemp)
+          for (size_t j = 0; j < n_in; ++j) deps_[i][j] |= deps_[o->index][j];
+      }
+  }
 
   void run(KernelRun& r) override {
     std::vector<Tensor> operands;
@@ -164,37 +213,64 @@ class ElementwiseKernel final : public CpuKernel {
       out_shape = ops::broadcast(out_shape, Shape(dims.begin(), dims.end()));
       TS_CHECK(out_shape == Shape(dims.begin(), dims.end()), "cannot broadcast ", shape_str(shapes[0]), " to ",
                shape_str(Shape(dims.begin(), dims.end())));
+    } else if (node_ && !outputs_full(shapes, out_shape)) {
+      return run_reference(*node_, r);  // an output narrower than the iteration space
     }
-    Tensor out = r.allocate(0, DType::kFloat32, out_shape);
+    std::vector<float*> ys;
+    for (size_t k = 0; k < outputs_.size(); ++k) {
+      Tensor out = r.allocate(static_cast<int>(k), DType::kFloat32, out_shape);
+      ys.push_back(out.data<float>());
+      r.set_output(static_cast<int>(k), out);
+    }
     RowSpace space(shapes, out_shape);
-    std::vector<const float*> ptr;
-    for (const Tensor& t : in) ptr.push_back(t.data<float>());
-    std::vector<std::vector<float>> tiles;
-    widen_rows(space, ptr, tiles);
-    float* y = out.data<float>();
+    std::vector<const std::byte*> ptr;
+    std::vector<int64_t> esize;
+    for (size_t k = 0; k < in.size(); ++k) {
+      ptr.push_back(static_cast<const std::byte*>(in[k].raw()));
+      esize.push_back(is_bool(k) ? 1 : 4);
+    }
+    std::vector<std::vector<std::byte>> tiles;
+    widen_rows(space, ptr, esize, tiles);
     // Work items: (row, block of the row), so one long row still spreads over threads.
     const int64_t blocks_per_row = (space.inner + kBlock - 1) / kBlock;
     const int64_t items = space.rows * blocks_per_row;
     const int64_t grain = std::max<int64_t>(1, 16384 / kBlock);
     parallel_for(items, grain, r.threads(), [&](int64_t begin, int64_t end) {
-      std::vector<float> temps(program_.size() * kBlock);
+      std::vector<float> temps((program_.size() + in.size()) * kBlock);
+      float* widened = temps.data() + program_.size() * kBlock;  // bool inputs as 0/1 floats
       std::vector<const float*> op_ptr(in.size());
+      std::vector<float*> dst(program_.size());
       for (int64_t item = begin; item < end; ++item) {
         const int64_t row = item / blocks_per_row, blk = item % blocks_per_row;
         const int64_t start = blk * kBlock, len = std::min(kBlock, space.inner - start);
-        for (size_t k = 0; k < in.size(); ++k)
-          op_ptr[k] = ptr[k] + space.offset(k, row) + (space.contiguous(k) ? start : 0);
-        run_block(op_ptr, space, temps.data(), y + row * space.inner + start, len);
+        for (size_t k = 0; k < in.size(); ++k) {
+          const int64_t off = space.offset(k, row) + (space.contiguous(k) ? start : 0);
+          if (!is_bool(k)) {
+            op_ptr[k] = reinterpret_cast<const float*>(ptr[k]) + off;
+            continue;
+          }
+          const uint8_t* b = reinterpret_cast<const uint8_t*>(ptr[k]) + off;
+          float* w = widened + k * kBlock;
+          const int64_t n = space.contiguous(k) ? len : 1;
+          for (int64_t j = 0; j < n; ++j) w[j] = static_cast<float>(b[j] != 0);
+          op_ptr[k] = w;
+        }
+        for (size_t i = 0; i < program_.size(); ++i)
+          dst[i] = out_of_[i] >= 0 ? ys[out_of_[i]] + row * space.inner + start : temps.data() + i * kBlock;
+        run_block(op_ptr, space, dst.data(), len);
+        for (size_t k = 0; k < outputs_.size(); ++k)  // an entry exported twice
+          if (out_of_[outputs_[k]] != static_cast<int>(k))
+            std::memcpy(ys[k] + row * space.inner + start, dst[outputs_[k]], sizeof(float) * len);
       }
     });
-    r.set_output(0, out);
   }
   // Short rows (a per-channel operand over NHWC: rows of C floats) cost a call per
   // instruction per row. When every operand either runs on through the next-outer dim
   // (contiguous), repeats along it (a per-channel vector) or is one value, m rows become one:
   // repeating operands are tiled m times into `tiles`. Training graphs (BatchNorm statistics
   // and their gradients, per-channel scales) are full of these.
-  static void widen_rows(RowSpace& space, std::vector<const float*>& ptr, std::vector<std::vector<float>>& tiles) {
+  static void widen_rows(RowSpace& space, std::vector<const std::byte*>& ptr, const std::vector<int64_t>& esize,
+                         std::vector<std::vector<std::byte>>& tiles) {
     const size_t nd = space.dims.size();
     if (nd < 2 || space.inner >= kBlock || space.inner == 0) return;
     const int64_t outer = space.dims[nd - 2];
@@ -220,8 +296,9 @@ class ElementwiseKernel final : public CpuKernel {
     for (size_t k = 0; k < ptr.size(); ++k) {
       if (kind[k] == 1) space.stride[k][nd - 2] = space.inner * m;
       if (kind[k] != 2) continue;
-      std::vector<float> t(static_cast<size_t>(space.inner * m));
-      for (int64_t i = 0; i < m; ++i) std::copy(ptr[k], ptr[k] + space.inner, t.begin() + i * space.inner);
+      const int64_t row_bytes = space.inner * esize[k];
+      std::vector<std::byte> t(static_cast<size_t>(row_bytes * m));
+      for (int64_t i = 0; i < m; ++i) std::copy(ptr[k], ptr[k] + row_bytes, t.begin() + i * row_bytes);
       tiles.push_back(std::move(t));
       ptr[k] = tiles.back().data();
     }
@@ -231,45 +308,82 @@ class ElementwiseKernel final : public CpuKernel {
     space.rows /= m;
   }
 
-  // A same-sized input is walked exactly like the output, block by block, and a block's
-  // instructions read it before the last one writes the block.
-  bool in_place(size_t i) const override { return !target_shape_ || i == 0; }
+  // A same-sized float input is walked exactly like the outputs, block by block; output 0 may
+  // overwrite it when no instruction after the one writing output 0 reads it.
+  bool in_place(size_t i) const override {
+    if (target_shape_) return i == 0;
+    if (is_bool(i) || i >= last_read_.size()) return false;
+    return last_read_[i] <= outputs_[0];
+  }
 
  private:
-  void run_block(const std::vector<const float*>& op_ptr, const RowSpace& space, float* temps, float* y,
+  bool is_bool(size_t k) const { return k < is_bool_.size() && is_bool_[k]; }
+
+  // Every output has the full iteration shape (what its own inputs broadcast to)?
+  bool outputs_full(const std::vector<Shape>& shapes, const Shape& full) const {
+    for (int e : outputs_) {
+      Shape s;
+      bool first = true;
+      for (size_t k = 0; k < shapes.size() && k < deps_[e].size(); ++k)
+        if (deps_[e][k]) {
+          s = first ? shapes[k] : ops::broadcast(s, shapes[k]);
+          first = false;
+        }
+      if (s != full) return false;
+    }
+    return true;
+  }
+
+  void run_block(const std::vector<const float*>& op_ptr, const RowSpace& space, float* const* dst,
                  int64_t len) const {
     auto resolve = [&](const Operand& o, bool* scalar) -> const float* {
       switch (o.kind) {
         case Operand::kInput: *scalar = !space.contiguous(o.index); return op_ptr[o.index];
-        case Operand::kTemp: *scalar = false; return temps + o.index * kBlock;
+        case Operand::kTemp: *scalar = false; return dst[o.index];
         case Operand::kLiteral: *scalar = true; return &o.literal;
       }
       return nullptr;
     };
-    const size_t last = program_.size() - 1;
     for (size_t i = 0; i < program_.size(); ++i) {
       const Instr& in = program_[i];
-      float* dst = i == last ? y : temps + i * kBlock;
-      bool sa = false, sb = false;
+      float* y = dst[i];
+      bool sa = false, sb = false, sc = false;
       const float* a = resolve(in.a, &sa);
-      if (in.unary) {
-        if (sa) {  // a broadcast value: compute once, then fill
-          float v;
-          vec_.unary(in.uop, a, &v, 1, in.alpha);
-          std::fill(dst, dst + len, v);
-        } else {
-          vec_.unary(in.uop, a, dst, len, in.alpha);
+      switch (in.kind) {
+        case Instr::kFill: std::fill(y, y + len, in.alpha); break;
+        case Instr::kUnary:
+          if (sa) {  // a broadcast value: compute once, then fill
+            float v;
+            vec_.unary(in.uop, a, &v, 1, in.alpha);
+            std::fill(y, y + len, v);
+          } else {
+            vec_.unary(in.uop, a, y, len, in.alpha);
+          }
+          break;
+        case Instr::kBinary: {
+          const float* b = resolve(in.b, &sb);
+          vec_.binary(in.bop, a, sa, b, sb, y, len);
+          break;
         }
-      } else {
-        const float* b = resolve(in.b, &sb);
-        vec_.binary(in.bop, a, sa, b, sb, dst, len);
+        case Instr::kSelect: {
+          const float* b = resolve(in.b, &sb);
+          const float* c = resolve(in.c, &sc);
+          vec_.select(a, sa, b, sb, c, sc, y, len);
+          break;
+        }
       }
     }
   }
 
   std::vector<Instr> program_;
   const VecTable& vec_;
+  std::vector<int> outputs_;            // exported entries, in output order
+  std::vector<int> out_of_;             // entry -> first output exporting it, or -1
+  std::vector<char> is_bool_;           // per input
+  std::vector<std::vector<char>> deps_;  // [entry][input]
+  std::vector<int> last_read_;          // per input: last instruction reading it
   bool target_shape_ = false;
+  const Node* node_ = nullptr;
 };
 
 bool all_f32(const Node& n) {
@@ -280,7 +394,28 @@ bool all_f32(const Node& n) {
 
 std::unique_ptr<CpuKernel> make(const Node& n, const CompileEnv& env, std::vector<std::string> program) {
   if (!all_f32(n)) return nullptr;
-  return std::make_unique<ElementwiseKernel>(parse_program(program, static_cast<int>(n.inputs.size())), env.isa);
+  return std::make_unique<ElementwiseKernel>(parse_program(program, static_cast<int>(n.inputs.size())), env.isa,
+                                             std::vector<int>{}, std::vector<char>(n.inputs.size(), 0));
+}
+
+// TsElementwise: float32 or bool inputs (ranks known), float32 outputs, several allowed.
+std::unique_ptr<CpuKernel> make_program(const Node& n, const CompileEnv& env) {
+  if (n.inputs.empty() || n.num_outputs() < 1) return nullptr;
+  std::vector<char> is_bool;
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    const ValueInfo& v = n.inputs[i].node->outputs.at(n.inputs[i].index);
+    if (v.dtype == DType::kBool && v.shape.known_rank) is_bool.push_back(1);
+    else if (CompileEnv::is_f32(n, i)) is_bool.push_back(0);
+    else return nullptr;
+  }
+  for (const ValueInfo& o : n.outputs)
+    if (o.dtype != DType::kFloat32) return nullptr;
+  std::vector<int> outputs;
+  for (int64_t e : n.attr_or<std::vector<int64_t>>("outputs", std::vector<int64_t>{}))
+    outputs.push_back(static_cast<int>(e));
+  auto program = n.attr<std::vector<std::string>>("program");
+  return std::make_unique<ElementwiseKernel>(parse_program(program, static_cast<int>(n.inputs.size())), env.isa,
+                                             std::move(outputs), std::move(is_bool), false, &n);
 }
 
 }  // namespace
@@ -293,8 +428,8 @@ void register_elementwise_kernels() {
       return make(n, env, {name + " $0"});
     });
   }
-  // Exact gelu's forward in training graphs keeps Erfc unfused (its gradient reads it).
-  register_kernel("Erfc", [](const Node& n, const CompileEnv& env) { return make(n, env, {"Erf $0", "Sub 1 %0"}); });
+  // Exact gelu (Keras 3: 0.5·x·erfc(-x/√2)) when not fused; accurate in the tail (vec_impl.h).
+  register_kernel("Erfc", [](const Node& n, const CompileEnv& env) { return make(n, env, {"Erfc $0"}); });
   register_kernel("LeakyRelu", [](const Node& n, const CompileEnv& env) {
     char alpha[32];
     std::snprintf(alpha, sizeof alpha, "%.9g", static_cast<double>(n.attr_or<float>("alpha", 0.2f)));
@@ -317,7 +452,8 @@ void register_elementwise_kernels() {
   // full size in training graphs; written by the vector loops into planned memory.
   register_kernel("BroadcastTo", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
     if (!CompileEnv::is_f32(n, 0) || n.num_outputs() != 1 || n.outputs[0].dtype != DType::kFloat32) return nullptr;
-    return std::make_unique<ElementwiseKernel>(parse_program({"Mul $0 1"}, 1), env.isa, true);
+    return std::make_unique<ElementwiseKernel>(parse_program({"Mul $0 1"}, 1), env.isa, std::vector<int>{},
+                                               std::vector<char>{0}, true);
   });
   // AddN: gradient accumulation in training graphs (a value used twice), same-shaped inputs.
   register_kernel("AddN", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
@@ -327,9 +463,7 @@ void register_elementwise_kernels() {
       program.push_back("AddV2 %" + std::to_string(i - 2) + " $" + std::to_string(i));
     return make(n, env, program);
   });
-  register_kernel("TsElementwise", [](const Node& n, const CompileEnv& env) {
-    return make(n, env, n.attr<std::vector<std::string>>("program"));
-  });
+  register_kernel("TsElementwise", make_program);
 }
 
 }  // namespace tessera::cpu

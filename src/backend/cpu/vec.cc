@@ -13,7 +13,8 @@ bool unary_op_from_name(const std::string& name, UnaryOp* op) {
       {"Relu6", UnaryOp::kRelu6}, {"Elu", UnaryOp::kElu}, {"Selu", UnaryOp::kSelu}, {"Erf", UnaryOp::kErf},
       {"Softplus", UnaryOp::kSoftplus}, {"Floor", UnaryOp::kFloor}, {"Ceil", UnaryOp::kCeil},
       {"LeakyRelu", UnaryOp::kLeakyRelu}, {"GeluExact", UnaryOp::kGeluExact},
-      {"GeluTanh", UnaryOp::kGeluTanh}, {"Swish", UnaryOp::kSwish}};
+      {"GeluTanh", UnaryOp::kGeluTanh}, {"Swish", UnaryOp::kSwish}, {"Erfc", UnaryOp::kErfc},
+      {"LogicalNot", UnaryOp::kLogicalNot}};
   auto it = names.find(name);
   if (it == names.end()) return false;
   *op = it->second;
@@ -25,7 +26,10 @@ bool binary_op_from_name(const std::string& name, BinaryOp* op) {
       {"AddV2", BinaryOp::kAdd}, {"Add", BinaryOp::kAdd}, {"BiasAdd", BinaryOp::kAdd},
       {"Sub", BinaryOp::kSub}, {"Mul", BinaryOp::kMul}, {"RealDiv", BinaryOp::kDiv},
       {"Maximum", BinaryOp::kMax}, {"Minimum", BinaryOp::kMin}, {"Pow", BinaryOp::kPow},
-      {"SquaredDifference", BinaryOp::kSquaredDifference}};
+      {"SquaredDifference", BinaryOp::kSquaredDifference}, {"Greater", BinaryOp::kGreater},
+      {"GreaterEqual", BinaryOp::kGreaterEqual}, {"Less", BinaryOp::kLess}, {"LessEqual", BinaryOp::kLessEqual},
+      {"Equal", BinaryOp::kEqual}, {"NotEqual", BinaryOp::kNotEqual}, {"LogicalAnd", BinaryOp::kLogicalAnd},
+      {"LogicalOr", BinaryOp::kLogicalOr}};
   auto it = names.find(name);
   if (it == names.end()) return false;
   *op = it->second;

@@ -13,8 +13,14 @@ namespace tessera::cpu {
 enum class UnaryOp {
   kIdentity, kNeg, kAbs, kExp, kLog, kSqrt, kRsqrt, kSquare, kReciprocal, kTanh, kSigmoid, kRelu,
   kRelu6, kElu, kSelu, kErf, kSoftplus, kFloor, kCeil, kLeakyRelu, kGeluExact, kGeluTanh, kSwish,
+  kErfc, kLogicalNot,
 };
-enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMax, kMin, kPow, kSquaredDifference };
+// Comparisons and logical ops work on floats holding 0/1 (how TsElementwise programs keep
+// bool temporaries) and produce 0/1.
+enum class BinaryOp {
+  kAdd, kSub, kMul, kDiv, kMax, kMin, kPow, kSquaredDifference,
+  kGreater, kGreaterEqual, kLess, kLessEqual, kEqual, kNotEqual, kLogicalAnd, kLogicalOr,
+};
 enum class ReduceOp { kSum, kMax, kMin };
 
 // TF op name -> op ("Exp" -> kExp; also "GeluExact", "GeluTanh", "Swish"); false if unknown.
@@ -26,6 +32,9 @@ struct VecTable {
   void (*unary)(UnaryOp op, const float* x, float* y, int64_t n, float alpha);
   // y[i] = op(a[i or 0], b[i or 0]): a_scalar/b_scalar broadcast element 0.
   void (*binary)(BinaryOp op, const float* a, bool a_scalar, const float* b, bool b_scalar, float* y, int64_t n);
+  // y[i] = c[i or 0] != 0 ? a[i or 0] : b[i or 0] (SelectV2 on a 0/1 condition).
+  void (*select)(const float* c, bool c_scalar, const float* a, bool a_scalar, const float* b, bool b_scalar,
+                 float* y, int64_t n);
   // One row of softmax (log-softmax when `log`).
   void (*softmax)(const float* x, float* y, int64_t n, bool log);
   float (*reduce)(ReduceOp op, const float* x, int64_t n);

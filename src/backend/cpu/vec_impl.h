@@ -116,6 +116,32 @@ inline V verf(V x) {
   return x < 0.f ? -y : y;
 }
 
+// erfc(|x|) = exp(-x²) · t · Q(t) with t = 1 / (1 + 0.4|x|): Q is our own degree-9 fit of
+// erfc(x)·e^{x²}·(1 + 0.4x) over x in [0, 9.4] (relative error 6.5e-9; 3.5e-7 evaluated in
+// float32). 1 - erf(x) would lose all relative accuracy in the tail, which the gelu
+// gradient reads. x² is split into an exact head (x with 12 mantissa bits, squared) and a
+// small tail so that e^{-x²} keeps float32 precision near x = 9. Beyond 9.34 the result is
+// below 1.2e-39 (subnormal) and returned as 0; negative x: 2 - erfc(-x).
+inline V verfc(V x) {
+  V a = vabs(x);
+  V t = 1.f / (1.f + 0.4f * a);
+  V q = splat(-0.0308016296f);
+  q = q * t + 0.204605147f;
+  q = q * t - 0.514405906f;
+  q = q * t + 0.568373203f;
+  q = q * t - 0.301914394f;
+  q = q * t + 0.281566918f;
+  q = q * t + 0.126363024f;
+  q = q * t + 0.215637669f;
+  q = q * t + 0.224864468f;
+  q = q * t + 0.22571148f;
+  V ah = std::bit_cast<V>(std::bit_cast<VI>(a) & static_cast<int32_t>(0xfffff000u));
+  V al = a - ah;
+  V y = vexp(-(ah * ah)) * vexp(-(al * (a + ah))) * (t * q);
+  y = a > 9.34f ? splat(0.f) : y;
+  return x < 0.f ? 2.f - y : y;
+}
+
 inline V apply_unary(UnaryOp op, V x, float alpha) {
   switch (op) {
     case UnaryOp::kIdentity: return x;
@@ -141,6 +167,8 @@ inline V apply_unary(UnaryOp op, V x, float alpha) {
     case UnaryOp::kGeluExact: return 0.5f * x * (1.f + verf(x * 0.707106781f));
     case UnaryOp::kGeluTanh: return 0.5f * x * (1.f + vtanh(0.797884561f * (x + 0.044715f * x * x * x)));
     case UnaryOp::kSwish: return x * vsigmoid(x);
+    case UnaryOp::kErfc: return verfc(x);
+    case UnaryOp::kLogicalNot: return 1.f - x;
   }
   return x;
 }
@@ -165,6 +193,14 @@ inline V apply_binary(BinaryOp op, V a, V b) {
     case BinaryOp::kMin: return a < b || a != a ? a : b;
     case BinaryOp::kPow: return vpow(a, b);
     case BinaryOp::kSquaredDifference: return (a - b) * (a - b);
+    case BinaryOp::kGreater: return a > b ? splat(1.f) : splat(0.f);
+    case BinaryOp::kGreaterEqual: return a >= b ? splat(1.f) : splat(0.f);
+    case BinaryOp::kLess: return a < b ? splat(1.f) : splat(0.f);
+    case BinaryOp::kLessEqual: return a <= b ? splat(1.f) : splat(0.f);
+    case BinaryOp::kEqual: return a == b ? splat(1.f) : splat(0.f);
+    case BinaryOp::kNotEqual: return a != b ? splat(1.f) : splat(0.f);
+    case BinaryOp::kLogicalAnd: return a * b;  // operands are 0/1
+    case BinaryOp::kLogicalOr: return vmax(a, b);
   }
   return a;
 }
@@ -189,7 +225,7 @@ void unary(UnaryOp op, const float* x, float* y, int64_t n, float alpha) {
     TS_CASE(kRsqrt) TS_CASE(kSquare) TS_CASE(kReciprocal) TS_CASE(kTanh) TS_CASE(kSigmoid)
     TS_CASE(kRelu) TS_CASE(kRelu6) TS_CASE(kElu) TS_CASE(kSelu) TS_CASE(kErf) TS_CASE(kSoftplus)
     TS_CASE(kFloor) TS_CASE(kCeil) TS_CASE(kLeakyRelu) TS_CASE(kGeluExact) TS_CASE(kGeluTanh)
-    TS_CASE(kSwish)
+    TS_CASE(kSwish) TS_CASE(kErfc) TS_CASE(kLogicalNot)
 #undef TS_CASE
   }
 }
@@ -222,9 +258,34 @@ void binary(BinaryOp op, const float* a, bool as, const float* b, bool bs, float
   switch (op) {
 #define TS_CASE(k) case BinaryOp::k: return binary_loop<BinaryOp::k>(a, as, b, bs, y, n);
     TS_CASE(kAdd) TS_CASE(kSub) TS_CASE(kMul) TS_CASE(kDiv) TS_CASE(kMax) TS_CASE(kMin) TS_CASE(kPow)
-    TS_CASE(kSquaredDifference)
+    TS_CASE(kSquaredDifference) TS_CASE(kGreater) TS_CASE(kGreaterEqual) TS_CASE(kLess) TS_CASE(kLessEqual)
+    TS_CASE(kEqual) TS_CASE(kNotEqual) TS_CASE(kLogicalAnd) TS_CASE(kLogicalOr)
 #undef TS_CASE
   }
+}
+
+// A blend, not a branch: dropout masks are random. The broadcast pattern is a template
+// argument so each loop vectorises.
+template <bool C, bool A, bool B>
+void select_loop(const float* c, const float* a, const float* b, float* y, int64_t n) {
+  const V vc = splat(c[0]), va = splat(a[0]), vb = splat(b[0]);
+  int64_t i = 0;
+  for (; i + W <= n; i += W)
+    store(y + i, (C ? vc : load(c + i)) != 0.f ? (A ? va : load(a + i)) : (B ? vb : load(b + i)));
+  for (; i < n; ++i) y[i] = c[C ? 0 : i] != 0.f ? a[A ? 0 : i] : b[B ? 0 : i];
+}
+
+void select(const float* c, bool cs, const float* a, bool as, const float* b, bool bs, float* y, int64_t n) {
+  if (cs) {  // one condition: all of a or all of b
+    const float* src = c[0] != 0.f ? a : b;
+    const bool one = c[0] != 0.f ? as : bs;
+    for (int64_t i = 0; i < n; ++i) y[i] = src[one ? 0 : i];
+    return;
+  }
+  if (as && bs) return select_loop<false, true, true>(c, a, b, y, n);
+  if (as) return select_loop<false, true, false>(c, a, b, y, n);
+  if (bs) return select_loop<false, false, true>(c, a, b, y, n);
+  select_loop<false, false, false>(c, a, b, y, n);
 }
 
 inline float hsum(V v) {
@@ -317,6 +378,6 @@ void layer_norm(const float* x, const float* gamma, const float* beta, float* y,
   for (; i < n; ++i) y[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
 }
 
-const VecTable kTable = {unary, binary, softmax, reduce, layer_norm};
+const VecTable kTable = {unary, binary, select, softmax, reduce, layer_norm};
 
 }  // namespace tessera::cpu::TS_VEC_NS

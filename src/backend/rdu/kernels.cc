@@ -171,8 +171,12 @@ struct Lowerer {
       k.elems = out_elems;
       k.ops = window;
     } else if (op == "TsElementwise") {
+      // One pass over the largest output (the iteration space); every program entry is a
+      // stage, an exported entry included (out_bytes counts each output's write).
       k.family = "elementwise";
-      k.elems = out_elems;
+      k.elems = 0;
+      for (int i = 0; i < n.num_outputs(); ++i)
+        k.elems = std::max(k.elems, elems_of(shape(Value{const_cast<Node*>(&n), i})));
       k.ops = static_cast<int64_t>(n.attr<std::vector<std::string>>("program").size());
     } else {
       k.family = "elementwise";  // plain elementwise and anything else: one op per output element

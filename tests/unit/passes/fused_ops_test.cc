@@ -139,9 +139,57 @@ TEST(FusedOps, ElementwiseProgramMatchesChain) {
   auto out = t.run({ref, fused->out()});
   EXPECT_EQ(testing::vals<float>(out[0]), testing::vals<float>(out[1]));  // same kernels: exact
 
-  // A result that does not use every input still has the broadcast shape.
+  // An output has the shape its own operands broadcast to (what the unfused op produced),
+  // not that of inputs it does not read.
   Node* bc = t.op("TsElementwise", {y, x}, {{"program", std::vector<std::string>{"Exp $0"}}, {"N", int64_t{2}}});
-  EXPECT_EQ(t.run1(bc->out()).shape(), (Shape{3, 4}));
+  EXPECT_EQ(bc->outputs[0].shape, PartialShape({4}));
+  EXPECT_EQ(t.run1(bc->out()).shape(), (Shape{4}));
+}
+
+TEST(FusedOps, ElementwiseExportsSeveralEntries) {
+  TestGraph t;
+  Value x = t.input(random_f32({3, 4}, 32));
+  Value b = t.input(random_f32({4}, 33));
+  Value u = t.input(random_f32({3, 4}, 34, 0, 1));
+  // y = select(u >= 0.3, x * b, 0); exported: y, x*b, erfc(x), exp(b) (narrower: [4]).
+  Value xb = t.op("Mul", {x, b}, f32())->out();
+  Value keep = t.op("GreaterEqual", {u, fconst(t, 0.3f)}, f32())->out();
+  Value y = t.op("SelectV2", {keep, xb, fconst(t, 0.f)}, f32())->out();
+  Value ec = t.op("Erfc", {x}, f32())->out();
+  Value eb = t.op("Exp", {b}, f32())->out();
+  std::vector<std::string> program = {"Mul $0 $1", "GreaterEqual $2 0.3", "SelectV2 %1 %0 0", "Erfc $0", "Exp $1"};
+  Node* fused = t.op("TsElementwise", {x, b, u},
+                     {{"program", program}, {"N", int64_t{3}}, {"outputs", std::vector<int64_t>{2, 0, 3, 4}}});
+  ASSERT_EQ(fused->num_outputs(), 4);
+  EXPECT_EQ(fused->outputs[0].shape, PartialShape({3, 4}));
+  EXPECT_EQ(fused->outputs[3].shape, PartialShape({4}));
+  auto out = t.run({y, xb, ec, eb, fused->out(0), fused->out(1), fused->out(2), fused->out(3)});
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(testing::vals<float>(out[k]), testing::vals<float>(out[4 + k])) << k;
+}
+
+TEST(FusedOps, ElementwiseBoolOperandsAndLogic) {
+  TestGraph t;
+  Value x = t.input(random_f32({2, 5}, 35));
+  Tensor mask(DType::kBool, {5});
+  for (int i = 0; i < 5; ++i) mask.data<bool>()[i] = i % 2 == 0;
+  Value m = t.input(mask);
+  // r = Cast(LogicalOr(LogicalNot(m), x > 0) == (x < 0.5)) * OnesLike(x) + ZerosLike(x)
+  Value gt = t.op("Greater", {x, fconst(t, 0.f)}, f32())->out();
+  Value nm = t.op("LogicalNot", {m})->out();
+  Value lo = t.op("LogicalOr", {nm, gt})->out();
+  Value lt = t.op("Less", {x, fconst(t, 0.5f)}, f32())->out();
+  Value eq = t.op("Equal", {lo, lt}, {{"T", DType::kBool}})->out();
+  Value c = t.op("Cast", {eq}, {{"SrcT", DType::kBool}, {"DstT", DType::kFloat32}})->out();
+  Value ones = t.op("OnesLike", {x}, f32())->out();
+  Value zeros = t.op("ZerosLike", {x}, f32())->out();
+  Value ref = t.op("AddV2", {t.op("Mul", {c, ones}, f32())->out(), zeros}, f32())->out();
+  std::vector<std::string> program = {"Greater $0 0", "LogicalNot $1", "LogicalOr %1 %0", "Less $0 0.5",
+                                      "Equal %2 %3", "Cast %4", "OnesLike $0", "Mul %5 %6", "ZerosLike $0",
+                                      "AddV2 %7 %8"};
+  Node* fused = t.op("TsElementwise", {x, m}, {{"program", program}, {"N", int64_t{2}}});
+  EXPECT_EQ(fused->outputs[0].shape, PartialShape({2, 5}));
+  auto out = t.run({ref, fused->out()});
+  EXPECT_EQ(testing::vals<float>(out[0]), testing::vals<float>(out[1]));
 }
 
 TEST(FusedOps, ElementwiseRejectsBadPrograms) {
@@ -158,6 +206,15 @@ TEST(FusedOps, ElementwiseRejectsBadPrograms) {
   bad({"Exp %0"}, "not an earlier entry");
   bad({"Exp x7"}, "bad operand 'x7'");
   bad({}, "empty program");
+  // Types: bool values cannot feed arithmetic or be outputs; a select's condition is bool.
+  bad({"Greater $0 0", "Exp %0"}, "operand 1 of Exp must be float32, got bool");
+  bad({"SelectV2 $0 $0 $0"}, "operand 1 of SelectV2 must be bool");
+  bad({"Cast $0"}, "operand 1 of Cast must be bool");
+  bad({"Less $0 1"}, "is bool: outputs are float32");
+  expect_error([&] {
+    t.op("TsElementwise", {x}, {{"program", std::vector<std::string>{"Exp $0"}}, {"N", int64_t{1}},
+                               {"outputs", std::vector<int64_t>{1}}});
+  }, ErrorCode::kInvalidArgument, {"output entry 1 out of range"});
 }
 
 TEST(FusedOps, LayerNormMatchesKerasMoments) {
