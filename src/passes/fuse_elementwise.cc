@@ -26,7 +26,7 @@ const std::set<std::string> kFloatOps = {
     "Neg",   "Abs",     "Exp",     "Log",     "Sqrt",    "Rsqrt",   "Square",  "Reciprocal",        "Tanh",
     "Sigmoid", "Relu",  "Relu6",   "Elu",     "Selu",    "Erf",     "Erfc",    "Softplus",          "Floor",
     "Ceil",  "AddV2",   "Sub",     "Mul",     "RealDiv", "Maximum", "Minimum", "Pow", "SquaredDifference",
-    "LeakyRelu", "ZerosLike", "OnesLike"};
+    "LeakyRelu", "ZerosLike", "OnesLike"};  // and AddN (see fusible)
 const std::set<std::string> kCompare = {"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"};
 const std::set<std::string> kLogical = {"LogicalAnd", "LogicalOr", "LogicalNot"};
 
@@ -48,6 +48,7 @@ bool fusible(const Node& n) {
     return all_inputs(n, DType::kFloat32) || (eq && all_inputs(n, DType::kBool));
   }
   if (kLogical.count(op)) return out == DType::kBool && all_inputs(n, DType::kBool);
+  if (op == "AddN") return out == DType::kFloat32 && n.inputs.size() >= 2 && all_inputs(n, DType::kFloat32);
   if (op == "Cast") return out == DType::kFloat32 && all_inputs(n, DType::kBool);
   if (op == "SelectV2" || op == "Select") {
     if (out != DType::kFloat32 || n.inputs.size() != 3 || dtype_of(n.inputs[0]) != DType::kBool ||
@@ -199,20 +200,29 @@ Plan analyse(const View& view, const std::vector<Node*>& members, Node* root) {
   return p;
 }
 
-std::string program_line(const Node& n, const std::vector<Node*>& members, const std::vector<Value>& inputs) {
-  std::string line = n.op == "Select" ? "SelectV2" : n.op;
-  for (const Value& v : n.inputs) {
-    auto m = std::find(members.begin(), members.end(), v.node);
-    if (m != members.end()) {
-      line += " %" + std::to_string(m - members.begin());
-    } else if (is_literal(v)) {
-      line += " " + literal(const_value(v)->data<float>()[0]);
-    } else {
-      line += " $" + std::to_string(std::find(inputs.begin(), inputs.end(), v) - inputs.begin());
+// Appends member n's program entries (one per op; AddN, gradient accumulation, is a chain of
+// AddV2) and records the entry holding its value.
+void emit(const Node& n, const std::vector<Value>& inputs, std::unordered_map<const Node*, int>& entry_of,
+          std::vector<std::string>& program) {
+  auto operand = [&](const Value& v) {
+    auto m = entry_of.find(v.node);
+    if (m != entry_of.end()) return "%" + std::to_string(m->second);
+    if (is_literal(v)) return literal(const_value(v)->data<float>()[0]);
+    return "$" + std::to_string(std::find(inputs.begin(), inputs.end(), v) - inputs.begin());
+  };
+  if (n.op == "AddN") {
+    std::string acc = operand(n.inputs[0]);
+    for (size_t i = 1; i < n.inputs.size(); ++i) {
+      program.push_back("AddV2 " + acc + " " + operand(n.inputs[i]));
+      acc = "%" + std::to_string(program.size() - 1);
     }
+  } else {
+    std::string line = n.op == "Select" ? "SelectV2" : n.op;
+    for (const Value& v : n.inputs) line += " " + operand(v);
+    if (n.op == "LeakyRelu") line += " " + literal(n.attr_or<float>("alpha", 0.2f));
+    program.push_back(line);
   }
-  if (n.op == "LeakyRelu") line += " " + literal(n.attr_or<float>("alpha", 0.2f));
-  return line;
+  entry_of[&n] = static_cast<int>(program.size()) - 1;
 }
 
 // Shape(m) for a member m that is not exported: the broadcast of the shapes of the inputs it
@@ -244,12 +254,12 @@ bool rewrite(Graph& g, const View& view, std::vector<Node*> members, const Plan&
   std::sort(members.begin(), members.end(),
             [&](Node* a, Node* b) { return view.position.at(a) < view.position.at(b); });
   std::vector<std::string> program;
-  for (Node* n : members) program.push_back(program_line(*n, members, plan.inputs));
+  std::unordered_map<const Node*, int> entry_of;
+  for (Node* n : members) emit(*n, plan.inputs, entry_of, program);
   AttrMap attrs = {{"program", program}, {"N", static_cast<int64_t>(plan.inputs.size())}, {"T", DType::kFloat32}};
-  auto entry = [&](Node* n) { return static_cast<int64_t>(std::find(members.begin(), members.end(), n) - members.begin()); };
-  if (plan.exported.size() > 1) {
+  if (plan.exported.size() > 1 || entry_of.at(root) != static_cast<int>(program.size()) - 1) {
     std::vector<int64_t> outputs;
-    for (Node* e : plan.exported) outputs.push_back(entry(e));
+    for (Node* e : plan.exported) outputs.push_back(entry_of.at(e));
     attrs["outputs"] = outputs;
   }
   std::string name = root->name;

@@ -283,5 +283,24 @@ TEST(FuseElementwise, GeluForwardExportsWhatItsGradientReads) {
   EXPECT_SAME_RESULTS(kGelu, *g, {random_f32({3, 16}, 13, -4, 4), random_f32({3, 16}, 14)});
 }
 
+// Gradient accumulation (AddN) joins as a chain of AddV2 entries.
+const char* kAddN = R"(
+graph (x: float32[?,5], g: float32[?,5]) -> (out: s) {
+  a = Exp(x) {T=float32}
+  b = Mul(g, a) {T=float32}
+  c = Neg(g) {T=float32}
+  s = AddN(a, b, c) {N=3, T=float32}
+}
+)";
+
+TEST(FuseElementwise, AddNIsAChainOfAdds) {
+  auto g = run_on(kAddN, {"fuse_elementwise"});
+  EXPECT_IR(*g, R"(
+graph (x: float32[?,5], g: float32[?,5]) -> (out: s) {
+  s = TsElementwise(g, x) {N=2, T=float32, program=["Exp $1", "Mul $0 %0", "Neg $0", "AddV2 %0 %1", "AddV2 %3 %2"]}
+})");
+  EXPECT_SAME_RESULTS(kAddN, *g, {random_f32({3, 5}, 15), random_f32({3, 5}, 16)});
+}
+
 }  // namespace
 }  // namespace tessera
