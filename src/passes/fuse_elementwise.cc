@@ -92,34 +92,66 @@ bool covers(const PartialShape& s, const PartialShape& full) {
   return true;
 }
 
-// The live graph as the pass sees it, rebuilt after each rewrite.
+// The live graph as the pass sees it, rebuilt after each rewrite: positions in a
+// topological order, users and control users, all indexed by node id (the graph keeps ids
+// dense and stable until nodes are removed, which happens once, at the end).
 struct View {
   std::vector<Node*> order;  // live nodes, producers first
-  std::unordered_map<const Node*, size_t> position;
-  std::unordered_map<const Node*, std::vector<std::pair<Node*, int>>> users;
-  std::unordered_map<const Node*, std::vector<Node*>> control_users;
-  std::set<std::pair<const Node*, int>> results;
+  std::vector<int> pos;      // by id; -1: dead
+  std::vector<std::vector<std::pair<Node*, int>>> users;
+  std::vector<std::vector<Node*>> control_users;
+  std::vector<char> control_src, result;
 
   explicit View(const Graph& g) {
-    std::vector<Node*> targets = g.control_results;
-    targets.insert(targets.end(), g.args.begin(), g.args.end());
-    order = g.schedule(g.results, targets);
-    for (size_t i = 0; i < order.size(); ++i) {
-      Node* n = order[i];
-      position[n] = i;
-      for (size_t k = 0; k < n->inputs.size(); ++k) users[n->inputs[k].node].push_back({n, static_cast<int>(k)});
-      for (Node* c : n->control_inputs) control_users[c].push_back(n);
+    const size_t n = g.nodes().size();
+    pos.assign(n, -1);
+    users.assign(n, {});
+    control_users.assign(n, {});
+    control_src.assign(n, 0);
+    result.assign(n, 0);
+    // Iterative depth-first post-order from the results, control results and args.
+    std::vector<char> state(n, 0);
+    std::vector<std::pair<Node*, size_t>> stack;
+    auto visit = [&](Node* root) {
+      if (state[root->id]) return;
+      state[root->id] = 1;
+      stack.push_back({root, 0});
+      while (!stack.empty()) {
+        auto& [node, next] = stack.back();
+        const size_t nd = node->inputs.size(), nc = node->control_inputs.size();
+        if (next < nd + nc) {
+          Node* dep = next < nd ? node->inputs[next].node : node->control_inputs[next - nd];
+          ++next;
+          if (!state[dep->id]) {
+            state[dep->id] = 1;
+            stack.push_back({dep, 0});
+          }
+        } else {
+          pos[node->id] = static_cast<int>(order.size());
+          order.push_back(node);
+          stack.pop_back();
+        }
+      }
+    };
+    for (const Value& r : g.results) visit(r.node);
+    for (Node* c : g.control_results) visit(c);
+    for (Node* a : g.args) visit(a);
+    for (Node* u : order) {
+      for (size_t k = 0; k < u->inputs.size(); ++k) users[u->inputs[k].node->id].push_back({u, static_cast<int>(k)});
+      for (Node* c : u->control_inputs) {
+        control_users[c->id].push_back(u);
+        control_src[c->id] = 1;
+      }
     }
-    for (const Value& r : g.results) results.insert({r.node, r.index});
-    for (Node* c : g.control_results) control_users[c];  // a control source with no node user
+    for (const Value& r : g.results)
+      if (r.index == 0) result[r.node->id] = 1;
+    for (Node* c : g.control_results) control_src[c->id] = 1;
   }
-  const std::vector<std::pair<Node*, int>>& users_of(const Node* n) const {
-    static const std::vector<std::pair<Node*, int>> none;
-    auto it = users.find(n);
-    return it == users.end() ? none : it->second;
-  }
-  bool control_source(const Node* n) const { return control_users.count(n) > 0; }
-  bool is_result(const Node* n) const { return results.count({n, 0}) > 0; }
+  bool live(const Node* n) const { return pos[n->id] >= 0; }
+  size_t position(const Node* n) const { return static_cast<size_t>(pos[n->id]); }
+  const std::vector<std::pair<Node*, int>>& users_of(const Node* n) const { return users[n->id]; }
+  bool control_source(const Node* n) const { return control_src[n->id]; }
+  bool is_result(const Node* n) const { return result[n->id]; }
 };
 
 // What a candidate member set would become: bool members kept outside as well (copies),
@@ -176,22 +208,20 @@ Plan analyse(const View& view, const std::vector<Node*>& members, Node* root) {
   // A cycle: something reachable from the group's exports (or from a kept copy that reads
   // one) produces one of its inputs. Only nodes before the last member can do that.
   size_t last = 0;
-  for (Node* m : members) last = std::max(last, view.position.at(m));
+  for (Node* m : members) last = std::max(last, view.position(m));
   std::set<const Node*> targets(producers.begin(), producers.end());
   std::vector<const Node*> stack;
   std::unordered_set<const Node*> seen;
   auto push_users = [&](const Node* n) {
     for (const auto& [u, idx] : view.users_of(n))
       if (!in.count(u) || p.kept.count(u)) stack.push_back(u);
-    auto it = view.control_users.find(n);
-    if (it != view.control_users.end())
-      for (Node* u : it->second) stack.push_back(u);
+    for (Node* u : view.control_users[n->id]) stack.push_back(u);
   };
   for (Node* e : p.exported) push_users(e);  // kept copies that read a member read an export
   while (!stack.empty()) {
     const Node* n = stack.back();
     stack.pop_back();
-    if (!seen.insert(n).second || view.position.at(n) >= last) continue;
+    if (!seen.insert(n).second || view.position(n) >= last) continue;
     if (targets.count(n)) return p;
     if (in.count(n) && !p.kept.count(n)) continue;  // a member's other edges are inside the group
     push_users(n);
@@ -252,7 +282,7 @@ void rewrite_shape_use(Graph& g, Node* shape_node, const std::vector<Value>& dep
 bool rewrite(Graph& g, const View& view, std::vector<Node*> members, const Plan& plan) {
   Node* root = plan.exported[0];
   std::sort(members.begin(), members.end(),
-            [&](Node* a, Node* b) { return view.position.at(a) < view.position.at(b); });
+            [&](Node* a, Node* b) { return view.position(a) < view.position(b); });
   std::vector<std::string> program;
   std::unordered_map<const Node*, int> entry_of;
   for (Node* n : members) emit(*n, plan.inputs, entry_of, program);
@@ -310,7 +340,7 @@ void fuse_elementwise(Graph& g, const PassContext&) {
   bool any = false;
   auto joinable = [&](const Node* n) { return fusible(*n) && !taken.count(n) && !view->control_source(n); };
   for (Node* root : roots) {
-    if (!view->position.count(root) || !joinable(root) || root->outputs[0].dtype != DType::kFloat32) continue;
+    if (!view->live(root) || !joinable(root) || root->outputs[0].dtype != DType::kFloat32) continue;
     if (view->users_of(root).empty() && !view->is_result(root)) continue;
     std::vector<Node*> members = {root};
     Plan plan;

@@ -398,13 +398,13 @@ std::unique_ptr<CpuKernel> make(const Node& n, const CompileEnv& env, std::vecto
                                              std::vector<int>{}, std::vector<char>(n.inputs.size(), 0));
 }
 
-// TsElementwise: float32 or bool inputs (ranks known), float32 outputs, several allowed.
+// TsElementwise: float32 or bool inputs, float32 outputs, several allowed.
 std::unique_ptr<CpuKernel> make_program(const Node& n, const CompileEnv& env) {
   if (n.inputs.empty() || n.num_outputs() < 1) return nullptr;
   std::vector<char> is_bool;
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     const ValueInfo& v = n.inputs[i].node->outputs.at(n.inputs[i].index);
-    if (v.dtype == DType::kBool && v.shape.known_rank) is_bool.push_back(1);
+    if (v.dtype == DType::kBool) is_bool.push_back(1);
     else if (CompileEnv::is_f32(n, i)) is_bool.push_back(0);
     else return nullptr;
   }
