@@ -283,6 +283,32 @@ TEST(FuseElementwise, GeluForwardExportsWhatItsGradientReads) {
   EXPECT_SAME_RESULTS(kGelu, *g, {random_f32({3, 16}, 13, -4, 4), random_f32({3, 16}, 14)});
 }
 
+// Shape(member) of a member reading two inputs: the shapes of both, broadcast (BroadcastArgs),
+// so the member need not be written out; the random-like tensor shaped by it still feeds the
+// group without a cycle.
+const char* kShapeOfMember = R"(
+graph (a: float32[?,4], b: float32[?,4]) -> (out: r) {
+  m = Mul(a, b) {T=float32}
+  t = Tanh(m) {T=float32}
+  half = Const() {dtype=float32, value=float32[]{0.5}}
+  s = Shape(m) {T=float32, out_type=int64}
+  f = Fill(s, half) {T=float32, index_type=int64}
+  r = AddV2(t, f) {T=float32}
+}
+)";
+
+TEST(FuseElementwise, ShapeOfAMemberComesFromItsInputs) {
+  auto g = run_on(kShapeOfMember, {"fuse_elementwise"});
+  auto fused = fused_nodes(*g);
+  ASSERT_EQ(fused.size(), 1u);
+  EXPECT_EQ(fused[0]->num_outputs(), 1);
+  EXPECT_EQ(count_op(*g, "BroadcastArgs"), 1);
+  for (const auto& n : g->nodes())
+    if (n->op == "Shape") EXPECT_EQ(n->inputs[0].node->op, "_Arg") << n->name;
+  EXPECT_SAME_RESULTS(kShapeOfMember, *g, {random_f32({3, 4}, 17), random_f32({3, 4}, 18)});
+  EXPECT_SAME_RESULTS(kShapeOfMember, *g, {random_f32({1, 4}, 19), random_f32({3, 4}, 20)});
+}
+
 // Gradient accumulation (AddN) joins as a chain of AddV2 entries.
 const char* kAddN = R"(
 graph (x: float32[?,5], g: float32[?,5]) -> (out: s) {
