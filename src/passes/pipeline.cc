@@ -21,6 +21,7 @@ const std::vector<Pass>& all_passes() {
       {"fuse_elementwise", "chains of float32 elementwise ops -> TsElementwise", fuse_elementwise},
       // Training only (the step builder runs it on the training endpoint); not in the default pipeline.
       {"rewrite_dropout", "dropout masks -> TsRandomUniformIndexed keyed on (seed, layer, global sample index)", rewrite_dropout},
+      {"fuse_batch_norm_training", "Keras 3 training-mode BatchNormalization (moments + batch_normalization [+ Relu]) -> TsBatchNormTraining", fuse_batch_norm_training},
   };
   return passes;
 }

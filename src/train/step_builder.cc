@@ -286,6 +286,9 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     Graph& g = *p.graph;
     g.name = kind == StepKind::kEval ? "eval_step" : "train_step";
     if (kind != StepKind::kEval && pass_registered("rewrite_dropout")) passes::run_passes(g, {"rewrite_dropout"});
+    // One op per training-mode BatchNorm, so its gradient is one op too (before differentiate).
+    if (kind != StepKind::kEval && pass_registered("fuse_batch_norm_training"))
+      passes::run_passes(g, {"fuse_batch_norm_training"});
 
     // The output the loss reads.
     int out_index = -1;

@@ -1,10 +1,13 @@
 // TsLayerNorm: normalise each row of the last axis, then scale and shift (docs/fused_ops.md).
 // FusedBatchNorm(V2/V3) in inference mode (NHWC): y = x·k + b per channel, with k and b made
 // from the (variable) statistics on each run, which costs O(channels).
+// TsBatchNormTraining (channels last): one pass for the batch statistics, one to normalise;
+// its gradient's kernel is in kernels_norm_grad.cc.
 #include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/kernel.h"
+#include "backend/cpu/norm_util.h"
 #include "backend/cpu/threads.h"
 #include "backend/cpu/vec.h"
 
@@ -85,9 +88,114 @@ class BatchNormKernel final : public CpuKernel {
   const VecTable& vec_;
 };
 
+// Statistics of rows [r0, r1) of x ([rows, C]): per block of rows small enough for L1, the
+// block's mean and sum of squared deviations in float (two passes over the cached block),
+// folded into the part's double totals with Chan's update. One read of x from memory, and
+// no cancellation from an offset in the data.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_stats_part(const float* x, int64_t c, int64_t r0,
+                                                                              int64_t r1, double* mean, double* m2) {
+  const int64_t block = norm::block_rows(c);
+  float s[norm::kLanes], q[norm::kLanes];
+  double count = 0;
+  for (int64_t b0 = r0; b0 < r1; b0 += block) {
+    const int64_t b1 = std::min(r1, b0 + block), nb = b1 - b0;
+    for (int64_t c0 = 0; c0 < c; c0 += norm::kLanes) {
+      const int64_t w = std::min<int64_t>(norm::kLanes, c - c0);
+      const float* base = x + c0;
+      for (int k = 0; k < norm::kLanes; ++k) s[k] = 0, q[k] = 0;
+      if (w == norm::kLanes) {
+        for (int64_t i = b0; i < b1; ++i)
+          for (int k = 0; k < norm::kLanes; ++k) s[k] += base[i * c + k];
+        for (int k = 0; k < norm::kLanes; ++k) s[k] /= static_cast<float>(nb);
+        for (int64_t i = b0; i < b1; ++i)
+          for (int k = 0; k < norm::kLanes; ++k) {
+            const float d = base[i * c + k] - s[k];
+            q[k] += d * d;
+          }
+      } else {
+        for (int64_t i = b0; i < b1; ++i)
+          for (int64_t k = 0; k < w; ++k) s[k] += base[i * c + k];
+        for (int64_t k = 0; k < w; ++k) s[k] /= static_cast<float>(nb);
+        for (int64_t i = b0; i < b1; ++i)
+          for (int64_t k = 0; k < w; ++k) {
+            const float d = base[i * c + k] - s[k];
+            q[k] += d * d;
+          }
+      }
+      for (int64_t k = 0; k < w; ++k) norm::chan_merge(count, mean[c0 + k], m2[c0 + k], nb, s[k], q[k]);
+    }
+    count += static_cast<double>(nb);
+  }
+}
+
+// y = x·k + b per channel, then max(y, 0) when relu.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_apply_rows(const float* x, const float* k,
+                                                                              const float* b, float* y, int64_t c,
+                                                                              int64_t r0, int64_t r1, bool relu) {
+  for (int64_t i = r0; i < r1; ++i) {
+    const float* xr = x + i * c;
+    float* yr = y + i * c;
+    if (relu) {
+      for (int64_t j = 0; j < c; ++j) {
+        const float v = xr[j] * k[j] + b[j];
+        yr[j] = v > 0.0f ? v : 0.0f;
+      }
+    } else {
+      for (int64_t j = 0; j < c; ++j) yr[j] = xr[j] * k[j] + b[j];
+    }
+  }
+}
+
+class BatchNormTrainingKernel final : public CpuKernel {
+ public:
+  explicit BatchNormTrainingKernel(const Node& node)
+      : eps_(node.attr_or<float>("epsilon", 1e-3f)), relu_(node.attr_or<std::string>("activation", "") == "Relu") {}
+  void run(KernelRun& r) override {
+    const Tensor& x = r.input(0);
+    TS_CHECK(x.rank() >= 1, "input must have rank >= 1");
+    const int64_t c = x.dim(x.rank() - 1), rows = c == 0 ? 0 : x.num_elements() / c;
+    for (size_t i = 1; i <= 2; ++i)
+      TS_CHECK(r.input(i).rank() == 1 && r.input(i).dim(0) == c, "input ", i, " must have shape [", c,
+               "], got ", shape_str(r.input(i).shape()));
+    const float* px = x.data<float>();
+    std::vector<double> mean(c), var(c);
+    norm::batch_moments(rows, c, r.threads(), mean.data(), var.data(),
+                        [&](int64_t r0, int64_t r1, double* m, double* m2) { bn_stats_part(px, c, r0, r1, m, m2); });
+    Tensor mt = r.allocate(1, DType::kFloat32, {c}), vt = r.allocate(2, DType::kFloat32, {c});
+    const float *scale = r.input(1).data<float>(), *offset = r.input(2).data<float>();
+    std::vector<float> k(c), b(c);
+    for (int64_t j = 0; j < c; ++j) {
+      const float m = static_cast<float>(mean[j]), v = static_cast<float>(var[j]);
+      mt.data<float>()[j] = m;
+      vt.data<float>()[j] = v;
+      k[j] = scale[j] / std::sqrt(v + eps_);
+      b[j] = offset[j] - m * k[j];
+    }
+    Tensor y = r.allocate(0, DType::kFloat32, x.shape());
+    float* py = y.data<float>();
+    parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)), r.threads(),
+                 [&](int64_t lo, int64_t hi) { bn_apply_rows(px, k.data(), b.data(), py, c, lo, hi, relu_); });
+    r.set_output(0, y);
+    r.set_output(1, mt);
+    r.set_output(2, vt);
+  }
+  // The statistics pass finishes before y is written, and y's element i comes from x's.
+  bool in_place(size_t input) const override { return input == 0; }
+
+ private:
+  float eps_;
+  bool relu_;
+};
+
 }  // namespace
 
 void register_norm_kernels() {
+  register_norm_grad_kernels();
+  register_kernel("TsBatchNormTraining", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+    for (size_t i = 0; i < 3; ++i)
+      if (!CompileEnv::is_f32(n, i)) return nullptr;
+    return std::make_unique<BatchNormTrainingKernel>(n);
+  });
   for (const char* op : {"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
     register_kernel(op, [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
       if (n.attr_or<bool>("is_training", true) || n.attr_or<std::string>("data_format", "NHWC") != "NHWC")

@@ -1,0 +1,166 @@
+// Backward kernels of training graphs' normalisation and activation (float32):
+//  - TsBatchNormTrainingGrad (channels last): one reduction pass (Σ dy and Σ dy·(x − mean) per
+//    channel, with dy masked by y > 0 under a fused Relu) and one pass writing
+//    dx = A·dy + B·(x − mean) + C per channel (ops/batch_norm_ops.cc has the formula).
+//  - ReluGrad: g where the features are > 0.
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/kernel.h"
+#include "backend/cpu/norm_util.h"
+#include "backend/cpu/threads.h"
+
+namespace tessera::cpu {
+
+namespace {
+
+// Rows [r0, r1): adds Σ g and Σ g·(x − mean) per channel into sg, sgx (float per block of
+// rows, double across blocks). g = dy, or dy where y > 0 when y is given.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_sums_part(
+    const float* dy, const float* x, const float* y, const float* mean, int64_t c, int64_t r0, int64_t r1, double* sg,
+    double* sgx) {
+  const int64_t block = norm::block_rows(c);
+  float a[norm::kLanes], b[norm::kLanes], m[norm::kLanes];
+  for (int64_t b0 = r0; b0 < r1; b0 += block) {
+    const int64_t b1 = std::min(r1, b0 + block);
+    for (int64_t c0 = 0; c0 < c; c0 += norm::kLanes) {
+      const int64_t w = std::min<int64_t>(norm::kLanes, c - c0);
+      for (int k = 0; k < norm::kLanes; ++k) a[k] = 0, b[k] = 0, m[k] = k < w ? mean[c0 + k] : 0.0f;
+      if (w == norm::kLanes) {
+        for (int64_t i = b0; i < b1; ++i) {
+          const int64_t at = i * c + c0;
+          for (int k = 0; k < norm::kLanes; ++k) {
+            const float g = y && !(y[at + k] > 0.0f) ? 0.0f : dy[at + k];
+            a[k] += g;
+            b[k] += g * (x[at + k] - m[k]);
+          }
+        }
+      } else {
+        for (int64_t i = b0; i < b1; ++i) {
+          const int64_t at = i * c + c0;
+          for (int64_t k = 0; k < w; ++k) {
+            const float g = y && !(y[at + k] > 0.0f) ? 0.0f : dy[at + k];
+            a[k] += g;
+            b[k] += g * (x[at + k] - m[k]);
+          }
+        }
+      }
+      for (int64_t k = 0; k < w; ++k) sg[c0 + k] += a[k], sgx[c0 + k] += b[k];
+    }
+  }
+}
+
+// dx = A·g + B·(x − mean) + C per channel over rows [r0, r1) (centred, so a large mean
+// does not cancel).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_dx_rows(
+    const float* dy, const float* x, const float* y, const float* mean, const float* A, const float* B,
+    const float* C, float* dx, int64_t c, int64_t r0, int64_t r1) {
+  for (int64_t i = r0; i < r1; ++i) {
+    const int64_t at = i * c;
+    if (y) {
+      for (int64_t j = 0; j < c; ++j) {
+        const float g = y[at + j] > 0.0f ? dy[at + j] : 0.0f;
+        dx[at + j] = A[j] * g + (B[j] * (x[at + j] - mean[j]) + C[j]);
+      }
+    } else {
+      for (int64_t j = 0; j < c; ++j) dx[at + j] = A[j] * dy[at + j] + (B[j] * (x[at + j] - mean[j]) + C[j]);
+    }
+  }
+}
+
+class BatchNormTrainingGradKernel final : public CpuKernel {
+ public:
+  explicit BatchNormTrainingGradKernel(const Node& node)
+      : eps_(node.attr_or<float>("epsilon", 1e-3f)), relu_(node.attr_or<std::string>("activation", "") == "Relu") {}
+  void run(KernelRun& r) override {
+    const Tensor& dy = r.input(0);
+    const Tensor& x = r.input(1);
+    TS_CHECK(dy.shape() == x.shape() && x.rank() >= 1, "dy has shape ", shape_str(dy.shape()), ", x ",
+             shape_str(x.shape()));
+    if (relu_) TS_CHECK(r.input(5).shape() == x.shape(), "y has shape ", shape_str(r.input(5).shape()));
+    const int64_t c = x.dim(x.rank() - 1), rows = c == 0 ? 0 : x.num_elements() / c;
+    for (size_t i = 2; i <= 4; ++i)
+      TS_CHECK(r.input(i).rank() == 1 && r.input(i).dim(0) == c, "input ", i, " must have shape [", c,
+               "], got ", shape_str(r.input(i).shape()));
+    const float *pdy = dy.data<float>(), *px = x.data<float>(), *py = relu_ ? r.input(5).data<float>() : nullptr;
+    const float *scale = r.input(2).data<float>(), *mean = r.input(3).data<float>(), *var = r.input(4).data<float>();
+
+    const int64_t parts = norm::parts_for(rows, c, r.threads());
+    std::vector<double> psg(static_cast<size_t>(parts * c), 0.0), psgx(static_cast<size_t>(parts * c), 0.0);
+    parallel_for(parts, 1, r.threads(), [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p)
+        bn_grad_sums_part(pdy, px, py, mean, c, norm::part_begin(p, parts, rows), norm::part_begin(p + 1, parts, rows),
+                          psg.data() + p * c, psgx.data() + p * c);
+    });
+    Tensor dscale = r.allocate(1, DType::kFloat32, {c}), doffset = r.allocate(2, DType::kFloat32, {c});
+    std::vector<float> A(c), B(c), C(c);
+    const double n = static_cast<double>(std::max<int64_t>(rows, 1));
+    for (int64_t j = 0; j < c; ++j) {
+      double sg = 0, sgx = 0;
+      for (int64_t p = 0; p < parts; ++p) sg += psg[p * c + j], sgx += psgx[p * c + j];
+      const double rstd = 1.0 / std::sqrt(static_cast<double>(var[j] + eps_));
+      const double dsc = sgx * rstd;  // Σ g·x̂
+      dscale.data<float>()[j] = static_cast<float>(dsc);
+      doffset.data<float>()[j] = static_cast<float>(sg);
+      // dx = k·(g − sg/n − x̂·dsc/n), k = scale·rstd, x̂ = (x − mean)·rstd.
+      const double k = scale[j] * rstd, bx = -k * rstd * dsc / n;
+      A[j] = static_cast<float>(k);
+      B[j] = static_cast<float>(bx);
+      C[j] = static_cast<float>(-k * sg / n);
+    }
+    Tensor dx = r.allocate(0, DType::kFloat32, x.shape());
+    float* pdx = dx.data<float>();
+    parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)), r.threads(), [&](int64_t lo, int64_t hi) {
+      bn_grad_dx_rows(pdy, px, py, mean, A.data(), B.data(), C.data(), pdx, c, lo, hi);
+    });
+    r.set_output(0, dx);
+    r.set_output(1, dscale);
+    r.set_output(2, doffset);
+  }
+  // dx's element i is written after dy's element i is read for the last time (the sums pass
+  // finishes first).
+  bool in_place(size_t input) const override { return input == 0; }
+
+ private:
+  float eps_;
+  bool relu_;
+};
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void relu_grad_range(const float* g, const float* f,
+                                                                                float* o, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; ++i) o[i] = f[i] > 0.0f ? g[i] : 0.0f;
+}
+
+class ReluGradKernel final : public CpuKernel {
+ public:
+  void run(KernelRun& r) override {
+    const Tensor& g = r.input(0);
+    const Tensor& f = r.input(1);
+    TS_CHECK(g.shape() == f.shape(), "gradients and features must have the same shape, got ", shape_str(g.shape()),
+             " and ", shape_str(f.shape()));
+    Tensor out = r.allocate(0, DType::kFloat32, g.shape());
+    const float *pg = g.data<float>(), *pf = f.data<float>();
+    float* po = out.data<float>();
+    parallel_for(g.num_elements(), 32768, r.threads(), [&](int64_t lo, int64_t hi) { relu_grad_range(pg, pf, po, lo, hi); });
+    r.set_output(0, out);
+  }
+  bool in_place(size_t input) const override { return input <= 1; }
+
+ private:
+};
+
+}  // namespace
+
+void register_norm_grad_kernels() {
+  register_kernel("TsBatchNormTrainingGrad", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+    for (size_t i = 0; i < n.inputs.size(); ++i)
+      if (!CompileEnv::is_f32(n, i)) return nullptr;
+    return std::make_unique<BatchNormTrainingGradKernel>(n);
+  });
+  register_kernel("ReluGrad", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+    if (!CompileEnv::is_f32(n, 0) || !CompileEnv::is_f32(n, 1)) return nullptr;
+    return std::make_unique<ReluGradKernel>();
+  });
+}
+
+}  // namespace tessera::cpu
