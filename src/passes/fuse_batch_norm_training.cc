@@ -117,7 +117,9 @@ std::optional<Match> match(Node* mean, const Uses& uses) {
   Node* rsqrt = unary_user(add->first->out(), uses, "Rsqrt");
   if (!rsqrt) return std::nullopt;
   Value inv = rsqrt->out();
-  auto scaled = binary_user(inv, uses, "Mul", [&](const Value& o) { return !(o == m.x) && channel_vector(o, c); });
+  auto scaled = binary_user(inv, uses, "Mul", [&](const Value& o) {
+    return !(o == m.x) && !(o == m.mean_s->out()) && channel_vector(o, c);
+  });
   if (scaled) m.gamma = scaled->second, inv = scaled->first->out();
   auto mul_x = binary_user(inv, uses, "Mul", [&](const Value& o) { return o == m.x; });
   auto mul_m = binary_user(inv, uses, "Mul", [&](const Value& o) { return o == m.mean_s->out(); });
