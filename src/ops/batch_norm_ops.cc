@@ -79,8 +79,9 @@ void infer_bn_training(InferContext& c) {
 }
 
 // Statistics in double, two passes (mean, then squared deviations), so the reference is
-// accurate whatever the data's offset; y = x·k + b with k = scale·rsqrt(var + eps) and
-// b = offset − mean·k, the form tf.nn.batch_normalization computes.
+// accurate whatever the data's offset; y = (x − mean)·k + offset with k = scale·rsqrt(var +
+// eps). tf.nn.batch_normalization computes x·k + (offset − mean·k), the same function, but
+// centring first keeps y's low bits when the mean is large against the spread.
 void bn_training_kernel(KernelContext& c) {
   const Tensor& x = c.input(0);
   const Rows r = rows_of(x);
@@ -102,16 +103,14 @@ void bn_training_kernel(KernelContext& c) {
         sq[ch] += d * d;
       }
     for (int64_t ch = 0; ch < C; ++ch) var.data<T>()[ch] = static_cast<T>(r.rows ? sq[ch] / r.rows : 0.0);
-    std::vector<T> k(static_cast<size_t>(C)), b(static_cast<size_t>(C));
-    for (int64_t ch = 0; ch < C; ++ch) {
+    std::vector<T> k(static_cast<size_t>(C));
+    for (int64_t ch = 0; ch < C; ++ch)
       k[ch] = static_cast<T>(scale[ch] / std::sqrt(static_cast<T>(var.data<T>()[ch] + static_cast<T>(eps))));
-      b[ch] = offset[ch] - mean.data<T>()[ch] * k[ch];
-    }
     Tensor y(x.dtype(), x.shape());
     T* py = y.data<T>();
     for (int64_t i = 0; i < r.rows; ++i)
       for (int64_t ch = 0; ch < C; ++ch) {
-        const T v = px[i * C + ch] * k[ch] + b[ch];
+        const T v = (px[i * C + ch] - mean.data<T>()[ch]) * k[ch] + offset[ch];
         py[i * C + ch] = relu && v < T(0) ? T(0) : v;
       }
     c.set_output(0, std::move(y));

@@ -89,59 +89,63 @@ class BatchNormKernel final : public CpuKernel {
 };
 
 // Statistics of rows [r0, r1) of x ([rows, C]): per block of rows small enough for L1, the
-// block's mean and sum of squared deviations in float (two passes over the cached block),
-// folded into the part's double totals with Chan's update. One read of x from memory, and
-// no cancellation from an offset in the data.
+// block's mean and sum of squared deviations in float (two passes over the cached block; the
+// sums are of deviations from the block's first row, so an offset in the data does not eat
+// the float precision), folded into the part's double totals with Chan's update. One read
+// of x from memory.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_stats_part(const float* x, int64_t c, int64_t r0,
                                                                               int64_t r1, double* mean, double* m2) {
   const int64_t block = norm::block_rows(c);
-  float s[norm::kLanes], q[norm::kLanes];
+  float s[norm::kLanes], q[norm::kLanes], x0[norm::kLanes], bm[norm::kLanes];
   double count = 0;
   for (int64_t b0 = r0; b0 < r1; b0 += block) {
     const int64_t b1 = std::min(r1, b0 + block), nb = b1 - b0;
+    const float inv = 1.0f / static_cast<float>(nb);
     for (int64_t c0 = 0; c0 < c; c0 += norm::kLanes) {
       const int64_t w = std::min<int64_t>(norm::kLanes, c - c0);
       const float* base = x + c0;
-      for (int k = 0; k < norm::kLanes; ++k) s[k] = 0, q[k] = 0;
+      for (int64_t k = 0; k < norm::kLanes; ++k) s[k] = 0, q[k] = 0, x0[k] = k < w ? base[b0 * c + k] : 0.0f;
       if (w == norm::kLanes) {
         for (int64_t i = b0; i < b1; ++i)
-          for (int k = 0; k < norm::kLanes; ++k) s[k] += base[i * c + k];
-        for (int k = 0; k < norm::kLanes; ++k) s[k] /= static_cast<float>(nb);
+          for (int k = 0; k < norm::kLanes; ++k) s[k] += base[i * c + k] - x0[k];
+        for (int k = 0; k < norm::kLanes; ++k) bm[k] = x0[k] + s[k] * inv;
         for (int64_t i = b0; i < b1; ++i)
           for (int k = 0; k < norm::kLanes; ++k) {
-            const float d = base[i * c + k] - s[k];
+            const float d = base[i * c + k] - bm[k];
             q[k] += d * d;
           }
       } else {
         for (int64_t i = b0; i < b1; ++i)
-          for (int64_t k = 0; k < w; ++k) s[k] += base[i * c + k];
-        for (int64_t k = 0; k < w; ++k) s[k] /= static_cast<float>(nb);
+          for (int64_t k = 0; k < w; ++k) s[k] += base[i * c + k] - x0[k];
+        for (int64_t k = 0; k < w; ++k) bm[k] = x0[k] + s[k] * inv;
         for (int64_t i = b0; i < b1; ++i)
           for (int64_t k = 0; k < w; ++k) {
-            const float d = base[i * c + k] - s[k];
+            const float d = base[i * c + k] - bm[k];
             q[k] += d * d;
           }
       }
-      for (int64_t k = 0; k < w; ++k) norm::chan_merge(count, mean[c0 + k], m2[c0 + k], nb, s[k], q[k]);
+      for (int64_t k = 0; k < w; ++k) norm::chan_merge(count, mean[c0 + k], m2[c0 + k], nb, bm[k], q[k]);
     }
     count += static_cast<double>(nb);
   }
 }
 
-// y = x·k + b per channel, then max(y, 0) when relu.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_apply_rows(const float* x, const float* k,
-                                                                              const float* b, float* y, int64_t c,
-                                                                              int64_t r0, int64_t r1, bool relu) {
+// y = (x − m)·k + b per channel, then max(y, 0) when relu. Centred first: with a large mean
+// and a small spread, x·k + (b − m·k) would lose the low bits of y to the cancellation.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_apply_rows(const float* x, const float* m,
+                                                                              const float* k, const float* b, float* y,
+                                                                              int64_t c, int64_t r0, int64_t r1,
+                                                                              bool relu) {
   for (int64_t i = r0; i < r1; ++i) {
     const float* xr = x + i * c;
     float* yr = y + i * c;
     if (relu) {
       for (int64_t j = 0; j < c; ++j) {
-        const float v = xr[j] * k[j] + b[j];
+        const float v = (xr[j] - m[j]) * k[j] + b[j];
         yr[j] = v > 0.0f ? v : 0.0f;
       }
     } else {
-      for (int64_t j = 0; j < c; ++j) yr[j] = xr[j] * k[j] + b[j];
+      for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - m[j]) * k[j] + b[j];
     }
   }
 }
@@ -169,12 +173,12 @@ class BatchNormTrainingKernel final : public CpuKernel {
       mt.data<float>()[j] = m;
       vt.data<float>()[j] = v;
       k[j] = scale[j] / std::sqrt(v + eps_);
-      b[j] = offset[j] - m * k[j];
+      b[j] = offset[j];
     }
     Tensor y = r.allocate(0, DType::kFloat32, x.shape());
     float* py = y.data<float>();
     parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)), r.threads(),
-                 [&](int64_t lo, int64_t hi) { bn_apply_rows(px, k.data(), b.data(), py, c, lo, hi, relu_); });
+                 [&](int64_t lo, int64_t hi) { bn_apply_rows(px, mt.data<float>(), k.data(), b.data(), py, c, lo, hi, relu_); });
     r.set_output(0, y);
     r.set_output(1, mt);
     r.set_output(2, vt);

@@ -1,7 +1,7 @@
 // Backward kernels of training graphs' normalisation and activation (float32):
 //  - TsBatchNormTrainingGrad (channels last): one reduction pass (Σ dy and Σ dy·(x − mean) per
 //    channel, with dy masked by y > 0 under a fused Relu) and one pass writing
-//    dx = A·dy + B·(x − mean) + C per channel (ops/batch_norm_ops.cc has the formula).
+//    dx = A·(dy − C) + B·(x − mean) per channel (ops/batch_norm_ops.cc has the formula).
 //  - ReluGrad: g where the features are > 0.
 #include <algorithm>
 #include <cmath>
@@ -50,8 +50,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_sums_p
   }
 }
 
-// dx = A·g + B·(x − mean) + C per channel over rows [r0, r1) (centred, so a large mean
-// does not cancel).
+// dx = A·(g − C) + B·(x − mean) per channel over rows [r0, r1), C the mean of g (centred
+// before scaling, so neither a large mean of x nor of g cancels after it).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_dx_rows(
     const float* dy, const float* x, const float* y, const float* mean, const float* A, const float* B,
     const float* C, float* dx, int64_t c, int64_t r0, int64_t r1) {
@@ -60,10 +60,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_dx_row
     if (y) {
       for (int64_t j = 0; j < c; ++j) {
         const float g = y[at + j] > 0.0f ? dy[at + j] : 0.0f;
-        dx[at + j] = A[j] * g + (B[j] * (x[at + j] - mean[j]) + C[j]);
+        dx[at + j] = A[j] * (g - C[j]) + B[j] * (x[at + j] - mean[j]);
       }
     } else {
-      for (int64_t j = 0; j < c; ++j) dx[at + j] = A[j] * dy[at + j] + (B[j] * (x[at + j] - mean[j]) + C[j]);
+      for (int64_t j = 0; j < c; ++j) dx[at + j] = A[j] * (dy[at + j] - C[j]) + B[j] * (x[at + j] - mean[j]);
     }
   }
 }
@@ -106,7 +106,7 @@ class BatchNormTrainingGradKernel final : public CpuKernel {
       const double k = scale[j] * rstd, bx = -k * rstd * dsc / n;
       A[j] = static_cast<float>(k);
       B[j] = static_cast<float>(bx);
-      C[j] = static_cast<float>(-k * sg / n);
+      C[j] = static_cast<float>(sg / n);
     }
     Tensor dx = r.allocate(0, DType::kFloat32, x.shape());
     float* pdx = dx.data<float>();

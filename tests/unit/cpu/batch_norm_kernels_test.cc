@@ -1,0 +1,89 @@
+// The cpu kernels of training-mode batch norm (TsBatchNormTraining, TsBatchNormTrainingGrad)
+// and ReluGrad against their reference kernels, on every ISA path: channel counts with and
+// without a partial 16-lane block, enough rows for several row blocks and parts per thread,
+// and data far from zero (the statistics must not cancel; gradients are compared only at a
+// moderate offset: at 1000 ± 2 the float mean's last bit already moves Σ dy·x̂ by ~1e-4 and
+// a fused Relu's mask flips where |y| < 1e-4, in TF's float graph as much as here).
+#include <cmath>
+
+#include "cpu_test_util.h"
+
+namespace tessera::cpu::testing {
+namespace {
+
+AttrMap bn_attrs(const std::string& act, float eps = 1e-3f) {
+  return {{"T", DType::kFloat32}, {"epsilon", eps}, {"activation", act}};
+}
+
+Tensor shifted(Tensor t, float by) {
+  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] += by;
+  return t;
+}
+
+TEST(CpuBatchNormTraining, ForwardAndGradientMatchReference) {
+  struct Case {
+    Shape shape;
+    float offset;
+  };
+  const std::vector<Case> cases = {{{2, 5, 5, 16}, 0},   {{64, 8, 8, 32}, 0}, {{3, 4, 20}, 0.5f},
+                                   {{7, 3}, 0},          {{1, 1, 1, 5}, 0},   {{16, 9, 9, 16}, 1000.0f},
+                                   {{130, 48}, -3.0f}};
+  for (const std::string act : {"", "Relu"})
+    for (const Case& c : cases) {
+      const int64_t ch = c.shape.back();
+      FnGraph fn;
+      PartialShape ps(c.shape);
+      ps.dims[0] = -1;
+      Value x = fn.arg(DType::kFloat32, ps);
+      Value dy = fn.arg(DType::kFloat32, ps);
+      Value scale = fn.constant(random_tensor({ch}, 5, 0.5f, 1.5f));
+      Value offset = fn.constant(random_tensor({ch}, 6));
+      Node* bn = fn.op("TsBatchNormTraining", {x, scale, offset}, bn_attrs(act));
+      std::vector<Value> gin = {dy, x, scale, bn->out(1), bn->out(2)};
+      if (act == "Relu") gin.push_back(bn->out(0));
+      Node* grad = fn.op("TsBatchNormTrainingGrad", gin, bn_attrs(act));
+      for (int i = 0; i < 3; ++i) fn.result(bn->out(i));
+      if (std::fabs(c.offset) < 100)
+        for (int i = 0; i < 3; ++i) fn.result(grad->out(i));
+      const std::string what = "TsBatchNormTraining " + act + " " + shape_str(c.shape);
+      check_graph(fn, {{shifted(random_tensor(c.shape, 7, -2, 3), c.offset), random_tensor(c.shape, 8)}}, what);
+      check_graph(fn, {{shifted(random_tensor(c.shape, 9, -1, 1), c.offset), random_tensor(c.shape, 10)}}, what, 1);
+    }
+}
+
+// The sums run in a fixed order of parts: repeated runs give identical bits.
+TEST(CpuBatchNormTraining, Deterministic) {
+  FnGraph fn;
+  Value x = fn.arg(DType::kFloat32, PartialShape({-1, 6, 6, 16}));
+  Node* bn = fn.op("TsBatchNormTraining", {x, fn.constant(random_tensor({16}, 1)), fn.constant(random_tensor({16}, 2))},
+                   bn_attrs(""));
+  fn.result(bn->out(1));
+  fn.result(bn->out(2));
+  auto exe = CpuExecutable::compile(fn.g, {2, ""});
+  Tensor in = random_tensor({50, 6, 6, 16}, 3);
+  std::vector<Tensor> a = exe->run({in}, nullptr);
+  for (int k = 0; k < 5; ++k) {
+    std::vector<Tensor> b = exe->run({in}, nullptr);
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(0, std::memcmp(a[i].raw(), b[i].raw(), a[i].nbytes()));
+  }
+}
+
+TEST(CpuReluGrad, MatchesReference) {
+  for (const Shape& s : std::vector<Shape>{{3, 7}, {128, 16, 16, 8}, {1}}) {
+    FnGraph fn;
+    Value g = fn.arg(DType::kFloat32, PartialShape(s));
+    Value f = fn.arg(DType::kFloat32, PartialShape(s));
+    fn.result(fn.op("ReluGrad", {g, f}, {{"T", DType::kFloat32}})->out());
+    Tensor feat = random_tensor(s, 2);
+    // Exact zeros and NaN features pass no gradient.
+    feat.data<float>()[0] = 0.0f;
+    if (feat.num_elements() > 2) feat.data<float>()[2] = std::nanf("");
+    check_graph(fn, {{random_tensor(s, 1), feat}}, "ReluGrad " + shape_str(s));
+    auto exe = CpuExecutable::compile(fn.g, {2, ""});
+    Tensor out = exe->run({random_tensor(s, 1), feat}, nullptr)[0];
+    EXPECT_EQ(out.data<float>()[0], 0.0f);
+  }
+}
+
+}  // namespace
+}  // namespace tessera::cpu::testing
