@@ -9,7 +9,7 @@
 //   var   = Mean(SquaredDifference(x, StopGradient(mean)), axes, keep_dims)
 //   m, v  = Squeeze(mean), Squeeze(var)         [C]; the moving-average updates read these
 //   inv   = Rsqrt(v + eps) [* gamma]
-//   y     = x * inv + (beta - m * inv)          (or + Neg(m * inv) without beta)
+//   y     = x * inv + (beta - m * inv)          (without beta: + Neg(m) * inv, or Neg(m * inv))
 // y, m and v become outputs 0, 1, 2 of the new node: v is the population variance, exactly
 // what Keras's moving-variance update read before. A Relu that is y's only consumer is folded
 // in (attr activation). Intermediate values with other consumers keep their nodes.
@@ -118,25 +118,35 @@ std::optional<Match> match(Node* mean, const Uses& uses) {
   if (!rsqrt) return std::nullopt;
   Value inv = rsqrt->out();
   auto scaled = binary_user(inv, uses, "Mul", [&](const Value& o) {
-    return !(o == m.x) && !(o == m.mean_s->out()) && channel_vector(o, c);
+    return !(o == m.x) && !(o == m.mean_s->out()) && !(o.node->op == "Neg" && o.node->inputs[0] == m.mean_s->out()) &&
+           channel_vector(o, c);
   });
   if (scaled) m.gamma = scaled->second, inv = scaled->first->out();
   auto mul_x = binary_user(inv, uses, "Mul", [&](const Value& o) { return o == m.x; });
-  auto mul_m = binary_user(inv, uses, "Mul", [&](const Value& o) { return o == m.mean_s->out(); });
-  if (!mul_x || !mul_m) return std::nullopt;
-  Value shift;
+  if (!mul_x) return std::nullopt;
+  // The shift: beta − mean·inv, or without beta −mean·inv (TF writes Neg(mean)·inv; the
+  // other association also matches).
   Node* shift_node = nullptr;
-  for (Node* n : consumers(mul_m->first->out(), uses)) {
-    if (n->op == "Sub" && n->inputs[1] == mul_m->first->out() && channel_vector(n->inputs[0], c)) {
-      m.beta = n->inputs[0];
-      shift_node = n;
-    } else if (n->op == "Neg") {
-      shift_node = n;
+  Node* mul_m = nullptr;
+  Node* neg_mean = unary_user(m.mean_s->out(), uses, "Neg");
+  if (auto nm = neg_mean ? binary_user(inv, uses, "Mul", [&](const Value& o) { return o == neg_mean->out(); })
+                         : std::nullopt) {
+    shift_node = mul_m = nm->first;
+  } else if (auto mm = binary_user(inv, uses, "Mul", [&](const Value& o) { return o == m.mean_s->out(); })) {
+    mul_m = mm->first;
+    for (Node* n : consumers(mul_m->out(), uses)) {
+      if (n->op == "Sub" && n->inputs[1] == mul_m->out() && channel_vector(n->inputs[0], c)) {
+        m.beta = n->inputs[0];
+        shift_node = n;
+      } else if (n->op == "Neg") {
+        shift_node = n;
+      }
+      if (shift_node) break;
     }
-    if (shift_node) break;
+    neg_mean = nullptr;
   }
   if (!shift_node) return std::nullopt;
-  shift = shift_node->out();
+  const Value shift = shift_node->out();
   auto out = binary_user(mul_x->first->out(), uses, "AddV2", [&](const Value& o) { return o == shift; });
   if (!out) return std::nullopt;
   m.out = out->first;
@@ -144,7 +154,8 @@ std::optional<Match> match(Node* mean, const Uses& uses) {
     std::vector<Node*> users = consumers(m.out->out(), uses);
     if (users.size() == 1 && users[0]->op == "Relu" && uses.count(m.out->out()) == 1) m.relu = users[0];
   }
-  m.nodes = {mean, sd->first, var, m.mean_s, m.var_s, add->first, rsqrt, mul_x->first, mul_m->first, shift_node, m.out};
+  m.nodes = {mean, sd->first, var, m.mean_s, m.var_s, add->first, rsqrt, mul_x->first, mul_m, shift_node, m.out};
+  if (neg_mean) m.nodes.push_back(neg_mean);
   if (centre.node != mean) m.nodes.push_back(centre.node);
   if (scaled) m.nodes.push_back(scaled->first);
   if (m.relu) m.nodes.push_back(m.relu);

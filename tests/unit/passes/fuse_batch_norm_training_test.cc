@@ -109,7 +109,8 @@ TEST(FuseBatchNormTraining, GradientsMatchTheUnfusedGraph) {
   for (size_t i = 0; i < 3; ++i) EXPECT_NUMERIC_MATCH(ref[i], got[i]) << "gradient " << i;
 }
 
-// Without gamma/beta (scale=False, center=False) and without StopGradient; `shape`, `axes`
+// Without gamma/beta (scale=False, center=False: TF writes −mean·inv as Neg(mean)·inv) and
+// without StopGradient; `shape`, `axes`
 // and `dims` set the input and the reduction.
 std::string no_scale_text(const std::string& shape, const std::string& axes, const std::string& dims) {
   return R"(
@@ -124,9 +125,9 @@ graph (x: float32)" + shape + R"() -> (y: r, z: out, m: mean_s, v: var_s) {
   add = AddV2(eps, var_s) {T=float32}
   rsqrt = Rsqrt(add) {T=float32}
   mul_1 = Mul(rsqrt, x) {T=float32}
-  mul_2 = Mul(mean_s, rsqrt) {T=float32}
-  neg = Neg(mul_2) {T=float32}
-  out = AddV2(neg, mul_1) {T=float32}
+  neg = Neg(mean_s) {T=float32}
+  mul_2 = Mul(neg, rsqrt) {T=float32}
+  out = AddV2(mul_2, mul_1) {T=float32}
   r = Relu(out) {T=float32}
 }
 )";
