@@ -3,7 +3,8 @@
 // resolve the same way. Our own loop rather than oneDNN's pooling backward, which needs the
 // workspace of a training-mode forward pass that the graph's MaxPool does not keep. The
 // channel axis is innermost in NHWC, so the window scan runs over contiguous channel blocks;
-// windows of one image may overlap, so work splits by (image, channel block).
+// windows of one image may overlap, so work splits by (image, channel block). Windows that
+// tile the image exactly (the usual 2x2 stride-2 pool) write each gradient element once.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -59,6 +60,50 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void image_block(co
   }
 }
 
+// Windows that tile the image without overlap (stride == window, no padding before): every
+// input position is written exactly once — the gradient at its window's first maximum, else
+// zero — so there is no zero-fill pass and no read-modify-write. Positions past the last
+// window (a VALID remainder) are zeroed.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void image_block_tiled(const Geometry& g, const float* xi,
+                                                                                   const float* gi, float* di,
+                                                                                   int64_t cn) {
+  float best[kChannelBlock], grad[kChannelBlock];
+  uint32_t where[kChannelBlock];
+  const int64_t covered_h = g.oh * g.kh, covered_w = g.ow * g.kw;
+  for (int64_t y = 0; y < g.oh; ++y) {
+    for (int64_t xo = 0; xo < g.ow; ++xo) {
+      const int64_t h0 = y * g.kh, w0 = xo * g.kw;
+      const uint32_t first = static_cast<uint32_t>((h0 * g.w + w0) * g.c);
+      for (int64_t k = 0; k < cn; ++k) best[k] = xi[first + k], where[k] = first;
+      for (int64_t hh = h0; hh < h0 + g.kh; ++hh)
+        for (int64_t ww = w0; ww < w0 + g.kw; ++ww) {
+          const uint32_t at = static_cast<uint32_t>((hh * g.w + ww) * g.c);
+          const float* v = xi + at;
+#pragma GCC ivdep
+          for (int64_t k = 0; k < cn; ++k) {
+            const bool gt = v[k] > best[k];
+            where[k] = gt ? at : where[k];
+            best[k] = gt ? v[k] : best[k];
+          }
+        }
+      const float* gr = gi + (y * g.ow + xo) * g.c;
+      for (int64_t k = 0; k < cn; ++k) grad[k] = gr[k];
+      for (int64_t hh = h0; hh < h0 + g.kh; ++hh)
+        for (int64_t ww = w0; ww < w0 + g.kw; ++ww) {
+          const uint32_t at = static_cast<uint32_t>((hh * g.w + ww) * g.c);
+          float* d = di + at;
+#pragma GCC ivdep
+          for (int64_t k = 0; k < cn; ++k) d[k] = where[k] == at ? grad[k] : 0.0f;
+        }
+    }
+    // The columns right of the last window in these rows.
+    for (int64_t hh = y * g.kh; hh < (y + 1) * g.kh; ++hh)
+      for (int64_t ww = covered_w; ww < g.w; ++ww) std::memset(di + (hh * g.w + ww) * g.c, 0, sizeof(float) * cn);
+  }
+  for (int64_t hh = covered_h; hh < g.h; ++hh)
+    for (int64_t ww = 0; ww < g.w; ++ww) std::memset(di + (hh * g.w + ww) * g.c, 0, sizeof(float) * cn);
+}
+
 class MaxPoolGradKernel final : public CpuKernel {
  public:
   explicit MaxPoolGradKernel(const Node& node) : node_(node) {
@@ -86,10 +131,17 @@ class MaxPoolGradKernel final : public CpuKernel {
     const int64_t blocks = (c + kChannelBlock - 1) / kChannelBlock, oh = wh.out, ow = ww.out;
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, h * w * std::min(c, kChannelBlock)));
     const Geometry geo{h, w, c, oh, ow, kh_, kw_, sh_, sw_, wh.pad_before, ww.pad_before};
+    // SAME padding may add windows past the edge (pad_after > 0): those are partial, so only
+    // exact tilings take the direct-write path.
+    const bool tiled = sh_ == kh_ && sw_ == kw_ && wh.pad_before == 0 && ww.pad_before == 0 && oh * kh_ <= h &&
+                       ow * kw_ <= w;
     parallel_for(n * blocks, grain, r.threads(), [&](int64_t lo, int64_t hi) {
       for (int64_t item = lo; item < hi; ++item) {
         const int64_t b = item / blocks, c0 = item % blocks * kChannelBlock, cn = std::min(kChannelBlock, c - c0);
-        image_block(geo, px + b * h * w * c + c0, pg + b * oh * ow * c + c0, pd + b * h * w * c + c0, cn);
+        const float *xi = px + b * h * w * c + c0, *gi = pg + b * oh * ow * c + c0;
+        float* di = pd + b * h * w * c + c0;
+        if (tiled) image_block_tiled(geo, xi, gi, di, cn);
+        else image_block(geo, xi, gi, di, cn);
       }
     });
     r.set_output(0, dx);
