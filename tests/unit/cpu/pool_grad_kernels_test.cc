@@ -2,7 +2,9 @@
 // before) against the reference, including rows/columns past the last window (VALID
 // remainders), SAME pools that tile exactly or not, a partial channel block, ties, and
 // 1-thread runs.
+#include <ctime>
 #include <cmath>
+#include <cstdio>
 
 #include "cpu_test_util.h"
 
@@ -39,6 +41,40 @@ TEST(CpuMaxPoolGradTiled, MatchesReference) {
                     "MaxPoolGrad " + shape_str(c.x) + " k" + std::to_string(c.k) + c.padding + (ties ? " ties" : ""),
                     threads);
       }
+}
+
+double thread_ms() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+// Timing of the training CNN's shapes (not a test: --gtest_also_run_disabled_tests).
+TEST(CpuMaxPoolGradTiled, DISABLED_Bench) {
+  for (const Shape& s : std::vector<Shape>{{128, 32, 32, 16}, {128, 16, 16, 32}, {128, 32, 32, 32}, {128, 16, 16, 16}, {64, 32, 32, 16}}) {
+    FnGraph fn;
+    Value x = fn.arg(DType::kFloat32, PartialShape(s));
+    AttrMap attrs = {{"T", DType::kFloat32}, {"ksize", std::vector<int64_t>{1, 2, 2, 1}},
+                     {"strides", std::vector<int64_t>{1, 2, 2, 1}}, {"padding", std::string("VALID")},
+                     {"data_format", std::string("NHWC")}};
+    const Shape ys = {s[0], s[1] / 2, s[2] / 2, s[3]};
+    Value y = fn.arg(DType::kFloat32, PartialShape(ys));  // only its shape matters to the kernel
+    Value dy = fn.arg(DType::kFloat32, PartialShape(ys));
+    // A one-element slice as the result: the gradient stays an arena buffer, as in a step.
+    Value dx = fn.op("MaxPoolGrad", {x, y, dy}, attrs)->out();
+    fn.result(fn.op("Slice", {dx, fn.ints({0, 0, 0, 0}), fn.ints({1, 1, 1, 1})},
+                    {{"T", DType::kFloat32}, {"Index", DType::kInt32}})->out());
+    // One thread, its CPU time: the shared machine's other load does not count.
+    auto exe = CpuExecutable::compile(fn.g, {1, ""});
+    std::vector<Tensor> in = {random_tensor(s, 1), random_tensor(ys, 2), random_tensor(ys, 3)};
+    double best = 1e9;
+    for (int i = 0; i < 30; ++i) {
+      const double t0 = thread_ms();
+      exe->run(in, nullptr);
+      best = std::min(best, thread_ms() - t0);
+    }
+    std::printf("MaxPoolGrad %s: %.3f ms (thread CPU time, min of 30, 1 thread)\n", shape_str(s).c_str(), best);
+  }
 }
 
 }  // namespace
