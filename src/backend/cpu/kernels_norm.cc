@@ -88,43 +88,56 @@ class BatchNormKernel final : public CpuKernel {
   const VecTable& vec_;
 };
 
-// Statistics of rows [r0, r1) of x ([rows, C]): per block of rows small enough for L1, the
-// block's mean and sum of squared deviations in float (two passes over the cached block; the
-// sums are of deviations from the block's first row, so an offset in the data does not eat
-// the float precision), folded into the part's double totals with Chan's update. One read
-// of x from memory.
+#pragma GCC diagnostic ignored "-Wpsabi"  // F16 helpers are internal and always inlined
+using norm::F16;
+using norm::load16;
+using norm::store16;
+
+// Statistics of rows [r0, r1) of x ([rows, C]): per block of rows small enough for L1 and
+// 16 channels, the block's mean and sum of squared deviations in float (two passes over the
+// cached block; the sums are of deviations from the block's first row, so an offset in the
+// data does not eat the float precision), folded into the part's double totals with Chan's
+// update. One read of x from memory. Channels past the last multiple of 16 take a scalar loop.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_stats_part(const float* x, int64_t c, int64_t r0,
                                                                               int64_t r1, double* mean, double* m2) {
-  const int64_t block = norm::block_rows(c);
-  float s[norm::kLanes], q[norm::kLanes], x0[norm::kLanes], bm[norm::kLanes];
+  const int64_t block = norm::block_rows(c), full = c / norm::kLanes * norm::kLanes;
+  float bm[norm::kLanes], q[norm::kLanes];
   double count = 0;
   for (int64_t b0 = r0; b0 < r1; b0 += block) {
     const int64_t b1 = std::min(r1, b0 + block), nb = b1 - b0;
     const float inv = 1.0f / static_cast<float>(nb);
-    for (int64_t c0 = 0; c0 < c; c0 += norm::kLanes) {
-      const int64_t w = std::min<int64_t>(norm::kLanes, c - c0);
+    for (int64_t c0 = 0; c0 < full; c0 += norm::kLanes) {
       const float* base = x + c0;
-      for (int64_t k = 0; k < norm::kLanes; ++k) s[k] = 0, q[k] = 0, x0[k] = k < w ? base[b0 * c + k] : 0.0f;
-      if (w == norm::kLanes) {
-        for (int64_t i = b0; i < b1; ++i)
-          for (int k = 0; k < norm::kLanes; ++k) s[k] += base[i * c + k] - x0[k];
-        for (int k = 0; k < norm::kLanes; ++k) bm[k] = x0[k] + s[k] * inv;
-        for (int64_t i = b0; i < b1; ++i)
-          for (int k = 0; k < norm::kLanes; ++k) {
-            const float d = base[i * c + k] - bm[k];
-            q[k] += d * d;
-          }
-      } else {
-        for (int64_t i = b0; i < b1; ++i)
-          for (int64_t k = 0; k < w; ++k) s[k] += base[i * c + k] - x0[k];
-        for (int64_t k = 0; k < w; ++k) bm[k] = x0[k] + s[k] * inv;
-        for (int64_t i = b0; i < b1; ++i)
-          for (int64_t k = 0; k < w; ++k) {
-            const float d = base[i * c + k] - bm[k];
-            q[k] += d * d;
-          }
+      const F16 x0 = load16(base + b0 * c);
+      F16 s0 = {}, s1 = {};  // two chains: one add latency per two rows
+      int64_t i = b0;
+      for (; i + 1 < b1; i += 2) {
+        s0 += load16(base + i * c) - x0;
+        s1 += load16(base + (i + 1) * c) - x0;
       }
-      for (int64_t k = 0; k < w; ++k) norm::chan_merge(count, mean[c0 + k], m2[c0 + k], nb, bm[k], q[k]);
+      if (i < b1) s0 += load16(base + i * c) - x0;
+      const F16 mb = x0 + (s0 + s1) * inv;
+      F16 q0 = {}, q1 = {};
+      for (i = b0; i + 1 < b1; i += 2) {
+        const F16 d0 = load16(base + i * c) - mb, d1 = load16(base + (i + 1) * c) - mb;
+        q0 += d0 * d0;
+        q1 += d1 * d1;
+      }
+      if (i < b1) {
+        const F16 d0 = load16(base + i * c) - mb;
+        q0 += d0 * d0;
+      }
+      store16(bm, mb);
+      store16(q, q0 + q1);
+      for (int k = 0; k < norm::kLanes; ++k) norm::chan_merge(count, mean[c0 + k], m2[c0 + k], nb, bm[k], q[k]);
+    }
+    for (int64_t ch = full; ch < c; ++ch) {  // the channels past the last full vector
+      const float x0 = x[b0 * c + ch];
+      float s = 0, qq = 0;
+      for (int64_t i = b0; i < b1; ++i) s += x[i * c + ch] - x0;
+      const float mb = x0 + s * inv;
+      for (int64_t i = b0; i < b1; ++i) qq += (x[i * c + ch] - mb) * (x[i * c + ch] - mb);
+      norm::chan_merge(count, mean[ch], m2[ch], nb, mb, qq);
     }
     count += static_cast<double>(nb);
   }
@@ -132,22 +145,46 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_stats_part(
 
 // y = (x − m)·k + b per channel, then max(y, 0) when relu. Centred first: with a large mean
 // and a small spread, x·k + (b − m·k) would lose the low bits of y to the cancellation.
+// V > 0: c = 16·V, the per-channel constants stay in registers across rows.
+template <int V, bool Relu>
+inline __attribute__((always_inline)) void apply_rows(const float* x, const float* m, const float* k, const float* b,
+                                                      float* y, int64_t c, int64_t r0, int64_t r1) {
+  if constexpr (V > 0) {
+    F16 mv[V], kv[V], bv[V];
+    for (int v = 0; v < V; ++v) mv[v] = load16(m + 16 * v), kv[v] = load16(k + 16 * v), bv[v] = load16(b + 16 * v);
+    for (int64_t i = r0; i < r1; ++i)
+      for (int v = 0; v < V; ++v) {
+        F16 t = (load16(x + i * c + 16 * v) - mv[v]) * kv[v] + bv[v];
+        if constexpr (Relu) t = t > F16{} ? t : F16{};
+        store16(y + i * c + 16 * v, t);
+      }
+  } else {
+    for (int64_t i = r0; i < r1; ++i)
+      for (int64_t j = 0; j < c; ++j) {
+        const float t = (x[i * c + j] - m[j]) * k[j] + b[j];
+        y[i * c + j] = Relu ? (t > 0.0f ? t : 0.0f) : t;
+      }
+  }
+}
+
+template <bool Relu>
+inline __attribute__((always_inline)) void apply_any(const float* x, const float* m, const float* k, const float* b,
+                                                     float* y, int64_t c, int64_t r0, int64_t r1) {
+  switch (c) {
+    case 16: return apply_rows<1, Relu>(x, m, k, b, y, c, r0, r1);
+    case 32: return apply_rows<2, Relu>(x, m, k, b, y, c, r0, r1);
+    case 48: return apply_rows<3, Relu>(x, m, k, b, y, c, r0, r1);
+    case 64: return apply_rows<4, Relu>(x, m, k, b, y, c, r0, r1);
+    default: return apply_rows<0, Relu>(x, m, k, b, y, c, r0, r1);
+  }
+}
+
 __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_apply_rows(const float* x, const float* m,
                                                                               const float* k, const float* b, float* y,
                                                                               int64_t c, int64_t r0, int64_t r1,
                                                                               bool relu) {
-  for (int64_t i = r0; i < r1; ++i) {
-    const float* xr = x + i * c;
-    float* yr = y + i * c;
-    if (relu) {
-      for (int64_t j = 0; j < c; ++j) {
-        const float v = (xr[j] - m[j]) * k[j] + b[j];
-        yr[j] = v > 0.0f ? v : 0.0f;
-      }
-    } else {
-      for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - m[j]) * k[j] + b[j];
-    }
-  }
+  if (relu) apply_any<true>(x, m, k, b, y, c, r0, r1);
+  else apply_any<false>(x, m, k, b, y, c, r0, r1);
 }
 
 class BatchNormTrainingKernel final : public CpuKernel {

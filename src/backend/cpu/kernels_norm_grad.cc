@@ -14,58 +14,112 @@ namespace tessera::cpu {
 
 namespace {
 
+#pragma GCC diagnostic ignored "-Wpsabi"  // F16 helpers are internal and always inlined
+using norm::F16;
+using norm::load16;
+using norm::store16;
+
+// g = dy, or dy where y > 0 (a fused Relu).
+template <bool Masked>
+inline __attribute__((always_inline)) F16 grad16(const float* dy, const float* y, int64_t at) {
+  if constexpr (Masked) return load16(y + at) > F16{} ? load16(dy + at) : F16{};
+  else return load16(dy + at);
+}
+
 // Rows [r0, r1): adds Σ g and Σ g·(x − mean) per channel into sg, sgx (float per block of
-// rows, double across blocks). g = dy, or dy where y > 0 when y is given.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_sums_part(
-    const float* dy, const float* x, const float* y, const float* mean, int64_t c, int64_t r0, int64_t r1, double* sg,
-    double* sgx) {
-  const int64_t block = norm::block_rows(c);
-  float a[norm::kLanes], b[norm::kLanes], m[norm::kLanes];
+// rows in two chains, double across blocks). Channels past the last multiple of 16: scalar.
+template <bool Masked>
+inline __attribute__((always_inline)) void sums_part(const float* dy, const float* x, const float* y,
+                                                     const float* mean, int64_t c, int64_t r0, int64_t r1, double* sg,
+                                                     double* sgx) {
+  const int64_t block = norm::block_rows(c), full = c / norm::kLanes * norm::kLanes;
+  float a[norm::kLanes], b[norm::kLanes];
   for (int64_t b0 = r0; b0 < r1; b0 += block) {
     const int64_t b1 = std::min(r1, b0 + block);
-    for (int64_t c0 = 0; c0 < c; c0 += norm::kLanes) {
-      const int64_t w = std::min<int64_t>(norm::kLanes, c - c0);
-      for (int k = 0; k < norm::kLanes; ++k) a[k] = 0, b[k] = 0, m[k] = k < w ? mean[c0 + k] : 0.0f;
-      if (w == norm::kLanes) {
-        for (int64_t i = b0; i < b1; ++i) {
-          const int64_t at = i * c + c0;
-          for (int k = 0; k < norm::kLanes; ++k) {
-            const float g = y && !(y[at + k] > 0.0f) ? 0.0f : dy[at + k];
-            a[k] += g;
-            b[k] += g * (x[at + k] - m[k]);
-          }
-        }
-      } else {
-        for (int64_t i = b0; i < b1; ++i) {
-          const int64_t at = i * c + c0;
-          for (int64_t k = 0; k < w; ++k) {
-            const float g = y && !(y[at + k] > 0.0f) ? 0.0f : dy[at + k];
-            a[k] += g;
-            b[k] += g * (x[at + k] - m[k]);
-          }
-        }
+    for (int64_t c0 = 0; c0 < full; c0 += norm::kLanes) {
+      const F16 m = load16(mean + c0);
+      F16 a0 = {}, a1 = {}, q0 = {}, q1 = {};
+      int64_t i = b0;
+      for (; i + 1 < b1; i += 2) {
+        const F16 g0 = grad16<Masked>(dy, y, i * c + c0), g1 = grad16<Masked>(dy, y, (i + 1) * c + c0);
+        a0 += g0;
+        a1 += g1;
+        q0 += g0 * (load16(x + i * c + c0) - m);
+        q1 += g1 * (load16(x + (i + 1) * c + c0) - m);
       }
-      for (int64_t k = 0; k < w; ++k) sg[c0 + k] += a[k], sgx[c0 + k] += b[k];
+      if (i < b1) {
+        const F16 g0 = grad16<Masked>(dy, y, i * c + c0);
+        a0 += g0;
+        q0 += g0 * (load16(x + i * c + c0) - m);
+      }
+      store16(a, a0 + a1);
+      store16(b, q0 + q1);
+      for (int k = 0; k < norm::kLanes; ++k) sg[c0 + k] += a[k], sgx[c0 + k] += b[k];
+    }
+    for (int64_t ch = full; ch < c; ++ch) {
+      float s = 0, q = 0;
+      for (int64_t i = b0; i < b1; ++i) {
+        const int64_t at = i * c + ch;
+        const float g = Masked && !(y[at] > 0.0f) ? 0.0f : dy[at];
+        s += g;
+        q += g * (x[at] - mean[ch]);
+      }
+      sg[ch] += s;
+      sgx[ch] += q;
     }
   }
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_sums_part(
+    const float* dy, const float* x, const float* y, const float* mean, int64_t c, int64_t r0, int64_t r1, double* sg,
+    double* sgx) {
+  if (y) sums_part<true>(dy, x, y, mean, c, r0, r1, sg, sgx);
+  else sums_part<false>(dy, x, y, mean, c, r0, r1, sg, sgx);
+}
+
 // dx = A·(g − C) + B·(x − mean) per channel over rows [r0, r1), C the mean of g (centred
-// before scaling, so neither a large mean of x nor of g cancels after it).
+// before scaling, so neither a large mean of x nor of g cancels after it). V > 0: c = 16·V.
+template <int V, bool Masked>
+inline __attribute__((always_inline)) void dx_rows(const float* dy, const float* x, const float* y, const float* mean,
+                                                   const float* A, const float* B, const float* C, float* dx, int64_t c,
+                                                   int64_t r0, int64_t r1) {
+  if constexpr (V > 0) {
+    F16 mv[V], av[V], bv[V], cv[V];
+    for (int v = 0; v < V; ++v)
+      mv[v] = load16(mean + 16 * v), av[v] = load16(A + 16 * v), bv[v] = load16(B + 16 * v), cv[v] = load16(C + 16 * v);
+    for (int64_t i = r0; i < r1; ++i)
+      for (int v = 0; v < V; ++v) {
+        const int64_t at = i * c + 16 * v;
+        store16(dx + at, av[v] * (grad16<Masked>(dy, y, at) - cv[v]) + bv[v] * (load16(x + at) - mv[v]));
+      }
+  } else {
+    for (int64_t i = r0; i < r1; ++i)
+      for (int64_t j = 0; j < c; ++j) {
+        const int64_t at = i * c + j;
+        const float g = Masked && !(y[at] > 0.0f) ? 0.0f : dy[at];
+        dx[at] = A[j] * (g - C[j]) + B[j] * (x[at] - mean[j]);
+      }
+  }
+}
+
+template <bool Masked>
+inline __attribute__((always_inline)) void dx_any(const float* dy, const float* x, const float* y, const float* mean,
+                                                  const float* A, const float* B, const float* C, float* dx, int64_t c,
+                                                  int64_t r0, int64_t r1) {
+  switch (c) {
+    case 16: return dx_rows<1, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
+    case 32: return dx_rows<2, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
+    case 48: return dx_rows<3, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
+    case 64: return dx_rows<4, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
+    default: return dx_rows<0, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
+  }
+}
+
 __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_dx_rows(
     const float* dy, const float* x, const float* y, const float* mean, const float* A, const float* B,
     const float* C, float* dx, int64_t c, int64_t r0, int64_t r1) {
-  for (int64_t i = r0; i < r1; ++i) {
-    const int64_t at = i * c;
-    if (y) {
-      for (int64_t j = 0; j < c; ++j) {
-        const float g = y[at + j] > 0.0f ? dy[at + j] : 0.0f;
-        dx[at + j] = A[j] * (g - C[j]) + B[j] * (x[at + j] - mean[j]);
-      }
-    } else {
-      for (int64_t j = 0; j < c; ++j) dx[at + j] = A[j] * (dy[at + j] - C[j]) + B[j] * (x[at + j] - mean[j]);
-    }
-  }
+  if (y) dx_any<true>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
+  else dx_any<false>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
 }
 
 class BatchNormTrainingGradKernel final : public CpuKernel {

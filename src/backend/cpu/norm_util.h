@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "backend/cpu/threads.h"
@@ -16,6 +17,21 @@ void register_norm_grad_kernels();  // kernels_norm_grad.cc, called by register_
 namespace norm {
 
 constexpr int kLanes = 16;  // channels per accumulator block (one AVX-512 vector)
+
+// 16 floats as one GCC vector: the kernels' inner loops over 16 channels are written with it,
+// because GCC leaves fully unrolled 16-iteration loops with selects or accumulator arrays
+// scalar or spilled. Compiled per target clone (AVX-512: one register; AVX2: two; SSE: four).
+// Only used in always-inline helpers, so the vector-ABI note GCC gives does not apply.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float F16 __attribute__((vector_size(64)));
+inline __attribute__((always_inline)) F16 load16(const float* p) {
+  F16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline __attribute__((always_inline)) void store16(float* p, F16 v) { std::memcpy(p, &v, sizeof(v)); }
+#pragma GCC diagnostic pop
 
 // Rows per block so a block of x stays in L1 (16 KiB) across the block's passes.
 inline int64_t block_rows(int64_t c) { return std::max<int64_t>(8, 4096 / std::max<int64_t>(c, 1)); }

@@ -5,6 +5,8 @@
 // moderate offset: at 1000 ± 2 the float mean's last bit already moves Σ dy·x̂ by ~1e-4 and
 // a fused Relu's mask flips where |y| < 1e-4, in TF's float graph as much as here).
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 
 #include "cpu_test_util.h"
 
@@ -82,6 +84,49 @@ TEST(CpuReluGrad, MatchesReference) {
     auto exe = CpuExecutable::compile(fn.g, {2, ""});
     Tensor out = exe->run({random_tensor(s, 1), feat}, nullptr)[0];
     EXPECT_EQ(out.data<float>()[0], 0.0f);
+  }
+}
+
+double thread_ms() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+// Timing of the training CNN's shapes (not a test: --gtest_also_run_disabled_tests): one
+// thread's CPU time, so the shared machine's other load does not count.
+TEST(CpuBatchNormTraining, DISABLED_Bench) {
+  for (const Shape& s : std::vector<Shape>{{128, 32, 32, 16}, {128, 16, 16, 32}}) {
+    const int64_t ch = s.back();
+    for (const char* part : {"forward", "backward", "relu_grad"}) {
+      FnGraph fn;
+      Value x = fn.arg(DType::kFloat32, PartialShape(s));
+      Value dy = fn.arg(DType::kFloat32, PartialShape(s));
+      Value scale = fn.constant(random_tensor({ch}, 5, 0.5f, 1.5f));
+      Value offset = fn.constant(random_tensor({ch}, 6));
+      Value out;
+      if (std::string(part) == "forward") {
+        out = fn.op("TsBatchNormTraining", {x, scale, offset}, bn_attrs("Relu"))->out();
+      } else if (std::string(part) == "backward") {
+        Value mean = fn.constant(random_tensor({ch}, 7));
+        Value var = fn.constant(random_tensor({ch}, 8, 0.5f, 2.0f));
+        out = fn.op("TsBatchNormTrainingGrad", {dy, x, scale, mean, var, dy}, bn_attrs("Relu"))->out();
+      } else {
+        out = fn.op("ReluGrad", {dy, x}, {{"T", DType::kFloat32}})->out();
+      }
+      // A one-element slice as the result keeps the big output an arena buffer, as in a step.
+      std::vector<int32_t> zeros(s.size(), 0), ones(s.size(), 1);
+      fn.result(fn.op("Slice", {out, fn.ints(zeros), fn.ints(ones)}, {{"T", DType::kFloat32}, {"Index", DType::kInt32}})->out());
+      auto exe = CpuExecutable::compile(fn.g, {1, ""});
+      std::vector<Tensor> in = {random_tensor(s, 1), random_tensor(s, 2)};
+      double best = 1e9;
+      for (int i = 0; i < 30; ++i) {
+        const double t0 = thread_ms();
+        exe->run(in, nullptr);
+        best = std::min(best, thread_ms() - t0);
+      }
+      std::printf("%s %s: %.3f ms (thread CPU time, min of 30, 1 thread)\n", part, shape_str(s).c_str(), best);
+    }
   }
 }
 
