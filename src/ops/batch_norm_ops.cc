@@ -119,10 +119,12 @@ void bn_training_kernel(KernelContext& c) {
   });
 }
 
-// ---- TsBatchNormTrainingGrad(dy, x, scale, mean, variance[, y]) -> (dx, dscale, doffset) ----
+// ---- TsBatchNormTrainingGrad(dy, x, scale, mean, variance[, y]) -> (dx, dscale, doffset, dx_sum)
 // With activation Relu, y (the forward op's output 0) is input 5 and dy is first masked to
 // y > 0. Then with x̂ = (x − mean)·rstd, rstd = rsqrt(var + eps), n rows:
-//   doffset = Σ dy, dscale = Σ dy·x̂, dx = scale·rstd·(dy − doffset/n − x̂·dscale/n).
+//   doffset = Σ dy, dscale = Σ dy·x̂, dx = scale·rstd·(dy − doffset/n − x̂·dscale/n),
+// and dx_sum = Σ dx per channel, the sum of the dx values as stored (what a Sum of dx would
+// give: the gradient of a bias added before the batch norm, fold_batch_norm_grad_sum).
 
 size_t grad_inputs(const Node& n) { return n.attr_or<std::string>("activation", "") == "Relu" ? 6 : 5; }
 
@@ -135,6 +137,7 @@ void infer_bn_training_grad(InferContext& c) {
   c.set_output(0, t, c.input(1).shape);
   c.set_output(1, t, PartialShape({ch}));
   c.set_output(2, t, PartialShape({ch}));
+  c.set_output(3, t, PartialShape({ch}));
 }
 
 void bn_training_grad_kernel(KernelContext& c) {
@@ -162,21 +165,25 @@ void bn_training_grad_kernel(KernelContext& c) {
         sg[ch] += g;
         sgx[ch] += g * (px[i * C + ch] - static_cast<double>(mean[ch])) * rstd[ch];
       }
-    Tensor dx(x.dtype(), x.shape()), dscale(x.dtype(), {C}), doffset(x.dtype(), {C});
+    Tensor dx(x.dtype(), x.shape()), dscale(x.dtype(), {C}), doffset(x.dtype(), {C}), dsum(x.dtype(), {C});
+    std::vector<double> sdx(static_cast<size_t>(C), 0.0);
     const double n = static_cast<double>(std::max<int64_t>(r.rows, 1));
     for (int64_t i = 0; i < r.rows; ++i)
       for (int64_t ch = 0; ch < C; ++ch) {
         const double xhat = (px[i * C + ch] - static_cast<double>(mean[ch])) * rstd[ch];
         dx.data<T>()[i * C + ch] =
             static_cast<T>(scale[ch] * rstd[ch] * (g_at(i * C + ch) - sg[ch] / n - xhat * sgx[ch] / n));
+        sdx[ch] += dx.data<T>()[i * C + ch];
       }
     for (int64_t ch = 0; ch < C; ++ch) {
       dscale.data<T>()[ch] = static_cast<T>(sgx[ch]);
       doffset.data<T>()[ch] = static_cast<T>(sg[ch]);
+      dsum.data<T>()[ch] = static_cast<T>(sdx[ch]);
     }
     c.set_output(0, std::move(dx));
     c.set_output(1, std::move(dscale));
     c.set_output(2, std::move(doffset));
+    c.set_output(3, std::move(dsum));
   });
 }
 
@@ -223,7 +230,7 @@ void register_batch_norm_ops(OpRegistry& r) {
                 grad_bn_training);
   r.add({.name = "TsBatchNormTrainingGrad",
          .attr_defaults = {{"epsilon", 1e-3f}, {"activation", std::string()}, {"T", DType::kFloat32}},
-         .output_args = {{"dx"}, {"dscale"}, {"doffset"}},
+         .output_args = {{"dx"}, {"dscale"}, {"doffset"}, {"dx_sum"}},
          .infer = infer_bn_training_grad, .compute = bn_training_grad_kernel});
 }
 

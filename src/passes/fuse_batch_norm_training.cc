@@ -13,6 +13,11 @@
 // y, m and v become outputs 0, 1, 2 of the new node: v is the population variance, exactly
 // what Keras's moving-variance update read before. A Relu that is y's only consumer is folded
 // in (attr activation). Intermediate values with other consumers keep their nodes.
+//
+// fold_batch_norm_grad_sum (run by the step builder after differentiation): a Sum of
+// TsBatchNormTrainingGrad's dx over every axis but the last — the gradient of a conv/dense
+// bias that feeds the batch norm — becomes the op's output 3, which its kernel accumulates
+// while writing dx, saving a pass over dx.
 #include <algorithm>
 #include <optional>
 #include <set>
@@ -50,12 +55,11 @@ Node* unary_user(const Value& v, const Uses& uses, const std::string& op) {
 
 bool f32(const Value& v) { return v.node->outputs.at(v.index).dtype == DType::kFloat32; }
 
-// Mean over every axis but the last, keeping dims.
-bool batch_mean(const Node& n, const Value& x) {
-  if (n.op != "Mean" || !(n.inputs[0] == x) || !n.attr_or<bool>("keep_dims", false)) return false;
-  const PartialShape& s = shape_of(x);
-  const Tensor* axes = const_value(n.inputs[1]);
+// `axes` (a Const) lists every axis of a value of shape `s` but the last, once each.
+bool batch_reduction_axes(const Value& axes_v, const PartialShape& s) {
+  const Tensor* axes = const_value(axes_v);
   if (!s.known_rank || s.rank() < 2 || !axes || axes->num_elements() != s.rank() - 1) return false;
+  if (axes->dtype() != DType::kInt32 && axes->dtype() != DType::kInt64) return false;
   std::set<int64_t> seen;
   for (int64_t i = 0; i < axes->num_elements(); ++i) {
     int64_t a = axes->dtype() == DType::kInt64 ? axes->data<int64_t>()[i] : axes->data<int32_t>()[i];
@@ -64,6 +68,12 @@ bool batch_mean(const Node& n, const Value& x) {
     seen.insert(a);
   }
   return static_cast<int64_t>(seen.size()) == s.rank() - 1;
+}
+
+// Mean over every axis but the last, keeping dims.
+bool batch_mean(const Node& n, const Value& x) {
+  return n.op == "Mean" && n.inputs[0] == x && n.attr_or<bool>("keep_dims", false) &&
+         batch_reduction_axes(n.inputs[1], shape_of(x));
 }
 
 // Squeeze of a keep-dims statistic down to [C].
@@ -197,6 +207,19 @@ void fuse_batch_norm_training(Graph& g, const PassContext&) {
     changed = true;
   }
   if (changed) remove_unreachable(g);
+}
+
+void fold_batch_norm_grad_sum(Graph& g, const PassContext&) {
+  std::vector<std::pair<Node*, Node*>> folds;  // (Sum, TsBatchNormTrainingGrad)
+  for (const auto& n : g.nodes()) {
+    if (n->op != "Sum" || n->inputs.size() != 2 || n->attr_or<bool>("keep_dims", false)) continue;
+    const Value& dx = n->inputs[0];
+    if (dx.node->op != "TsBatchNormTrainingGrad" || dx.index != 0 || !n->control_inputs.empty()) continue;
+    if (!batch_reduction_axes(n->inputs[1], shape_of(dx))) continue;
+    folds.push_back({n.get(), dx.node});
+  }
+  for (auto [sum, grad] : folds) forward_value(g, sum->out(), grad->out(3));
+  if (!folds.empty()) remove_unreachable(g);
 }
 
 }  // namespace tessera::passes

@@ -1,7 +1,8 @@
 // Backward kernels of training graphs' normalisation and activation (float32):
 //  - TsBatchNormTrainingGrad (channels last): one reduction pass (Σ dy and Σ dy·(x − mean) per
 //    channel, with dy masked by y > 0 under a fused Relu) and one pass writing
-//    dx = A·(dy − C) + B·(x − mean) per channel (ops/batch_norm_ops.cc has the formula).
+//    dx = A·(dy − C) + B·(x − mean) per channel, summing dx per channel on the way (output 3;
+//    ops/batch_norm_ops.cc has the formulas).
 //  - ReluGrad: g where the features are > 0.
 #include <algorithm>
 #include <cmath>
@@ -78,26 +79,40 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_sums_p
 }
 
 // dx = A·(g − C) + B·(x − mean) per channel over rows [r0, r1), C the mean of g (centred
-// before scaling, so neither a large mean of x nor of g cancels after it). V > 0: c = 16·V.
+// before scaling, so neither a large mean of x nor of g cancels after it); adds Σ dx (of
+// the stored values) per channel into dsum (float per block of rows, double across blocks).
+// V > 0: c = 16·V.
 template <int V, bool Masked>
 inline __attribute__((always_inline)) void dx_rows(const float* dy, const float* x, const float* y, const float* mean,
                                                    const float* A, const float* B, const float* C, float* dx, int64_t c,
-                                                   int64_t r0, int64_t r1) {
+                                                   int64_t r0, int64_t r1, double* dsum) {
+  const int64_t block = norm::block_rows(c);
   if constexpr (V > 0) {
     F16 mv[V], av[V], bv[V], cv[V];
+    float part[norm::kLanes];
     for (int v = 0; v < V; ++v)
       mv[v] = load16(mean + 16 * v), av[v] = load16(A + 16 * v), bv[v] = load16(B + 16 * v), cv[v] = load16(C + 16 * v);
-    for (int64_t i = r0; i < r1; ++i)
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+      F16 acc[V] = {};
+      for (int64_t i = b0; i < std::min(r1, b0 + block); ++i)
+        for (int v = 0; v < V; ++v) {
+          const int64_t at = i * c + 16 * v;
+          const F16 d = av[v] * (grad16<Masked>(dy, y, at) - cv[v]) + bv[v] * (load16(x + at) - mv[v]);
+          store16(dx + at, d);
+          acc[v] += d;
+        }
       for (int v = 0; v < V; ++v) {
-        const int64_t at = i * c + 16 * v;
-        store16(dx + at, av[v] * (grad16<Masked>(dy, y, at) - cv[v]) + bv[v] * (load16(x + at) - mv[v]));
+        store16(part, acc[v]);
+        for (int k = 0; k < norm::kLanes; ++k) dsum[16 * v + k] += part[k];
       }
+    }
   } else {
     for (int64_t i = r0; i < r1; ++i)
       for (int64_t j = 0; j < c; ++j) {
         const int64_t at = i * c + j;
         const float g = Masked && !(y[at] > 0.0f) ? 0.0f : dy[at];
         dx[at] = A[j] * (g - C[j]) + B[j] * (x[at] - mean[j]);
+        dsum[j] += dx[at];
       }
   }
 }
@@ -105,21 +120,21 @@ inline __attribute__((always_inline)) void dx_rows(const float* dy, const float*
 template <bool Masked>
 inline __attribute__((always_inline)) void dx_any(const float* dy, const float* x, const float* y, const float* mean,
                                                   const float* A, const float* B, const float* C, float* dx, int64_t c,
-                                                  int64_t r0, int64_t r1) {
+                                                  int64_t r0, int64_t r1, double* dsum) {
   switch (c) {
-    case 16: return dx_rows<1, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
-    case 32: return dx_rows<2, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
-    case 48: return dx_rows<3, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
-    case 64: return dx_rows<4, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
-    default: return dx_rows<0, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
+    case 16: return dx_rows<1, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum);
+    case 32: return dx_rows<2, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum);
+    case 48: return dx_rows<3, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum);
+    case 64: return dx_rows<4, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum);
+    default: return dx_rows<0, Masked>(dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum);
   }
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_dx_rows(
     const float* dy, const float* x, const float* y, const float* mean, const float* A, const float* B,
-    const float* C, float* dx, int64_t c, int64_t r0, int64_t r1) {
-  if (y) dx_any<true>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
-  else dx_any<false>(dy, x, y, mean, A, B, C, dx, c, r0, r1);
+    const float* C, float* dx, int64_t c, int64_t r0, int64_t r1, double* dsum) {
+  if (y) dx_any<true>(dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum);
+  else dx_any<false>(dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum);
 }
 
 class BatchNormTrainingGradKernel final : public CpuKernel {
@@ -164,12 +179,23 @@ class BatchNormTrainingGradKernel final : public CpuKernel {
     }
     Tensor dx = r.allocate(0, DType::kFloat32, x.shape());
     float* pdx = dx.data<float>();
-    parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)), r.threads(), [&](int64_t lo, int64_t hi) {
-      bn_grad_dx_rows(pdy, px, py, mean, A.data(), B.data(), C.data(), pdx, c, lo, hi);
+    // The same fixed parts as the sums, so Σ dx merges in an order independent of threads.
+    std::fill(psg.begin(), psg.end(), 0.0);
+    parallel_for(parts, 1, r.threads(), [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p)
+        bn_grad_dx_rows(pdy, px, py, mean, A.data(), B.data(), C.data(), pdx, c, norm::part_begin(p, parts, rows),
+                        norm::part_begin(p + 1, parts, rows), psg.data() + p * c);
     });
+    Tensor dsum = r.allocate(3, DType::kFloat32, {c});
+    for (int64_t j = 0; j < c; ++j) {
+      double t = 0;
+      for (int64_t p = 0; p < parts; ++p) t += psg[p * c + j];
+      dsum.data<float>()[j] = static_cast<float>(t);
+    }
     r.set_output(0, dx);
     r.set_output(1, dscale);
     r.set_output(2, doffset);
+    r.set_output(3, dsum);
   }
   // dx's element i is written after dy's element i is read for the last time (the sums pass
   // finishes first).

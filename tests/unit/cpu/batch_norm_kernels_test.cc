@@ -46,11 +46,42 @@ TEST(CpuBatchNormTraining, ForwardAndGradientMatchReference) {
       Node* grad = fn.op("TsBatchNormTrainingGrad", gin, bn_attrs(act));
       for (int i = 0; i < 3; ++i) fn.result(bn->out(i));
       if (std::fabs(c.offset) < 100)
-        for (int i = 0; i < 3; ++i) fn.result(grad->out(i));
+        for (int i = 0; i < 3; ++i) fn.result(grad->out(i));  // dx_sum: DxSumIsTheSumOfDx
       const std::string what = "TsBatchNormTraining " + act + " " + shape_str(c.shape);
       check_graph(fn, {{shifted(random_tensor(c.shape, 7, -2, 3), c.offset), random_tensor(c.shape, 8)}}, what);
       check_graph(fn, {{shifted(random_tensor(c.shape, 9, -1, 1), c.offset), random_tensor(c.shape, 10)}}, what, 1);
     }
+}
+
+// dx_sum is the sum of the dx the kernel stored (the reference's own dx differ in the last
+// bits, and the sum of a batch-norm dx is all cancellation, ~0: compared against the sum of
+// magnitudes).
+TEST(CpuBatchNormTraining, DxSumIsTheSumOfDx) {
+  for (const Shape& s : std::vector<Shape>{{8, 9, 9, 16}, {130, 48}, {5, 7, 20}, {64, 4, 4, 3}})
+    for (const std::string act : {"", "Relu"})
+      for (int threads : {1, 2}) {
+        const int64_t ch = s.back();
+        FnGraph fn;
+        Value x = fn.arg(DType::kFloat32, PartialShape(s));
+        Value dy = fn.arg(DType::kFloat32, PartialShape(s));
+        Value scale = fn.constant(random_tensor({ch}, 5, 0.5f, 1.5f));
+        Node* bn = fn.op("TsBatchNormTraining", {x, scale, fn.constant(random_tensor({ch}, 6))}, bn_attrs(act));
+        std::vector<Value> gin = {dy, x, scale, bn->out(1), bn->out(2)};
+        if (act == "Relu") gin.push_back(bn->out(0));
+        Node* grad = fn.op("TsBatchNormTrainingGrad", gin, bn_attrs(act));
+        fn.result(grad->out(0));
+        fn.result(grad->out(3));
+        auto exe = CpuExecutable::compile(fn.g, {threads, ""});
+        std::vector<Tensor> out = exe->run({random_tensor(s, 11, -1, 2), random_tensor(s, 12)}, nullptr);
+        std::vector<double> sum(ch, 0.0), mag(ch, 0.0);
+        for (int64_t i = 0; i < out[0].num_elements(); ++i) {
+          sum[i % ch] += out[0].data<float>()[i];
+          mag[i % ch] += std::fabs(out[0].data<float>()[i]);
+        }
+        for (int64_t j = 0; j < ch; ++j)
+          EXPECT_NEAR(out[1].data<float>()[j], sum[j], 1e-6 * mag[j] + 1e-7)
+              << shape_str(s) << " " << act << " channel " << j;
+      }
 }
 
 // The sums run in a fixed order of parts: repeated runs give identical bits.

@@ -158,5 +158,28 @@ TEST(FuseBatchNormTraining, NearMissesStayUnfused) {
   EXPECT_EQ(count_op(*g2, "TsBatchNormTraining"), 0);
 }
 
+// After differentiation: the bias gradient Sum(dx, batch axes) becomes the grad op's dx_sum;
+// a Sum over other axes, or of another output, stays.
+TEST(FoldBatchNormGradSum, BiasGradientSumBecomesOutput3) {
+  const char* text = R"(
+graph (dy: float32[?,3,4,5], x: float32[?,3,4,5], s: float32[5], m: float32[5], v: float32[5]) -> (b: b, keep: k, other: o) {
+  g = TsBatchNormTrainingGrad(dy, x, s, m, v) {T=float32, epsilon=0.001}
+  ax = Const() {dtype=int32, value=int32[3]{2, 0, 1}}
+  ax2 = Const() {dtype=int32, value=int32[2]{0, 1}}
+  b = Sum(g, ax) {T=float32, Tidx=int32, keep_dims=false}
+  k = Sum(g, ax2) {T=float32, Tidx=int32, keep_dims=false}
+  ax3 = Const() {dtype=int32, value=int32[1]{0}}
+  o = Sum(g:1, ax3) {T=float32, Tidx=int32, keep_dims=false}
+}
+)";
+  auto g = run_on(text, {"fold_batch_norm_grad_sum"});
+  EXPECT_EQ(count_op(*g, "Sum"), 2);
+  EXPECT_EQ(g->results[0].node->op, "TsBatchNormTrainingGrad");
+  EXPECT_EQ(g->results[0].index, 3);
+  std::vector<Tensor> in = {random_f32({2, 3, 4, 5}, 80), random_f32({2, 3, 4, 5}, 81, -1, 3),
+                            random_f32({5}, 82), random_f32({5}, 83), random_f32({5}, 84, 0.5f, 2)};
+  EXPECT_SAME_RESULTS(text, *g, in);
+}
+
 }  // namespace
 }  // namespace tessera

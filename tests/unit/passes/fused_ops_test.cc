@@ -182,7 +182,8 @@ TEST(FusedOps, LayerNormMatchesKerasMoments) {
 
 // Keras 3's training-mode BatchNormalization (tf.nn.moments + tf.nn.batch_normalization, then
 // ReLU) against "TsBatchNormTraining" (outputs y, batch mean, population variance), and the
-// closed-form batch-norm backward in TF ops against "TsBatchNormTrainingGrad".
+// closed-form batch-norm backward in TF ops (and a Sum of its dx) against
+// "TsBatchNormTrainingGrad".
 TEST(FusedOps, BatchNormTrainingMatchesMomentsAndBatchNormalization) {
   for (const std::string act : {"", "Relu"}) {
     SCOPED_TRACE(act);
@@ -226,8 +227,10 @@ TEST(FusedOps, BatchNormTrainingMatchesMomentsAndBatchNormalization) {
     Node* fgrad = t.op("TsBatchNormTrainingGrad", gin, attrs);
     EXPECT_EQ(fused->outputs[0].shape, PartialShape({-1, 3, 3, 5}));
     EXPECT_EQ(fgrad->outputs[1].shape, PartialShape({5}));
-    std::vector<Value> ref = {y, mean, var, dx, dgamma, dbeta};
-    std::vector<Value> got = {fused->out(0), fused->out(1), fused->out(2), fgrad->out(0), fgrad->out(1), fgrad->out(2)};
+    Value dx_sum = t.op("Sum", {dx, axes}, sum)->out();
+    std::vector<Value> ref = {y, mean, var, dx, dgamma, dbeta, dx_sum};
+    std::vector<Value> got = {fused->out(0), fused->out(1), fused->out(2), fgrad->out(0), fgrad->out(1), fgrad->out(2),
+                              fgrad->out(3)};
     std::vector<Value> all = ref;
     all.insert(all.end(), got.begin(), got.end());
     auto out = t.run(all);
