@@ -1,8 +1,8 @@
 // TsLayerNorm: normalise each row of the last axis, then scale and shift (docs/fused_ops.md).
 // FusedBatchNorm(V2/V3) in inference mode (NHWC): y = x·k + b per channel, with k and b made
 // from the (variable) statistics on each run, which costs O(channels).
-// TsBatchNormTraining (channels last): one pass for the batch statistics, one to normalise;
-// its gradient's kernel is in kernels_norm_grad.cc.
+// TsBatchNormTraining and FusedBatchNorm in training mode (channels last): one pass for the
+// batch statistics, one to normalise; the gradient's kernel is in kernels_norm_grad.cc.
 #include <algorithm>
 #include <cmath>
 
@@ -228,6 +228,63 @@ class BatchNormTrainingKernel final : public CpuKernel {
   bool relu_;
 };
 
+// FusedBatchNorm(V1/V2/V3) in training mode, channels last, float32: the statistics and
+// normalisation of TsBatchNormTraining, plus TF's outputs — batch_mean/batch_variance are the
+// moving averages with exponential_avg_factor (variance Bessel-corrected), reserve_space_1/2
+// the batch mean and population variance (what the gradient reads), reserve_space_3 empty.
+class FusedBatchNormTrainingKernel final : public CpuKernel {
+ public:
+  explicit FusedBatchNormTrainingKernel(const Node& node)
+      : eps_(node.attr_or<float>("epsilon", 1e-4f)),
+        factor_(node.attr_or<float>("exponential_avg_factor", 1.0f)),
+        v3_(node.op == "FusedBatchNormV3") {}
+  void run(KernelRun& r) override {
+    const Tensor& x = r.input(0);
+    TS_CHECK(x.rank() == 4 || x.rank() == 5, "input must be 4-dimensional (5 for 3D formats), got ",
+             shape_str(x.shape()));
+    const int64_t c = x.dim(x.rank() - 1), rows = c == 0 ? 0 : x.num_elements() / c;
+    for (size_t i = 1; i <= 2; ++i)
+      TS_CHECK(r.input(i).num_elements() == c, "input ", i, " must have ", c, " elements (the channel count), got ",
+               r.input(i).num_elements());
+    const bool running = r.input(3).num_elements() == c && r.input(4).num_elements() == c;
+    TS_CHECK(factor_ == 1.0f || running, "mean and variance must have ", c, " elements, got ",
+             r.input(3).num_elements(), " and ", r.input(4).num_elements());
+    const float* px = x.data<float>();
+    std::vector<double> mean(c), var(c);
+    norm::batch_moments(rows, c, r.threads(), mean.data(), var.data(),
+                        [&](int64_t r0, int64_t r1, double* m, double* m2) { bn_stats_part(px, c, r0, r1, m, m2); });
+    Tensor out_m = r.allocate(1, DType::kFloat32, {c}), out_v = r.allocate(2, DType::kFloat32, {c});
+    Tensor res_m = r.allocate(3, DType::kFloat32, {c}), res_v = r.allocate(4, DType::kFloat32, {c});
+    const float *scale = r.input(1).data<float>(), *offset = r.input(2).data<float>();
+    std::vector<float> k(c);
+    for (int64_t j = 0; j < c; ++j) {
+      const float m = static_cast<float>(mean[j]), v = static_cast<float>(var[j]);
+      const float unbiased = rows > 1 ? static_cast<float>(var[j] * static_cast<double>(rows) / (rows - 1)) : v;
+      res_m.data<float>()[j] = m;
+      res_v.data<float>()[j] = v;
+      out_m.data<float>()[j] = factor_ == 1.0f ? m : (1 - factor_) * r.input(3).data<float>()[j] + factor_ * m;
+      out_v.data<float>()[j] = factor_ == 1.0f ? unbiased : (1 - factor_) * r.input(4).data<float>()[j] + factor_ * unbiased;
+      k[j] = scale[j] / std::sqrt(v + eps_);
+    }
+    Tensor y = r.allocate(0, DType::kFloat32, x.shape());
+    float* py = y.data<float>();
+    parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)), r.threads(), [&](int64_t lo, int64_t hi) {
+      bn_apply_rows(px, res_m.data<float>(), k.data(), offset, py, c, lo, hi, false);
+    });
+    r.set_output(0, y);
+    r.set_output(1, out_m);
+    r.set_output(2, out_v);
+    r.set_output(3, res_m);
+    r.set_output(4, res_v);
+    if (v3_) r.set_output(5, Tensor(DType::kFloat32, {0}));
+  }
+  bool in_place(size_t input) const override { return input == 0; }
+
+ private:
+  float eps_, factor_;
+  bool v3_;
+};
+
 }  // namespace
 
 void register_norm_kernels() {
@@ -239,10 +296,14 @@ void register_norm_kernels() {
   });
   for (const char* op : {"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
     register_kernel(op, [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
-      if (n.attr_or<bool>("is_training", true) || n.attr_or<std::string>("data_format", "NHWC") != "NHWC")
-        return nullptr;
+      const std::string format = n.attr_or<std::string>("data_format", "NHWC");
       for (size_t i = 0; i < 5; ++i)
         if (!CompileEnv::is_f32(n, i)) return nullptr;
+      if (n.attr_or<bool>("is_training", true)) {
+        if (format != "NHWC" && format != "NDHWC") return nullptr;
+        return std::make_unique<FusedBatchNormTrainingKernel>(n);
+      }
+      if (format != "NHWC") return nullptr;
       return std::make_unique<BatchNormKernel>(n, env.isa);
     });
   register_kernel("TsLayerNorm", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {

@@ -53,6 +53,41 @@ TEST(CpuBatchNormTraining, ForwardAndGradientMatchReference) {
     }
 }
 
+// tf_keras' training-mode FusedBatchNorm (channels last): every output against the reference
+// (moving averages with and without exponential_avg_factor, running statistics empty when
+// the factor is 1, as TF allows), and its gradient (TsBatchNormTrainingGrad on outputs 3/4).
+TEST(CpuFusedBatchNormTraining, MatchesReference) {
+  struct Case {
+    const char* op;
+    Shape shape;
+    float factor;
+  };
+  const std::vector<Case> cases = {{"FusedBatchNormV3", {4, 5, 5, 24}, 1.0f}, {"FusedBatchNormV3", {3, 6, 6, 16}, 0.1f},
+                                   {"FusedBatchNorm", {2, 4, 4, 8}, 1.0f}, {"FusedBatchNormV2", {2, 3, 3, 3, 32}, 0.3f}};
+  for (const Case& c : cases) {
+    const int64_t ch = c.shape.back();
+    FnGraph fn;
+    PartialShape ps(c.shape);
+    ps.dims[0] = -1;
+    Value x = fn.arg(DType::kFloat32, ps);
+    Value dy = fn.arg(DType::kFloat32, ps);
+    Value scale = fn.constant(random_tensor({ch}, 1, 0.5f, 1.5f));
+    Value offset = fn.constant(random_tensor({ch}, 2));
+    const bool running = c.factor != 1.0f;
+    Value mean = fn.constant(running ? random_tensor({ch}, 3) : Tensor(DType::kFloat32, {0}));
+    Value var = fn.constant(running ? random_tensor({ch}, 4, 0.5f, 2.0f) : Tensor(DType::kFloat32, {0}));
+    AttrMap attrs = {{"T", DType::kFloat32}, {"epsilon", 1e-3f}, {"is_training", true},
+                     {"exponential_avg_factor", c.factor},
+                     {"data_format", std::string(c.shape.size() == 5 ? "NDHWC" : "NHWC")}};
+    if (std::string(c.op) != "FusedBatchNorm") attrs["U"] = DType::kFloat32;
+    Node* bn = fn.op(c.op, {x, scale, offset, mean, var}, attrs);
+    for (int i = 0; i < 5; ++i) fn.result(bn->out(i));
+    Node* grad = fn.op("TsBatchNormTrainingGrad", {dy, x, scale, bn->out(3), bn->out(4)}, bn_attrs(""));
+    for (int i = 0; i < 3; ++i) fn.result(grad->out(i));
+    check_graph(fn, {{random_tensor(c.shape, 7, -1, 3), random_tensor(c.shape, 8)}}, std::string(c.op) + shape_str(c.shape));
+  }
+}
+
 // dx_sum is the sum of the dx the kernel stored (the reference's own dx differ in the last
 // bits, and the sum of a batch-norm dx is all cancellation, ~0: compared against the sum of
 // magnitudes).
