@@ -218,8 +218,9 @@ void fold_batch_norm_grad_sum(Graph& g, const PassContext&) {
     if (!batch_reduction_axes(n->inputs[1], shape_of(dx))) continue;
     folds.push_back({n.get(), dx.node});
   }
+  // The Sums are left dead for prune: the step builder still holds values (loss, metrics)
+  // that are not results yet, so removing unreachable nodes here would free them.
   for (auto [sum, grad] : folds) forward_value(g, sum->out(), grad->out(3));
-  if (!folds.empty()) remove_unreachable(g);
 }
 
 }  // namespace tessera::passes

@@ -172,7 +172,7 @@ graph (dy: float32[?,3,4,5], x: float32[?,3,4,5], s: float32[5], m: float32[5], 
   o = Sum(g:1, ax3) {T=float32, Tidx=int32, keep_dims=false}
 }
 )";
-  auto g = run_on(text, {"fold_batch_norm_grad_sum"});
+  auto g = run_on(text, {"fold_batch_norm_grad_sum", "prune"});
   EXPECT_EQ(count_op(*g, "Sum"), 2);
   EXPECT_EQ(g->results[0].node->op, "TsBatchNormTrainingGrad");
   EXPECT_EQ(g->results[0].index, 3);
