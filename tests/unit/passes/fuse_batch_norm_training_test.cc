@@ -139,8 +139,11 @@ TEST(FuseBatchNormTraining, NoScaleNoCenterAndSharedOutput) {
   auto g = run_on(text, {"fuse_batch_norm_training"});
   ASSERT_EQ(count_op(*g, "TsBatchNormTraining"), 1);
   EXPECT_EQ(count_op(*g, "Relu"), 1);
-  for (const auto& n : g->nodes())
-    if (n->op == "TsBatchNormTraining") EXPECT_EQ(n->attr<std::string>("activation"), "");
+  for (const auto& n : g->nodes()) {
+    if (n->op == "TsBatchNormTraining") {
+      EXPECT_EQ(n->attr<std::string>("activation"), "");
+    }
+  }
   EXPECT_SAME_RESULTS(text, *g, {random_f32({2, 3, 4}, 60, -1, 2)});
 }
 
