@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cpu/isa_variants.h"
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/norm_util.h"
 #include "backend/cpu/threads.h"
@@ -98,8 +99,8 @@ using norm::store16;
 // cached block; the sums are of deviations from the block's first row, so an offset in the
 // data does not eat the float precision), folded into the part's double totals with Chan's
 // update. One read of x from memory. Channels past the last multiple of 16 take a scalar loop.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_stats_part(const float* x, int64_t c, int64_t r0,
-                                                                              int64_t r1, double* mean, double* m2) {
+inline __attribute__((always_inline)) void stats_part(const float* x, int64_t c, int64_t r0, int64_t r1, double* mean,
+                                                     double* m2) {
   const int64_t block = norm::block_rows(c), full = c / norm::kLanes * norm::kLanes;
   float bm[norm::kLanes], q[norm::kLanes];
   double count = 0;
@@ -179,18 +180,27 @@ inline __attribute__((always_inline)) void apply_any(const float* x, const float
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_apply_rows(const float* x, const float* m,
-                                                                              const float* k, const float* b, float* y,
-                                                                              int64_t c, int64_t r0, int64_t r1,
-                                                                              bool relu) {
+inline __attribute__((always_inline)) void apply(const float* x, const float* m, const float* k, const float* b,
+                                                 float* y, int64_t c, int64_t r0, int64_t r1, bool relu) {
   if (relu) apply_any<true>(x, m, k, b, y, c, r0, r1);
   else apply_any<false>(x, m, k, b, y, c, r0, r1);
 }
 
+TS_ISA_VARIANTS(void, bn_stats_part, stats_part,
+                (const float* x, int64_t c, int64_t r0, int64_t r1, double* mean, double* m2),
+                (x, c, r0, r1, mean, m2))
+TS_ISA_VARIANTS(void, bn_apply_rows, apply,
+                (const float* x, const float* m, const float* k, const float* b, float* y, int64_t c, int64_t r0,
+                 int64_t r1, bool relu),
+                (x, m, k, b, y, c, r0, r1, relu))
+
 class BatchNormTrainingKernel final : public CpuKernel {
  public:
-  explicit BatchNormTrainingKernel(const Node& node)
-      : eps_(node.attr_or<float>("epsilon", 1e-3f)), relu_(node.attr_or<std::string>("activation", "") == "Relu") {}
+  BatchNormTrainingKernel(const Node& node, Isa isa)
+      : eps_(node.attr_or<float>("epsilon", 1e-3f)),
+        relu_(node.attr_or<std::string>("activation", "") == "Relu"),
+        stats_(bn_stats_part_for(isa)),
+        apply_(bn_apply_rows_for(isa)) {}
   void run(KernelRun& r) override {
     const Tensor& x = r.input(0);
     TS_CHECK(x.rank() >= 1, "input must have rank >= 1");
@@ -201,7 +211,7 @@ class BatchNormTrainingKernel final : public CpuKernel {
     const float* px = x.data<float>();
     std::vector<double> mean(c), var(c);
     norm::batch_moments(rows, c, r.threads(), mean.data(), var.data(),
-                        [&](int64_t r0, int64_t r1, double* m, double* m2) { bn_stats_part(px, c, r0, r1, m, m2); });
+                        [&](int64_t r0, int64_t r1, double* m, double* m2) { stats_(px, c, r0, r1, m, m2); });
     Tensor mt = r.allocate(1, DType::kFloat32, {c}), vt = r.allocate(2, DType::kFloat32, {c});
     const float *scale = r.input(1).data<float>(), *offset = r.input(2).data<float>();
     std::vector<float> k(c), b(c);
@@ -215,7 +225,7 @@ class BatchNormTrainingKernel final : public CpuKernel {
     Tensor y = r.allocate(0, DType::kFloat32, x.shape());
     float* py = y.data<float>();
     parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)), r.threads(),
-                 [&](int64_t lo, int64_t hi) { bn_apply_rows(px, mt.data<float>(), k.data(), b.data(), py, c, lo, hi, relu_); });
+                 [&](int64_t lo, int64_t hi) { apply_(px, mt.data<float>(), k.data(), b.data(), py, c, lo, hi, relu_); });
     r.set_output(0, y);
     r.set_output(1, mt);
     r.set_output(2, vt);
@@ -226,6 +236,8 @@ class BatchNormTrainingKernel final : public CpuKernel {
  private:
   float eps_;
   bool relu_;
+  decltype(&bn_stats_part_base) stats_;
+  decltype(&bn_apply_rows_base) apply_;
 };
 
 // FusedBatchNorm(V1/V2/V3) in training mode, channels last, float32: the statistics and
@@ -234,10 +246,12 @@ class BatchNormTrainingKernel final : public CpuKernel {
 // the batch mean and population variance (what the gradient reads), reserve_space_3 empty.
 class FusedBatchNormTrainingKernel final : public CpuKernel {
  public:
-  explicit FusedBatchNormTrainingKernel(const Node& node)
+  FusedBatchNormTrainingKernel(const Node& node, Isa isa)
       : eps_(node.attr_or<float>("epsilon", 1e-4f)),
         factor_(node.attr_or<float>("exponential_avg_factor", 1.0f)),
-        v3_(node.op == "FusedBatchNormV3") {}
+        v3_(node.op == "FusedBatchNormV3"),
+        stats_(bn_stats_part_for(isa)),
+        apply_(bn_apply_rows_for(isa)) {}
   void run(KernelRun& r) override {
     const Tensor& x = r.input(0);
     TS_CHECK(x.rank() == 4 || x.rank() == 5, "input must be 4-dimensional (5 for 3D formats), got ",
@@ -252,7 +266,7 @@ class FusedBatchNormTrainingKernel final : public CpuKernel {
     const float* px = x.data<float>();
     std::vector<double> mean(c), var(c);
     norm::batch_moments(rows, c, r.threads(), mean.data(), var.data(),
-                        [&](int64_t r0, int64_t r1, double* m, double* m2) { bn_stats_part(px, c, r0, r1, m, m2); });
+                        [&](int64_t r0, int64_t r1, double* m, double* m2) { stats_(px, c, r0, r1, m, m2); });
     Tensor out_m = r.allocate(1, DType::kFloat32, {c}), out_v = r.allocate(2, DType::kFloat32, {c});
     Tensor res_m = r.allocate(3, DType::kFloat32, {c}), res_v = r.allocate(4, DType::kFloat32, {c});
     const float *scale = r.input(1).data<float>(), *offset = r.input(2).data<float>();
@@ -269,7 +283,7 @@ class FusedBatchNormTrainingKernel final : public CpuKernel {
     Tensor y = r.allocate(0, DType::kFloat32, x.shape());
     float* py = y.data<float>();
     parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)), r.threads(), [&](int64_t lo, int64_t hi) {
-      bn_apply_rows(px, res_m.data<float>(), k.data(), offset, py, c, lo, hi, false);
+      apply_(px, res_m.data<float>(), k.data(), offset, py, c, lo, hi, false);
     });
     r.set_output(0, y);
     r.set_output(1, out_m);
@@ -283,16 +297,18 @@ class FusedBatchNormTrainingKernel final : public CpuKernel {
  private:
   float eps_, factor_;
   bool v3_;
+  decltype(&bn_stats_part_base) stats_;
+  decltype(&bn_apply_rows_base) apply_;
 };
 
 }  // namespace
 
 void register_norm_kernels() {
   register_norm_grad_kernels();
-  register_kernel("TsBatchNormTraining", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+  register_kernel("TsBatchNormTraining", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
     for (size_t i = 0; i < 3; ++i)
       if (!CompileEnv::is_f32(n, i)) return nullptr;
-    return std::make_unique<BatchNormTrainingKernel>(n);
+    return std::make_unique<BatchNormTrainingKernel>(n, env.isa);
   });
   for (const char* op : {"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
     register_kernel(op, [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
@@ -301,7 +317,7 @@ void register_norm_kernels() {
         if (!CompileEnv::is_f32(n, i)) return nullptr;
       if (n.attr_or<bool>("is_training", true)) {
         if (format != "NHWC" && format != "NDHWC") return nullptr;
-        return std::make_unique<FusedBatchNormTrainingKernel>(n);
+        return std::make_unique<FusedBatchNormTrainingKernel>(n, env.isa);
       }
       if (format != "NHWC") return nullptr;
       return std::make_unique<BatchNormKernel>(n, env.isa);

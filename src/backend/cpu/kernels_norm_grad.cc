@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cpu/isa_variants.h"
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/norm_util.h"
 #include "backend/cpu/threads.h"
@@ -71,12 +72,15 @@ inline __attribute__((always_inline)) void sums_part(const float* dy, const floa
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_sums_part(
-    const float* dy, const float* x, const float* y, const float* mean, int64_t c, int64_t r0, int64_t r1, double* sg,
-    double* sgx) {
+inline __attribute__((always_inline)) void sums(const float* dy, const float* x, const float* y, const float* mean,
+                                                int64_t c, int64_t r0, int64_t r1, double* sg, double* sgx) {
   if (y) sums_part<true>(dy, x, y, mean, c, r0, r1, sg, sgx);
   else sums_part<false>(dy, x, y, mean, c, r0, r1, sg, sgx);
 }
+TS_ISA_VARIANTS(void, bn_grad_sums_part, sums,
+                (const float* dy, const float* x, const float* y, const float* mean, int64_t c, int64_t r0, int64_t r1,
+                 double* sg, double* sgx),
+                (dy, x, y, mean, c, r0, r1, sg, sgx))
 
 // dx = A·(g − C) + B·(x − mean) per channel over rows [r0, r1), C the mean of g (centred
 // before scaling, so neither a large mean of x nor of g cancels after it); adds Σ dx (of
@@ -130,17 +134,24 @@ inline __attribute__((always_inline)) void dx_any(const float* dy, const float* 
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void bn_grad_dx_rows(
-    const float* dy, const float* x, const float* y, const float* mean, const float* A, const float* B,
-    const float* C, float* dx, int64_t c, int64_t r0, int64_t r1, double* dsum) {
+inline __attribute__((always_inline)) void dx_all(const float* dy, const float* x, const float* y, const float* mean,
+                                                  const float* A, const float* B, const float* C, float* dx, int64_t c,
+                                                  int64_t r0, int64_t r1, double* dsum) {
   if (y) dx_any<true>(dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum);
   else dx_any<false>(dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum);
 }
+TS_ISA_VARIANTS(void, bn_grad_dx_rows, dx_all,
+                (const float* dy, const float* x, const float* y, const float* mean, const float* A, const float* B,
+                 const float* C, float* dx, int64_t c, int64_t r0, int64_t r1, double* dsum),
+                (dy, x, y, mean, A, B, C, dx, c, r0, r1, dsum))
 
 class BatchNormTrainingGradKernel final : public CpuKernel {
  public:
-  explicit BatchNormTrainingGradKernel(const Node& node)
-      : eps_(node.attr_or<float>("epsilon", 1e-3f)), relu_(node.attr_or<std::string>("activation", "") == "Relu") {}
+  BatchNormTrainingGradKernel(const Node& node, Isa isa)
+      : eps_(node.attr_or<float>("epsilon", 1e-3f)),
+        relu_(node.attr_or<std::string>("activation", "") == "Relu"),
+        sums_(bn_grad_sums_part_for(isa)),
+        dx_(bn_grad_dx_rows_for(isa)) {}
   void run(KernelRun& r) override {
     const Tensor& dy = r.input(0);
     const Tensor& x = r.input(1);
@@ -158,7 +169,7 @@ class BatchNormTrainingGradKernel final : public CpuKernel {
     std::vector<double> psg(static_cast<size_t>(parts * c), 0.0), psgx(static_cast<size_t>(parts * c), 0.0);
     parallel_for(parts, 1, r.threads(), [&](int64_t lo, int64_t hi) {
       for (int64_t p = lo; p < hi; ++p)
-        bn_grad_sums_part(pdy, px, py, mean, c, norm::part_begin(p, parts, rows), norm::part_begin(p + 1, parts, rows),
+        sums_(pdy, px, py, mean, c, norm::part_begin(p, parts, rows), norm::part_begin(p + 1, parts, rows),
                           psg.data() + p * c, psgx.data() + p * c);
     });
     Tensor dscale = r.allocate(1, DType::kFloat32, {c}), doffset = r.allocate(2, DType::kFloat32, {c});
@@ -183,7 +194,7 @@ class BatchNormTrainingGradKernel final : public CpuKernel {
     std::fill(psg.begin(), psg.end(), 0.0);
     parallel_for(parts, 1, r.threads(), [&](int64_t lo, int64_t hi) {
       for (int64_t p = lo; p < hi; ++p)
-        bn_grad_dx_rows(pdy, px, py, mean, A.data(), B.data(), C.data(), pdx, c, norm::part_begin(p, parts, rows),
+        dx_(pdy, px, py, mean, A.data(), B.data(), C.data(), pdx, c, norm::part_begin(p, parts, rows),
                         norm::part_begin(p + 1, parts, rows), psg.data() + p * c);
     });
     Tensor dsum = r.allocate(3, DType::kFloat32, {c});
@@ -204,15 +215,19 @@ class BatchNormTrainingGradKernel final : public CpuKernel {
  private:
   float eps_;
   bool relu_;
+  decltype(&bn_grad_sums_part_base) sums_;
+  decltype(&bn_grad_dx_rows_base) dx_;
 };
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void relu_grad_range(const float* g, const float* f,
-                                                                                float* o, int64_t lo, int64_t hi) {
+inline __attribute__((always_inline)) void relu_grad(const float* g, const float* f, float* o, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; ++i) o[i] = f[i] > 0.0f ? g[i] : 0.0f;
 }
+TS_ISA_VARIANTS(void, relu_grad_range, relu_grad, (const float* g, const float* f, float* o, int64_t lo, int64_t hi),
+                (g, f, o, lo, hi))
 
 class ReluGradKernel final : public CpuKernel {
  public:
+  explicit ReluGradKernel(Isa isa) : range_(relu_grad_range_for(isa)) {}
   void run(KernelRun& r) override {
     const Tensor& g = r.input(0);
     const Tensor& f = r.input(1);
@@ -221,25 +236,26 @@ class ReluGradKernel final : public CpuKernel {
     Tensor out = r.allocate(0, DType::kFloat32, g.shape());
     const float *pg = g.data<float>(), *pf = f.data<float>();
     float* po = out.data<float>();
-    parallel_for(g.num_elements(), 32768, r.threads(), [&](int64_t lo, int64_t hi) { relu_grad_range(pg, pf, po, lo, hi); });
+    parallel_for(g.num_elements(), 32768, r.threads(), [&](int64_t lo, int64_t hi) { range_(pg, pf, po, lo, hi); });
     r.set_output(0, out);
   }
   bool in_place(size_t input) const override { return input <= 1; }
 
  private:
+  decltype(&relu_grad_range_base) range_;
 };
 
 }  // namespace
 
 void register_norm_grad_kernels() {
-  register_kernel("TsBatchNormTrainingGrad", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+  register_kernel("TsBatchNormTrainingGrad", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
     for (size_t i = 0; i < n.inputs.size(); ++i)
       if (!CompileEnv::is_f32(n, i)) return nullptr;
-    return std::make_unique<BatchNormTrainingGradKernel>(n);
+    return std::make_unique<BatchNormTrainingGradKernel>(n, env.isa);
   });
-  register_kernel("ReluGrad", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+  register_kernel("ReluGrad", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
     if (!CompileEnv::is_f32(n, 0) || !CompileEnv::is_f32(n, 1)) return nullptr;
-    return std::make_unique<ReluGradKernel>();
+    return std::make_unique<ReluGradKernel>(env.isa);
   });
 }
 

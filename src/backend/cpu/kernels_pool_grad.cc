@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "backend/cpu/isa_variants.h"
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/threads.h"
 #include "ops/nn_families.h"
@@ -25,11 +26,11 @@ struct Geometry {
 };
 
 // One image's gradient for `cn` (<= kChannelBlock) channels starting at xi/gi/di. Compiled
-// for AVX-512, AVX2 and the baseline, picked at load time (the rest of this file is baseline
-// code): the window scan is a masked select over contiguous channels, which only vectorises
+// for AVX-512, AVX2 and the baseline (TS_ISA_VARIANTS; the kernel takes its CompileEnv's
+// ISA): the window scan is a masked select over contiguous channels, which only vectorises
 // with wide compares and blends.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void image_block(const Geometry& g, const float* xi,
-                                                                             const float* gi, float* di, int64_t cn) {
+inline __attribute__((always_inline)) void overlapping(const Geometry& g, const float* xi, const float* gi, float* di,
+                                                       int64_t cn) {
   float best[kChannelBlock];
   uint32_t where[kChannelBlock];  // offsets within one image
   for (int64_t p = 0; p < g.h * g.w; ++p) std::memset(di + p * g.c, 0, sizeof(float) * cn);
@@ -154,9 +155,8 @@ inline __attribute__((always_inline)) void tiled_vec(const Geometry& g, const fl
     for (int64_t ww = 0; ww < g.w; ++ww) std::memset(di + (hh * g.w + ww) * g.c, 0, sizeof(float) * 16 * V);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void image_block_tiled(const Geometry& g, const float* xi,
-                                                                                   const float* gi, float* di,
-                                                                                   int64_t cn) {
+inline __attribute__((always_inline)) void tiled(const Geometry& g, const float* xi, const float* gi, float* di,
+                                                 int64_t cn) {
   switch (cn) {
     case 16: return tiled_vec<1>(g, xi, gi, di);
     case 32: return tiled_vec<2>(g, xi, gi, di);
@@ -166,9 +166,15 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void image_block_ti
   }
 }
 
+TS_ISA_VARIANTS(void, image_block, overlapping,
+                (const Geometry& g, const float* xi, const float* gi, float* di, int64_t cn), (g, xi, gi, di, cn))
+TS_ISA_VARIANTS(void, image_block_tiled, tiled,
+                (const Geometry& g, const float* xi, const float* gi, float* di, int64_t cn), (g, xi, gi, di, cn))
+
 class MaxPoolGradKernel final : public CpuKernel {
  public:
-  explicit MaxPoolGradKernel(const Node& node) : node_(node) {
+  MaxPoolGradKernel(const Node& node, Isa isa)
+      : node_(node), block_(image_block_for(isa)), tiled_(image_block_tiled_for(isa)) {
     const auto& k = node.attr<std::vector<int64_t>>("ksize");
     const auto& s = node.attr<std::vector<int64_t>>("strides");
     kh_ = k[1], kw_ = k[2], sh_ = s[1], sw_ = s[2];
@@ -202,8 +208,8 @@ class MaxPoolGradKernel final : public CpuKernel {
         const int64_t b = item / blocks, c0 = item % blocks * kChannelBlock, cn = std::min(kChannelBlock, c - c0);
         const float *xi = px + b * h * w * c + c0, *gi = pg + b * oh * ow * c + c0;
         float* di = pd + b * h * w * c + c0;
-        if (tiled) image_block_tiled(geo, xi, gi, di, cn);
-        else image_block(geo, xi, gi, di, cn);
+        if (tiled) tiled_(geo, xi, gi, di, cn);
+        else block_(geo, xi, gi, di, cn);
       }
     });
     r.set_output(0, dx);
@@ -211,6 +217,8 @@ class MaxPoolGradKernel final : public CpuKernel {
 
  private:
   const Node& node_;
+  decltype(&image_block_base) block_;
+  decltype(&image_block_tiled_base) tiled_;
   int64_t kh_, kw_, sh_, sw_;
   nn::Padding padding_;
   std::vector<int64_t> explicit_;
@@ -219,7 +227,7 @@ class MaxPoolGradKernel final : public CpuKernel {
 }  // namespace
 
 void register_pool_grad_kernels() {
-  register_kernel("MaxPoolGrad", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+  register_kernel("MaxPoolGrad", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
     if (!CompileEnv::is_f32(n, 0) || !CompileEnv::is_f32(n, 2) || n.outputs.at(0).dtype != DType::kFloat32)
       return nullptr;
     if (n.attr_or<std::string>("data_format", "NHWC") != "NHWC") return nullptr;
@@ -230,7 +238,7 @@ void register_pool_grad_kernels() {
       auto ep = n.attr_or<std::vector<int64_t>>("explicit_paddings", {});
       if (ep.size() != 8 || ep[0] || ep[1] || ep[6] || ep[7]) return nullptr;
     }
-    return std::make_unique<MaxPoolGradKernel>(n);
+    return std::make_unique<MaxPoolGradKernel>(n, env.isa);
   });
 }
 
