@@ -374,7 +374,7 @@ def main():
                    batching_parameters=BATCHING, server_threads=SERVER_THREADS, clients=clients,
                    seconds=args.seconds, warmup=args.warmup, trials=args.trials, full_trials=args.full_trials,
                    servers={
-                       'tessera': dict(binary=str(binary), env=dict(TESSERA_ENV) or 'CLI default (GOMP_SPINCOUNT=30000)',
+                       'tessera': dict(binary=str(binary), env=dict(TESSERA_ENV) or 'CLI default (GOMP_SPINCOUNT=3000)',
                                        flags='--tensorflow_intra_op_parallelism '
                                        f'{SERVER_THREADS}; REST/gRPC thread defaults (REST 4 x CPUs, 128 with batching; gRPC quota '
                                        'max(1024, 4 x CPUs)); batching: '

@@ -16,12 +16,12 @@ size_t max_tensor_bytes() {
 namespace {
 constexpr size_t kAlignment = 64;  // cache line / AVX-512 vector
 
-std::shared_ptr<const std::byte> allocate(size_t nbytes) {
+std::shared_ptr<const std::byte> allocate(size_t nbytes, bool zero = true) {
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded);
   if (!p) fail_code(ErrorCode::kResourceExhausted, "out of memory allocating ", nbytes, " bytes");
-  std::memset(p, 0, rounded);
+  if (zero) std::memset(p, 0, rounded);
   return std::shared_ptr<const std::byte>(static_cast<const std::byte*>(p),
                                           [](const std::byte* q) { std::free(const_cast<std::byte*>(q)); });
 }
@@ -45,6 +45,20 @@ Tensor::Tensor(DType dtype, Shape shape)
     else
       variants_ = std::make_shared<std::vector<VariantPtr>>(num_elements_);
   }
+}
+
+Tensor Tensor::uninitialized(DType dtype, Shape shape) {
+  if (!is_pod(dtype)) return Tensor(dtype, std::move(shape));
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.num_elements_ = tessera::num_elements(t.shape_);
+  const size_t elem = dtype_size(dtype);
+  if (static_cast<size_t>(t.num_elements_) > max_tensor_bytes() / elem)
+    fail_code(ErrorCode::kResourceExhausted, "tensor of shape ", shape_str(t.shape_), " (", dtype_name(dtype),
+              ") exceeds the ", max_tensor_bytes(), "-byte tensor limit");
+  t.bytes_ = allocate(static_cast<size_t>(t.num_elements_) * elem, false);
+  return t;
 }
 
 Tensor Tensor::borrow(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> owner) {

@@ -33,6 +33,9 @@ class Tensor {
   Tensor() = default;
   // Zero-initialised storage (empty strings / null variants for those dtypes).
   Tensor(DType dtype, Shape shape);
+  // Fixed-size dtypes: storage left uninitialised, for outputs a kernel overwrites whole
+  // (saves a memset pass over memory that is written right after). Others as the constructor.
+  static Tensor uninitialized(DType dtype, Shape shape);
   // Wraps bytes owned elsewhere (e.g. an mmapped file); `owner` keeps them alive.
   static Tensor borrow(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> owner);
 

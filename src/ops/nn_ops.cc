@@ -405,7 +405,20 @@ GradList grad_fused_bn(GradContext& c) {
   };
   Value eps = c.scalar(c.node.attr_or<float>("epsilon", 0.0001f), x);
   GradList out(5);
-  if (c.node.attr_or<bool>("is_training", true)) {
+  const bool training = c.node.attr_or<bool>("is_training", true);
+  if (training && !first && c.dtype(x) == c.dtype(scale) &&
+      (c.dtype(x) == DType::kFloat32 || c.dtype(x) == DType::kFloat64)) {
+    // Channels last: the one-op backward (ops/batch_norm_ops.cc) from the batch mean and
+    // population variance the forward used (reserve_space_1/2, outputs 3 and 4).
+    Node* bg = c.emit("TsBatchNormTrainingGrad", {g, x, scale, c.y(3), c.y(4)},
+                      {{"T", c.dtype(x)}, {"epsilon", c.node.attr_or<float>("epsilon", 0.0001f)},
+                       {"activation", std::string()}});
+    if (c.needs(0)) out[0] = bg->out(0);
+    out[1] = bg->out(1);
+    out[2] = bg->out(2);
+    return out;
+  }
+  if (training) {
     Value xc = c.sub(x, mean_keep(x));
     Value rstd = c.unary("Rsqrt", c.add(mean_keep(c.mul(xc, xc)), eps));
     Value xhat = c.mul(xc, rstd);

@@ -16,6 +16,7 @@ void register_tensor_list_ops(OpRegistry&);  // tensor_list_ops.cc: TensorList* 
 void register_parsing_ops(OpRegistry&);      // parsing_ops.cc: ParseExample(V2)
 void register_random_ops(OpRegistry&);       // random_ops.cc: seeded Philox RandomUniform, ...
 void register_fused_ops(OpRegistry&);        // fused_ops.cc: Tessera's Ts* fusion ops
+void register_batch_norm_ops(OpRegistry&);   // batch_norm_ops.cc: TsBatchNormTraining(+Grad)
 
 void register_all_ops(OpRegistry& r) {
   register_graph_ops(r);
@@ -30,6 +31,7 @@ void register_all_ops(OpRegistry& r) {
   register_parsing_ops(r);
   register_random_ops(r);
   register_fused_ops(r);
+  register_batch_norm_ops(r);
 }
 
 }  // namespace tessera

@@ -184,9 +184,10 @@ Value erf_slope(GradContext& c, Value g) {
 }
 constexpr auto kGradErf = grad1([](GradContext& c, Value g) { return c.mul(g, erf_slope(c, g)); });
 constexpr auto kGradErfc = grad1([](GradContext& c, Value g) { return c.neg(c.mul(g, erf_slope(c, g))); });
-// Piecewise activations pass g where the slope is 1 (x > 0, as TF's ReluGrad).
+// Piecewise activations pass g where the slope is 1. Relu's is TF's one op, ReluGrad(g, y):
+// y > 0 exactly where x > 0, and y is usually kept anyway (the next layer's input).
 constexpr auto kGradRelu = grad1([](GradContext& c, Value g) {
-  return c.mul(g, c.mask(c.binary("Greater", c.x(0), c.scalar(0, g)), g));
+  return c.op("ReluGrad", {g, c.y()}, {{"T", c.dtype(g)}});
 });
 constexpr auto kGradRelu6 = grad1([](GradContext& c, Value g) {
   Value x = c.x(0);
@@ -294,6 +295,26 @@ void register_unary_ops(OpRegistry& r) {
     if constexpr (std::is_unsigned_v<C>) return v;
     else return v < C(0) ? C(0) : v;
   }, kGradRelu);
+  // ReluGrad(gradients, features): gradients where features > 0, else 0 (NaN features: 0).
+  r.add({.name = "ReluGrad",
+         .infer = [](InferContext& c) {
+           TS_CHECK(c.input(0).dtype == c.input(1).dtype, "gradients are ", dtype_name(c.input(0).dtype),
+                    ", features ", dtype_name(c.input(1).dtype));
+           c.set_output(0, c.input(0).dtype, ops::broadcast(c.input(0).shape, c.input(1).shape));
+         },
+         .compute = [](KernelContext& c) {
+           const Tensor& g = c.input(0);
+           const Tensor& f = c.input(1);
+           TS_CHECK(g.shape() == f.shape(), "gradients and features must have the same shape, got ",
+                    shape_str(g.shape()), " and ", shape_str(f.shape()));
+           Tensor out(g.dtype(), g.shape());
+           dispatch(FloatTypes{}, g.dtype(), "ReluGrad", [&]<typename T>() -> void {
+             const T *pg = g.data<T>(), *pf = f.data<T>();
+             T* o = out.data<T>();
+             for (int64_t i = 0; i < g.num_elements(); ++i) o[i] = up(pf[i]) > Calc<T>(0) ? pg[i] : T(0);
+           });
+           c.set_output(0, std::move(out));
+         }});
   add_map(r, "Relu6", RealTypes{}, [](auto v) {
     using C = decltype(v);
     if constexpr (std::is_unsigned_v<C>) return v > C(6) ? C(6) : v;

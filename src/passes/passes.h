@@ -15,5 +15,7 @@ void fuse_patterns(Graph& g, const PassContext& ctx);     // fuse_patterns.cc
 void fuse_ops(Graph& g, const PassContext& ctx);          // fuse_ops.cc
 void fuse_elementwise(Graph& g, const PassContext& ctx);  // fuse_elementwise.cc
 void rewrite_dropout(Graph& g, const PassContext& ctx);   // rewrite_dropout.cc (training only)
+void fuse_batch_norm_training(Graph& g, const PassContext& ctx);  // fuse_batch_norm_training.cc (training only)
+void fold_batch_norm_grad_sum(Graph& g, const PassContext& ctx);  // fuse_batch_norm_training.cc (training only)
 
 }  // namespace tessera::passes

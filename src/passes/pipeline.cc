@@ -21,6 +21,8 @@ const std::vector<Pass>& all_passes() {
       {"fuse_elementwise", "chains of float32 elementwise ops -> TsElementwise", fuse_elementwise},
       // Training only (the step builder runs it on the training endpoint); not in the default pipeline.
       {"rewrite_dropout", "dropout masks -> TsRandomUniformIndexed keyed on (seed, layer, global sample index)", rewrite_dropout},
+      {"fuse_batch_norm_training", "Keras 3 training-mode BatchNormalization (moments + batch_normalization [+ Relu]) -> TsBatchNormTraining", fuse_batch_norm_training},
+      {"fold_batch_norm_grad_sum", "Sum of TsBatchNormTrainingGrad's dx over the batch axes (a bias gradient) -> its dx_sum output", fold_batch_norm_grad_sum},
   };
   return passes;
 }

@@ -53,13 +53,18 @@ void usage(FILE* out) {
 // a core its partner needs: MobileNetV2 batch 1 on 2 threads took ~0.7 s instead of ~30 ms on
 // the loaded shared machine (src/backend/cpu/cpu_executable.h). Not spinning at all
 // (OMP_WAIT_POLICY=passive) fixes that but costs a quiet machine dearly: MobileNetV2 b1 p50
-// 5.9-6.9 ms passive vs 3.5-3.8 spinning. A short spin keeps both: GOMP_SPINCOUNT=30000 gave
-// 3.60 ms quiet (as fast as full spinning). libgomp reads its environment when it is loaded,
-// before main, so when the user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT the CLI
-// re-executes itself once with GOMP_SPINCOUNT=30000.
+// 5.9-6.9 ms passive vs 3.5-3.8 spinning. A short spin keeps both. 30000 was as fast as full
+// spinning for inference, but a spinning OpenMP worker also holds the core that parallel_for's
+// helper (threads.h) needs between oneDNN calls: with 3000, quiet machine, interleaved runs,
+// the seed MLP train step (b256, 2 threads) went 38.1-38.7k -> 43.8-45.2k samples/s while
+// MobileNetV2 b1 stayed at 1.04-1.10 ms p50 (30000: 1.03-1.10; passive 2.7-3.2; 1000: up to
+// 1.9); with other jobs on the cores (load ~4.5) the train step ran 6.5-9.7k at 30000 and
+// 24-26k at 0-1000. libgomp reads its environment when it is loaded, before main, so when the
+// user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT the CLI re-executes itself once
+// with GOMP_SPINCOUNT=3000.
 void default_openmp_wait_policy(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
-  if (setenv("GOMP_SPINCOUNT", "30000", 1) != 0) return;
+  if (setenv("GOMP_SPINCOUNT", "3000", 1) != 0) return;
   execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
 }
 

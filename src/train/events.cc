@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -26,9 +27,14 @@ EventWriter::EventWriter(const std::string& logdir, const std::string& suffix, S
   if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "localhost");
   host[sizeof(host) - 1] = '\0';
   const double now = wall_time_now();
+  // The process id and a per-process count keep two writers in one second (a resumed run
+  // right after a crash, two writers in one process) from truncating each other's file.
+  static std::atomic<int> opened{0};
   char name[64];
   std::snprintf(name, sizeof(name), "events.out.tfevents.%010lld.", static_cast<long long>(now));
-  path_ = (std::filesystem::path(logdir) / (name + std::string(host) + suffix)).string();
+  path_ = (std::filesystem::path(logdir) /
+           str_cat(name, host, ".", static_cast<long long>(getpid()), ".", opened++, suffix))
+              .string();
   writer_ = std::make_unique<TFRecordWriter>(path_);
   tensorflow::Event e;
   e.set_wall_time(now);
@@ -67,6 +73,16 @@ void EventWriter::add_scalar(const std::string& tag, int64_t step, double value)
     t->mutable_tensor_shape();  // rank 0
     t->add_float_val(static_cast<float>(value));
   }
+  write_event(e.SerializeAsString());
+}
+
+void EventWriter::add_session_start(int64_t step, const std::string& checkpoint_path) {
+  tensorflow::Event e;
+  e.set_wall_time(wall_time_now());
+  e.set_step(step);
+  auto* log = e.mutable_session_log();
+  log->set_status(tensorflow::SessionLog::START);
+  log->set_checkpoint_path(checkpoint_path);
   write_event(e.SerializeAsString());
 }
 

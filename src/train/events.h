@@ -1,4 +1,4 @@
-// TensorBoard event files: `<logdir>/events.out.tfevents.<10-digit secs>.<host><suffix>`, a
+// TensorBoard event files: `<logdir>/events.out.tfevents.<10-digit secs>.<host>.<pid>.<n><suffix>`, a
 // TFRecord stream of tensorflow.Event protos whose first record carries file_version
 // "brain.Event:2". Each record is flushed as it is written, so TensorBoard can follow a run.
 #pragma once
@@ -25,6 +25,10 @@ class EventWriter {
   void add_scalar(const std::string& tag, int64_t step, double value);
   // A serialized GraphDef (shown on TensorBoard's Graphs tab).
   void add_graph(const std::string& graph_def_bytes, int64_t step = 0);
+  // A SessionLog START at `step`: TensorBoard drops the events this log directory already
+  // holds at steps >= `step` (what a run killed after its last checkpoint wrote before dying),
+  // so a resumed run's curve is not drawn twice.
+  void add_session_start(int64_t step, const std::string& checkpoint_path);
   void flush();
   void close();
   const std::string& path() const { return path_; }

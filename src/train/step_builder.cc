@@ -286,6 +286,9 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     Graph& g = *p.graph;
     g.name = kind == StepKind::kEval ? "eval_step" : "train_step";
     if (kind != StepKind::kEval && pass_registered("rewrite_dropout")) passes::run_passes(g, {"rewrite_dropout"});
+    // One op per training-mode BatchNorm, so its gradient is one op too (before differentiate).
+    if (kind != StepKind::kEval && pass_registered("fuse_batch_norm_training"))
+      passes::run_passes(g, {"fuse_batch_norm_training"});
 
     // The output the loss reads.
     int out_index = -1;
@@ -361,6 +364,8 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
       TS_CHECK(!targets.empty(), "the loss reads no trainable variable");
       size_t first = g.results.size();
       passes::differentiate(g, loss, targets);
+      // A bias gradient summed from a batch-norm gradient's dx comes from that op's kernel.
+      if (pass_registered("fold_batch_norm_grad_sum")) passes::run_passes(g, {"fold_batch_norm_grad_sum"});
       grads.assign(g.results.begin() + static_cast<long>(first), g.results.end());
       info->trainable.clear();
       for (const auto& t : targets) info->trainable.push_back(t.name);

@@ -114,6 +114,8 @@ LoopResult run_training(Trainer& trainer, const DatasetPtr& train, const Dataset
   std::unique_ptr<EventWriter> events;
   if (leader && !o.logdir.empty()) {
     events = std::make_unique<EventWriter>(o.logdir);
+    // Steps are logged 1-based (the step just done), so the first new one is first_step + 1.
+    if (result.resumed) events->add_session_start(result.first_step + 1, result.resumed_from);
     if (!o.graph_def.empty()) events->add_graph(o.graph_def, result.first_step);
   }
 

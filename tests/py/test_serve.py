@@ -558,3 +558,34 @@ def test_zoo_model_through_both_apis(tmp_path, model):
         assert set(sig["outputs"]) == set(tf_sig.structured_outputs)
     finally:
         assert s.stop() == 0
+
+
+def test_batching_plans_allowed_sizes_before_traffic(tmp_path):
+    """With batching, each allowed batch size of a signature is planned at load (logged), and a
+    batch-3 request (padded to 4) still gives TensorFlow's outputs."""
+    import tensorflow as tf
+    model = next(m for m in ZOO_SERVED if m["name"] == "mlp_k3")
+    folder = ZOO_DIR / model["path"]
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "1").symlink_to(folder.resolve(), target_is_directory=True)
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 1000 }\n"
+                      "allowed_batch_sizes: 1\nallowed_batch_sizes: 2\nallowed_batch_sizes: 4\nallowed_batch_sizes: 8\n")
+    s = Server(tmp_path, base=base, name="mlp",
+               extra=("--enable_batching", f"--batching_parameters_file={params}"))
+    try:
+        with np.load(folder.parent / "inputs_b3.npz") as z:
+            inputs = {k: z[k] for k in z.files}
+        with np.load(folder.parent / "outputs_b3.npz") as z:
+            expected = {k: z[k] for k in z.files}
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = "mlp"
+        for k, v in inputs.items():
+            req.inputs[k].CopyFrom(tf.make_tensor_proto(v))
+        resp = s.predict_stub.Predict(req, timeout=CALL_TIMEOUT)
+        for k, ref in expected.items():
+            assert_numeric_match(ref, tf.make_ndarray(resp.outputs[k]), f"gRPC {k}")
+        assert f"signature '{model['signature']}': planned batch sizes 1,2,4,8 in" in s.log()
+    finally:
+        assert s.stop() == 0

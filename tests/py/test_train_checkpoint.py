@@ -157,6 +157,51 @@ def test_crash_at_each_checkpoint_stage(setup, reference, tmp_path, stage):
     np.testing.assert_array_equal(np.array(s["losses"]), reference[first:30])
 
 
+def test_resumed_run_tensorboard_drops_orphaned_steps(setup, tmp_path):
+    """A run that dies at its step-20 checkpoint has logged steps 11-20; resumed from step 10
+    into the same log directory, the new event file opens with a SessionLog START at step 11
+    (TensorFlow's marker for "drop what earlier files logged from here on") and TensorBoard
+    (classic and plugin readers) shows each step once, with the resumed run's values."""
+    ck, logdir = tmp_path / "ck", tmp_path / "logs"
+    run_train(train_args(setup["model"], setup["perm"], 10, validation=False,
+                         extra=["--checkpoint-dir", ck, "--quiet"]))
+    crashed = run_train(train_args(setup["model"], setup["perm"], 20, validation=False,
+                                   extra=["--checkpoint-dir", ck, "--resume", "--logdir", logdir, "--quiet"]),
+                        check=False, env={"TESSERA_CHECKPOINT_FAULT_STAGE": "1"})
+    assert crashed.returncode == 86, crashed.stderr
+    out = tmp_path / "rest.json"
+    run_train(train_args(setup["model"], setup["perm"], 25, validation=False,
+                         extra=["--checkpoint-dir", ck, "--resume", "--logdir", logdir, "--stats-json", out,
+                                "--quiet"]))
+    losses = stats(out)["losses"]
+    from tensorflow.core.util import event_pb2
+    files = sorted(logdir.glob("events.out.tfevents.*"), key=lambda f: f.stat().st_mtime_ns)
+    assert len(files) == 2
+    logged, starts = [], []
+    for f in files:
+        steps, start = [], []
+        for record in tf.data.TFRecordDataset(str(f)):
+            e = event_pb2.Event.FromString(record.numpy())
+            if e.HasField("session_log"):
+                start.append((e.step, e.session_log.status))
+            if any(v.tag == "loss" for v in e.summary.value):
+                steps.append(e.step)
+        logged.append(steps)
+        starts.append(start)
+    start = [(11, event_pb2.SessionLog.START)]  # both runs resumed from ckpt-10
+    assert logged[0] == list(range(11, 21)) and starts[0] == start  # the orphaned steps exist
+    assert logged[1] == list(range(11, 26)) and starts[1] == start
+    from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
+    classic = event_accumulator.EventAccumulator(str(logdir))
+    classic.Reload()
+    events = classic.Scalars("loss")
+    assert [e.step for e in events] == list(range(11, 26))
+    np.testing.assert_allclose([e.value for e in events], losses, rtol=1e-6)
+    plugin = plugin_event_accumulator.EventAccumulator(str(logdir))
+    plugin.Reload()
+    assert [e.step for e in plugin.Tensors("loss")] == list(range(11, 26))
+
+
 def test_random_kill9_loop(setup, tmp_path):
     """Five kill -9s at random steps of a 300-step run (checkpoints every 7 steps), each followed
     by --resume: the latest checkpoint always loads, and the final run's losses and weights equal

@@ -36,11 +36,10 @@
 //   the core count. With other processes on the cores that is ruinous: MobileNetV2 b1 p50/p99
 //   724/2790 ms by default, 27/114 ms with OMP_WAIT_POLICY=passive, 41/54 ms with
 //   GOMP_SPINCOUNT=1000, 142/197 ms with 10000; EfficientNetB0 982/3395 vs 35/69 vs 72/174 vs
-//   265/446 ms (same machine and conditions). So the tessera CLI sets OMP_WAIT_POLICY=passive
-//   when neither it nor GOMP_SPINCOUNT is set (tools/tessera_main.cc; it re-executes itself
-//   once, since libgomp reads its environment before main). Not measured on a quiet machine,
-//   where spinning saves a thread wake-up (microseconds) per parallel region; set
-//   OMP_WAIT_POLICY=active there to compare. Library users set it themselves.
+//   265/446 ms (same machine and conditions). On a quiet machine a short spin saves a thread
+//   wake-up per region, so the tessera CLI sets GOMP_SPINCOUNT=3000 when neither it nor
+//   OMP_WAIT_POLICY is set (tools/tessera_main.cc has the measurements; it re-executes itself
+//   once, since libgomp reads its environment before main). Library users set it themselves.
 // - ISA: `isa` picks our vector loops per executable; oneDNN's cap is process-wide (onednn.h).
 // - run() may be called from several threads; runs of one executable are serialised (they
 //   share the arena), so use one executable per concurrent caller for parallel throughput.

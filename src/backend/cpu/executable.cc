@@ -24,6 +24,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/memory_plan.h"
@@ -129,7 +130,19 @@ class Executable final : public CpuExecutable {
       base[a] = slots;
       slots += std::max(1, a->num_outputs());
     }
+    // Variables this graph writes (anything but a read that takes the handle: assigns,
+    // scatters, optimizer updates); kernels must not treat reads of them as constant weights.
+    std::unordered_set<const Node*> written;
+    for (const Node* n : order)
+      for (const Value& v : n->inputs)
+        if (n->op != "ReadVariableOp" && v.index < v.node->num_outputs() &&
+            v.node->outputs[v.index].dtype == DType::kResource) {
+          const Node* var = v.node;
+          while (var->op == "Identity" && !var->inputs.empty()) var = var->inputs[0].node;
+          written.insert(var);
+        }
     CompileEnv env{isa_, &prepacked};
+    env.written_variables = &written;
     check_precision(options.precision);
     if ((env.bf16 = options.precision == "bf16")) onednn::require_bf16(isa_);
     for (Node* n : order) {
@@ -305,7 +318,8 @@ class Executable final : public CpuExecutable {
       if (rec_) rec_->bytes[slot] = bytes;
       if (plan_ && plan_->offset[slot] >= 0 && plan_->bytes[slot] == bytes && bytes > 0)
         return Tensor::borrow(dtype, shape, plan_->arena.get() + plan_->offset[slot], plan_->arena);
-      return Tensor(dtype, shape);
+      // Kernels write every element they allocate (arena memory is not zeroed either).
+      return Tensor::uninitialized(dtype, shape);
     }
     void set_output(int output, Tensor t) override { values_[step_.out_base + output] = std::move(t); }
     int threads() const override { return threads_; }

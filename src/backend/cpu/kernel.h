@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "backend/cpu/cpu_executable.h"
@@ -14,7 +15,8 @@ namespace tessera::cpu {
 
 // What a kernel sees while it runs: its inputs and a way to get output buffers. `allocate`
 // hands out the arena slot the memory plan assigned when the plan for this input-shape
-// signature exists and the size matches, else a fresh heap tensor.
+// signature exists and the size matches, else a fresh heap tensor; neither is zeroed, so a
+// kernel writes every element of what it allocates.
 class KernelRun {
  public:
   virtual ~KernelRun() = default;
@@ -49,6 +51,14 @@ struct CompileEnv {
   // Float32 input with a rank known at compile time?
   static bool is_f32(const Node& node, size_t i);
   const PackedWeight* find_prepacked(const std::string& key, const std::string& layout) const;
+  // Resource nodes (VarHandleOp, resource args) that some op of the graph writes, e.g. a
+  // training step's AssignVariableOp: reads of those change from run to run.
+  const std::unordered_set<const Node*>* written_variables = nullptr;
+  // The variable a ReadVariableOp (behind Identity) reads for input i, or null.
+  static const Node* read_variable(const Node& node, size_t i);
+  // True if input i is a ReadVariableOp of a variable no op of this graph writes: the same
+  // weights every run (inference), so worth packing once.
+  bool unchanging_variable(const Node& node, size_t i) const;
 };
 
 // Runs the node's reference kernel (for cases a fast kernel does not cover) and sets its

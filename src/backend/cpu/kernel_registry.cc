@@ -67,6 +67,21 @@ const Tensor* CompileEnv::constant_input(const Node& node, size_t i) {
   return std::get_if<Tensor>(&it->second);
 }
 
+const Node* CompileEnv::read_variable(const Node& node, size_t i) {
+  if (i >= node.inputs.size()) return nullptr;
+  const Node* src = node.inputs[i].node;
+  while (src->op == "Identity" && !src->inputs.empty()) src = src->inputs[0].node;
+  if (src->op != "ReadVariableOp" || src->inputs.empty()) return nullptr;
+  const Node* var = src->inputs[0].node;
+  while (var->op == "Identity" && !var->inputs.empty()) var = var->inputs[0].node;
+  return var;
+}
+
+bool CompileEnv::unchanging_variable(const Node& node, size_t i) const {
+  const Node* var = read_variable(node, i);
+  return var && !(written_variables && written_variables->count(var));
+}
+
 bool CompileEnv::is_f32(const Node& node, size_t i) {
   if (i >= node.inputs.size()) return false;
   const Value& v = node.inputs[i];

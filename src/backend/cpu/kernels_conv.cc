@@ -50,12 +50,9 @@ class ConvKernel final : public CpuKernel {
       activation_ = node.attr_or<std::string>("activation", "");
       alpha_ = node.attr_or<float>("alpha", 0.2f);
     }
-    stable_ = CompileEnv::constant_input(node, 1) != nullptr;
-    if (!stable_) {
-      const Node* src = node.inputs[1].node;
-      while (src->op == "Identity" && !src->inputs.empty()) src = src->inputs[0].node;
-      stable_ = src->op == "ReadVariableOp";
-    }
+    // Filters are packed into oneDNN's blocked layout also when a training step rewrites them
+    // every run (one reorder per run): its fast convolution kernels want blocked filters.
+    stable_ = CompileEnv::constant_input(node, 1) != nullptr || CompileEnv::read_variable(node, 1) != nullptr;
     // Pack a constant filter now, for batch 1 at the graph's spatial size when known.
     const Tensor* w = CompileEnv::constant_input(node, 1);
     const PartialShape& x = node.inputs[0].node->outputs[node.inputs[0].index].shape;

@@ -25,18 +25,18 @@ namespace {
 
 using dnnl::memory;
 
-bool stable_weight(const Node& node, size_t i) {
-  if (CompileEnv::constant_input(node, i)) return true;
-  const Node* src = node.inputs[i].node;
-  while (src->op == "Identity" && !src->inputs.empty()) src = src->inputs[0].node;
-  return src->op == "ReadVariableOp";
+// Weights worth packing once into oneDNN's preferred layout: constants and variables nothing
+// in the graph writes. A training step's weights change every run, and repacking them each
+// time costs more than oneDNN's own handling of plain-layout weights.
+bool stable_weight(const Node& node, size_t i, const CompileEnv& env) {
+  return CompileEnv::constant_input(node, i) || env.unchanging_variable(node, i);
 }
 
 // a [M,K] (or [K,M] when transposed) times b [K,N] (or [N,K]), plus bias/residual/act.
 class MatMulKernel final : public CpuKernel {
  public:
   MatMulKernel(const Node& node, const CompileEnv& env, bool fused)
-      : node_(node), weights_(node.inputs[1].node->name), stable_(stable_weight(node, 1)), bf16_(env.bf16) {
+      : node_(node), weights_(node.inputs[1].node->name), stable_(stable_weight(node, 1, env)), bf16_(env.bf16) {
     trans_a_ = node.attr_or<bool>("transpose_a", false);
     trans_b_ = node.attr_or<bool>("transpose_b", false);
     if (fused) {

@@ -3,12 +3,14 @@
 // resolve the same way. Our own loop rather than oneDNN's pooling backward, which needs the
 // workspace of a training-mode forward pass that the graph's MaxPool does not keep. The
 // channel axis is innermost in NHWC, so the window scan runs over contiguous channel blocks;
-// windows of one image may overlap, so work splits by (image, channel block).
+// windows of one image may overlap, so work splits by (image, channel block). Windows that
+// tile the image exactly (the usual 2x2 stride-2 pool) write each gradient element once.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "backend/cpu/isa_variants.h"
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/threads.h"
 #include "ops/nn_families.h"
@@ -24,11 +26,11 @@ struct Geometry {
 };
 
 // One image's gradient for `cn` (<= kChannelBlock) channels starting at xi/gi/di. Compiled
-// for AVX-512, AVX2 and the baseline, picked at load time (the rest of this file is baseline
-// code): the window scan is a masked select over contiguous channels, which only vectorises
+// for AVX-512, AVX2 and the baseline (TS_ISA_VARIANTS; the kernel takes its CompileEnv's
+// ISA): the window scan is a masked select over contiguous channels, which only vectorises
 // with wide compares and blends.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void image_block(const Geometry& g, const float* xi,
-                                                                             const float* gi, float* di, int64_t cn) {
+inline __attribute__((always_inline)) void overlapping(const Geometry& g, const float* xi, const float* gi, float* di,
+                                                       int64_t cn) {
   float best[kChannelBlock];
   uint32_t where[kChannelBlock];  // offsets within one image
   for (int64_t p = 0; p < g.h * g.w; ++p) std::memset(di + p * g.c, 0, sizeof(float) * cn);
@@ -59,9 +61,120 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void image_block(co
   }
 }
 
+// Windows that tile the image without overlap (stride == window, no padding before): every
+// input position is written exactly once — the gradient at its window's first maximum, else
+// zero — so there is no zero-fill pass and no read-modify-write. Positions past the last
+// window (a VALID remainder) are zeroed. CN > 0 fixes the channel count at compile time, so
+// each channel loop is a few whole vector instructions rather than a loop with remainders
+// (with 16 channels, a 2x2 window otherwise spends most of its time in loop overhead).
+template <int CN>
+inline __attribute__((always_inline)) void tiled_impl(const Geometry& g, const float* xi, const float* gi, float* di,
+                                                      int64_t cn_dynamic) {
+  const int64_t cn = CN > 0 ? CN : cn_dynamic;
+  float best[kChannelBlock], grad[kChannelBlock];
+  uint32_t where[kChannelBlock];
+  const int64_t covered_h = g.oh * g.kh, covered_w = g.ow * g.kw;
+  for (int64_t y = 0; y < g.oh; ++y) {
+    for (int64_t xo = 0; xo < g.ow; ++xo) {
+      const int64_t h0 = y * g.kh, w0 = xo * g.kw;
+      const uint32_t first = static_cast<uint32_t>((h0 * g.w + w0) * g.c);
+      for (int64_t k = 0; k < cn; ++k) best[k] = xi[first + k], where[k] = first;
+      for (int64_t hh = h0; hh < h0 + g.kh; ++hh)
+        for (int64_t ww = w0; ww < w0 + g.kw; ++ww) {
+          const uint32_t at = static_cast<uint32_t>((hh * g.w + ww) * g.c);
+          const float* v = xi + at;
+#pragma GCC ivdep
+          for (int64_t k = 0; k < cn; ++k) {
+            const bool gt = v[k] > best[k];
+            where[k] = gt ? at : where[k];
+            best[k] = gt ? v[k] : best[k];
+          }
+        }
+      const float* gr = gi + (y * g.ow + xo) * g.c;
+      for (int64_t k = 0; k < cn; ++k) grad[k] = gr[k];
+      for (int64_t hh = h0; hh < h0 + g.kh; ++hh)
+        for (int64_t ww = w0; ww < w0 + g.kw; ++ww) {
+          const uint32_t at = static_cast<uint32_t>((hh * g.w + ww) * g.c);
+          float* d = di + at;
+#pragma GCC ivdep
+          for (int64_t k = 0; k < cn; ++k) d[k] = where[k] == at ? grad[k] : 0.0f;
+        }
+    }
+    // The columns right of the last window in these rows.
+    for (int64_t hh = y * g.kh; hh < (y + 1) * g.kh; ++hh)
+      for (int64_t ww = covered_w; ww < g.w; ++ww) std::memset(di + (hh * g.w + ww) * g.c, 0, sizeof(float) * cn);
+  }
+  for (int64_t hh = covered_h; hh < g.h; ++hh)
+    for (int64_t ww = 0; ww < g.w; ++ww) std::memset(di + (hh * g.w + ww) * g.c, 0, sizeof(float) * cn);
+}
+
+// The same for channel blocks of V·16 channels with GCC vector types: GCC leaves the fully
+// unrolled 16-channel selects of tiled_impl scalar, these are whole-vector compares and
+// blends. The argmax is kept as the position's index within the window.
+// (Internal always-inline helpers: the vector-ABI note GCC gives for 64-byte vectors does not apply.)
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float F16 __attribute__((vector_size(64)));
+typedef int32_t I16 __attribute__((vector_size(64)));
+
+inline __attribute__((always_inline)) F16 load16(const float* p) {
+  F16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline __attribute__((always_inline)) void store16(float* p, F16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+template <int V>
+inline __attribute__((always_inline)) void tiled_vec(const Geometry& g, const float* xi, const float* gi, float* di) {
+  const int64_t covered_h = g.oh * g.kh, covered_w = g.ow * g.kw;
+  for (int64_t y = 0; y < g.oh; ++y) {
+    for (int64_t xo = 0; xo < g.ow; ++xo) {
+      const int64_t h0 = y * g.kh, w0 = xo * g.kw;
+      F16 best[V];
+      I16 where[V];
+      for (int v = 0; v < V; ++v) best[v] = load16(xi + (h0 * g.w + w0) * g.c + 16 * v), where[v] = I16{} + 0;
+      int32_t p = 0;
+      for (int64_t hh = h0; hh < h0 + g.kh; ++hh)
+        for (int64_t ww = w0; ww < w0 + g.kw; ++ww, ++p)
+          for (int v = 0; v < V; ++v) {
+            const F16 x = load16(xi + (hh * g.w + ww) * g.c + 16 * v);
+            const I16 gt = x > best[v];
+            best[v] = gt ? x : best[v];
+            where[v] = gt ? I16{} + p : where[v];
+          }
+      p = 0;
+      const float* gr = gi + (y * g.ow + xo) * g.c;
+      for (int64_t hh = h0; hh < h0 + g.kh; ++hh)
+        for (int64_t ww = w0; ww < w0 + g.kw; ++ww, ++p)
+          for (int v = 0; v < V; ++v)
+            store16(di + (hh * g.w + ww) * g.c + 16 * v, where[v] == p ? load16(gr + 16 * v) : F16{});
+    }
+    for (int64_t hh = y * g.kh; hh < (y + 1) * g.kh; ++hh)
+      for (int64_t ww = covered_w; ww < g.w; ++ww) std::memset(di + (hh * g.w + ww) * g.c, 0, sizeof(float) * 16 * V);
+  }
+  for (int64_t hh = covered_h; hh < g.h; ++hh)
+    for (int64_t ww = 0; ww < g.w; ++ww) std::memset(di + (hh * g.w + ww) * g.c, 0, sizeof(float) * 16 * V);
+}
+
+inline __attribute__((always_inline)) void tiled(const Geometry& g, const float* xi, const float* gi, float* di,
+                                                 int64_t cn) {
+  switch (cn) {
+    case 16: return tiled_vec<1>(g, xi, gi, di);
+    case 32: return tiled_vec<2>(g, xi, gi, di);
+    case 48: return tiled_vec<3>(g, xi, gi, di);
+    case 64: return tiled_vec<4>(g, xi, gi, di);
+    default: return tiled_impl<0>(g, xi, gi, di, cn);
+  }
+}
+
+TS_ISA_VARIANTS(void, image_block, overlapping,
+                (const Geometry& g, const float* xi, const float* gi, float* di, int64_t cn), (g, xi, gi, di, cn))
+TS_ISA_VARIANTS(void, image_block_tiled, tiled,
+                (const Geometry& g, const float* xi, const float* gi, float* di, int64_t cn), (g, xi, gi, di, cn))
+
 class MaxPoolGradKernel final : public CpuKernel {
  public:
-  explicit MaxPoolGradKernel(const Node& node) : node_(node) {
+  MaxPoolGradKernel(const Node& node, Isa isa)
+      : node_(node), block_(image_block_for(isa)), tiled_(image_block_tiled_for(isa)) {
     const auto& k = node.attr<std::vector<int64_t>>("ksize");
     const auto& s = node.attr<std::vector<int64_t>>("strides");
     kh_ = k[1], kw_ = k[2], sh_ = s[1], sw_ = s[2];
@@ -86,10 +199,17 @@ class MaxPoolGradKernel final : public CpuKernel {
     const int64_t blocks = (c + kChannelBlock - 1) / kChannelBlock, oh = wh.out, ow = ww.out;
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, h * w * std::min(c, kChannelBlock)));
     const Geometry geo{h, w, c, oh, ow, kh_, kw_, sh_, sw_, wh.pad_before, ww.pad_before};
+    // SAME padding may add windows past the edge (pad_after > 0): those are partial, so only
+    // exact tilings take the direct-write path.
+    const bool tiled = sh_ == kh_ && sw_ == kw_ && wh.pad_before == 0 && ww.pad_before == 0 && oh * kh_ <= h &&
+                       ow * kw_ <= w;
     parallel_for(n * blocks, grain, r.threads(), [&](int64_t lo, int64_t hi) {
       for (int64_t item = lo; item < hi; ++item) {
         const int64_t b = item / blocks, c0 = item % blocks * kChannelBlock, cn = std::min(kChannelBlock, c - c0);
-        image_block(geo, px + b * h * w * c + c0, pg + b * oh * ow * c + c0, pd + b * h * w * c + c0, cn);
+        const float *xi = px + b * h * w * c + c0, *gi = pg + b * oh * ow * c + c0;
+        float* di = pd + b * h * w * c + c0;
+        if (tiled) tiled_(geo, xi, gi, di, cn);
+        else block_(geo, xi, gi, di, cn);
       }
     });
     r.set_output(0, dx);
@@ -97,6 +217,8 @@ class MaxPoolGradKernel final : public CpuKernel {
 
  private:
   const Node& node_;
+  decltype(&image_block_base) block_;
+  decltype(&image_block_tiled_base) tiled_;
   int64_t kh_, kw_, sh_, sw_;
   nn::Padding padding_;
   std::vector<int64_t> explicit_;
@@ -105,7 +227,7 @@ class MaxPoolGradKernel final : public CpuKernel {
 }  // namespace
 
 void register_pool_grad_kernels() {
-  register_kernel("MaxPoolGrad", [](const Node& n, const CompileEnv&) -> std::unique_ptr<CpuKernel> {
+  register_kernel("MaxPoolGrad", [](const Node& n, const CompileEnv& env) -> std::unique_ptr<CpuKernel> {
     if (!CompileEnv::is_f32(n, 0) || !CompileEnv::is_f32(n, 2) || n.outputs.at(0).dtype != DType::kFloat32)
       return nullptr;
     if (n.attr_or<std::string>("data_format", "NHWC") != "NHWC") return nullptr;
@@ -116,7 +238,7 @@ void register_pool_grad_kernels() {
       auto ep = n.attr_or<std::vector<int64_t>>("explicit_paddings", {});
       if (ep.size() != 8 || ep[0] || ep[1] || ep[6] || ep[7]) return nullptr;
     }
-    return std::make_unique<MaxPoolGradKernel>(n);
+    return std::make_unique<MaxPoolGradKernel>(n, env.isa);
   });
 }
 

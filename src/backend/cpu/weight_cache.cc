@@ -19,7 +19,7 @@ dnnl::memory WeightCache::get(const dnnl::memory::desc& want) {
   if (want == source_md_) return onednn::wrap(source_md_, source_.raw());
   for (auto& [md, t] : packs_)
     if (md == want) return onednn::wrap(md, t.raw());
-  Tensor packed(DType::kUInt8, {static_cast<int64_t>(want.get_size())});
+  Tensor packed = Tensor::uninitialized(DType::kUInt8, {static_cast<int64_t>(want.get_size())});
   dnnl::memory src = onednn::wrap(source_md_, source_.raw());
   dnnl::memory dst = onednn::wrap(want, packed.raw());
   dnnl::stream s(onednn::engine());

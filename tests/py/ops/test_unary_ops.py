@@ -103,6 +103,19 @@ def test_float_functions_special_values(dtype):
         check(lambda x: [raw.Erf(x=x), raw.Erfc(x=x)], {"x": x[np.isfinite(x)]})
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_relu_grad(dtype):
+    """ReluGrad (Relu's gradient): the gradient where the features are > 0; zero, -0, NaN
+    and negative features pass nothing."""
+    features = special(dtype)
+    rng = np.random.default_rng(12)
+    grads = uniform(rng, features.shape, -3, 3, dtype)
+
+    def build(g, f):
+        return [raw.ReluGrad(gradients=typed(g, dtype), features=typed(f, dtype))]
+    check(build, {"g": grads, "f": features})
+
+
 def test_round_half_to_even():
     x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.4999, 1e8 + 0.5, 4503599627370495.5],
                  np.float64)

@@ -213,6 +213,15 @@ std::vector<GradCase> cases() {
                    "b = FusedBatchNormV3(x, s, o, m, var) {T=float32, U=float32, data_format=\"NCHW\"}\n"
                    "  r = Identity(b:0) {T=float32}",
                    0.5, 2}));
+  // Training-mode batch norm (TsBatchNormTrainingGrad), with a fused Relu, and with the
+  // statistics outputs in the loss too.
+  for (const char* act : {"", "Relu"})
+    v.push_back({"TsBatchNormTraining", "(x: float64[3,2,2,3], s: float64[3], o: float64[3]) -> (r)",
+                 std::string("b = TsBatchNormTraining(x, s, o) {T=float64, epsilon=0.001, activation=\"") + act +
+                     "\"}\n  r = Identity(b:0) {T=float64}"});
+  v.push_back({"TsBatchNormTraining", "(x: float64[4,3], s: float64[3], o: float64[3]) -> (r0, r1, r2)",
+               "b = TsBatchNormTraining(x, s, o) {T=float64, epsilon=0.01}\n  r0 = Identity(b:0) {T=float64}\n"
+               "  r1 = Identity(b:1) {T=float64}\n  r2 = Identity(b:2) {T=float64}"});
   // Conditionals: the taken branch's gradient; an argument one branch ignores gets zeros.
   const std::string branches =
       "func mul (a: float64[3], b: float64[3]) -> (m, n) {\n  m = Mul(a, b) {T=float64}\n  n = Identity(a) {T=float64}\n}\n"

@@ -237,6 +237,64 @@ TEST(FusedOps, LayerNormMatchesKerasMoments) {
   EXPECT_NUMERIC_MATCH(out[0], out[1]);
 }
 
+// Keras 3's training-mode BatchNormalization (tf.nn.moments + tf.nn.batch_normalization, then
+// ReLU) against "TsBatchNormTraining" (outputs y, batch mean, population variance), and the
+// closed-form batch-norm backward in TF ops (and a Sum of its dx) against
+// "TsBatchNormTrainingGrad".
+TEST(FusedOps, BatchNormTrainingMatchesMomentsAndBatchNormalization) {
+  for (const std::string act : {"", "Relu"}) {
+    SCOPED_TRACE(act);
+    TestGraph t;
+    Value x = t.input(random_f32({4, 3, 3, 5}, 70, -2, 3), PartialShape({-1, 3, 3, 5}));
+    Value dy = t.input(random_f32({4, 3, 3, 5}, 71));
+    Value gamma = t.constant(random_f32({5}, 72, 0.5f, 1.5f));
+    Value beta = t.constant(random_f32({5}, 73));
+    Value axes = t.ints({0, 1, 2});
+    AttrMap keep = f32({{"keep_dims", true}, {"Tidx", DType::kInt32}});
+    AttrMap squeeze = f32({{"squeeze_dims", std::vector<int64_t>{0, 1, 2}}});
+    Value mean4 = t.op("Mean", {x, axes}, keep)->out();
+    Value sd = t.op("SquaredDifference", {x, t.op("StopGradient", {mean4}, f32())->out()}, f32())->out();
+    Value var4 = t.op("Mean", {sd, axes}, keep)->out();
+    Value mean = t.op("Squeeze", {mean4}, squeeze)->out();
+    Value var = t.op("Squeeze", {var4}, squeeze)->out();
+    Value rstd = t.op("Rsqrt", {t.op("AddV2", {var, fconst(t, 1e-3f)}, f32())->out()}, f32())->out();
+    Value inv = t.op("Mul", {rstd, gamma}, f32())->out();
+    Value y = t.op("AddV2", {t.op("Mul", {x, inv}, f32())->out(),
+                             t.op("Sub", {beta, t.op("Mul", {mean, inv}, f32())->out()}, f32())->out()},
+                   f32())->out();
+    y = unfused_activation(t, y, act, 0);
+    // Backward: g = dy (masked by y > 0 under Relu), x̂ = (x − mean)·rstd,
+    // dx = gamma·rstd·(g − mean(g) − x̂·mean(g·x̂)), dgamma = Σ g·x̂, dbeta = Σ g.
+    Value g = dy;
+    if (act == "Relu") g = t.op("ReluGrad", {dy, y}, f32())->out();
+    Value xhat = t.op("Mul", {t.op("Sub", {x, mean}, f32())->out(), rstd}, f32())->out();
+    Value gx = t.op("Mul", {g, xhat}, f32())->out();
+    Value inner = t.op("Sub", {t.op("Sub", {g, t.op("Mean", {g, axes}, keep)->out()}, f32())->out(),
+                               t.op("Mul", {xhat, t.op("Mean", {gx, axes}, keep)->out()}, f32())->out()},
+                       f32())->out();
+    Value dx = t.op("Mul", {t.op("Mul", {gamma, rstd}, f32())->out(), inner}, f32())->out();
+    AttrMap sum = f32({{"Tidx", DType::kInt32}});
+    Value dgamma = t.op("Sum", {gx, axes}, sum)->out();
+    Value dbeta = t.op("Sum", {g, axes}, sum)->out();
+
+    AttrMap attrs = {{"epsilon", 1e-3f}, {"activation", act}};
+    Node* fused = t.op("TsBatchNormTraining", {x, gamma, beta}, attrs);
+    std::vector<Value> gin = {dy, x, gamma, fused->out(1), fused->out(2)};
+    if (act == "Relu") gin.push_back(fused->out(0));
+    Node* fgrad = t.op("TsBatchNormTrainingGrad", gin, attrs);
+    EXPECT_EQ(fused->outputs[0].shape, PartialShape({-1, 3, 3, 5}));
+    EXPECT_EQ(fgrad->outputs[1].shape, PartialShape({5}));
+    Value dx_sum = t.op("Sum", {dx, axes}, sum)->out();
+    std::vector<Value> ref = {y, mean, var, dx, dgamma, dbeta, dx_sum};
+    std::vector<Value> got = {fused->out(0), fused->out(1), fused->out(2), fgrad->out(0), fgrad->out(1), fgrad->out(2),
+                              fgrad->out(3)};
+    std::vector<Value> all = ref;
+    all.insert(all.end(), got.begin(), got.end());
+    auto out = t.run(all);
+    for (size_t i = 0; i < ref.size(); ++i) EXPECT_NUMERIC_MATCH(out[i], out[i + ref.size()]) << "output " << i;
+  }
+}
+
 TEST(FusedOps, GeluBothForms) {
   for (bool approximate : {false, true}) {
     TestGraph t;
