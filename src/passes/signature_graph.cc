@@ -73,6 +73,13 @@ std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& si
   });
 }
 
+void reinfer_for_arg_shapes(Graph& fn, const std::vector<PartialShape>& shapes) {
+  TS_CHECK(shapes.size() == fn.args.size(), "graph '", fn.name, "': ", shapes.size(), " input shapes for ",
+           fn.args.size(), " inputs");
+  for (size_t i = 0; i < shapes.size(); ++i) fn.args[i]->attrs["_shape"] = shapes[i];
+  for (Node* n : fn.topo_order()) infer_node(*n);
+}
+
 }  // namespace tessera
 
 namespace tessera::passes {

@@ -7,12 +7,17 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "ir/module.h"
 
 namespace tessera {
 
 std::shared_ptr<Graph> signature_graph(const Module& module, const Signature& signature);
+
+// Gives the args of a fresh signature graph other shapes (one per arg, in order) and re-infers
+// every node from them, so a node that cannot take the shapes fails here, named.
+void reinfer_for_arg_shapes(Graph& fn, const std::vector<PartialShape>& shapes);
 
 namespace passes {
 // Resource keys of every variable whose handle (anywhere in the module's graph or library)

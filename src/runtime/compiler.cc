@@ -39,22 +39,13 @@ Signature bind_signature(const Signature& sig, const Graph& fn) {
 
 namespace {
 
-// Gives the args of a fresh signature graph other shapes and re-infers every node from them, so
-// a node that cannot take the shapes fails here, named.
-void reinfer_for_shapes(Graph& fn, const std::vector<PartialShape>& shapes) {
-  TS_CHECK(shapes.size() == fn.args.size(), "signature '", fn.name, "': ", shapes.size(), " input shapes for ",
-           fn.args.size(), " inputs");
-  for (size_t i = 0; i < shapes.size(); ++i) fn.args[i]->attrs["_shape"] = shapes[i];
-  for (Node* n : fn.topo_order()) infer_node(*n);
-}
-
 CompiledSignature optimise(const Module& module, const std::string& key, const std::vector<PartialShape>* shapes,
                            const ResourceStore* variables, const CompileOptions& options) {
   const Signature& sig = module.signature(key);
   return with_context("compiling signature '" + key + "' of '" + module.source + "'", [&] {
     std::shared_ptr<Graph> fn = signature_graph(module, sig);
     fn->name = key;  // names the graph in IR dumps and in the artifact
-    if (shapes) reinfer_for_shapes(*fn, *shapes);
+    if (shapes) reinfer_for_arg_shapes(*fn, *shapes);
     passes::PassContext ctx;
     ctx.variables = variables;
     // Variables other signatures write must stay variables in this one.

@@ -190,6 +190,7 @@ TrainOptions train_options(const Args& a, const std::string& endpoint) {
   t.threads = static_cast<int>(integer(a, "--threads", 0));
   t.replicas = static_cast<int>(integer(a, "--replicas", 1));
   TS_CHECK(t.replicas >= 1, "--replicas must be at least 1");
+  t.batch = integer(a, "--batch", 256);  // the step is compiled for it (a partial batch gets its own)
   t.sync_batch_norm = a.has("--sync-batch-norm");
   t.seed = static_cast<uint64_t>(integer(a, "--seed", 0));
   return t;

@@ -33,7 +33,8 @@ const char* kUsage =
     "       [--dump-graph FILE]   the optimised step graph as IR text\n"
     "       [--processes P]       P trainers on threads joined by an in-process communicator (stands\n"
     "                             in for P processes); rank 0's trace, all ranks' states must agree\n"
-    "       [--restart-at K]      before step K, replace the trainer by a new one restored from state()\n";
+    "       [--restart-at K]      before step K, replace the trainer by a new one restored from state()\n"
+    "       [--last-batch N]      the last step takes N rows (the step is compiled for B; N gets its own program)\n";
 
 // Rows (start + j) mod n for j < count, of dimension 0.
 Tensor take_rows(const Tensor& t, int64_t start, int64_t count) {
@@ -59,7 +60,7 @@ int cmd_train_trace(int argc, char** argv) {
                                     "--optimizer", "--lr", "--beta-1", "--beta-2", "--epsilon", "--weight-decay",
                                     "--momentum", "--rho", "--clipnorm", "--global-clipnorm", "--schedule",
                                     "--decay-steps", "--decay-rate", "--alpha", "--warmup-steps", "--replicas",
-                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags", "--dump-graph", "--processes", "--restart-at"};
+                                    "--seed", "--target", "--threads", "--endpoint", "--eval-x", "--eval-y", "--tags", "--dump-graph", "--processes", "--restart-at", "--last-batch"};
   Args args = parse_args(argc, argv, flags);
   if (args.has("--help") || args.positional.size() != 1) {
     std::printf("%s", kUsage);
@@ -98,6 +99,7 @@ int cmd_train_trace(int argc, char** argv) {
   o.seed = static_cast<uint64_t>(integer("--seed", 0));
   o.target = args.get("--target", "cpu");
   o.threads = static_cast<int>(integer("--threads", 0));
+  o.batch = integer("--batch", 0);  // as `tessera train`: the step is compiled for it
 
   LoadOptions lo;
   lo.target = "reference";  // import + restore only; the trainer compiles its own programs
@@ -125,6 +127,8 @@ int cmd_train_trace(int argc, char** argv) {
            "non-zero number of rows, have ", shape_str(x.shape()), " and ", shape_str(y.shape()));
   int64_t batch = integer("--batch", 0), steps = integer("--steps", 0);
   TS_CHECK(batch > 0 && steps > 0, "--batch and --steps must be positive");
+  const int64_t last_batch = integer("--last-batch", batch);
+  TS_CHECK(last_batch > 0, "--last-batch must be positive");
   std::vector<double> losses, lrs;
   std::map<std::string, std::vector<double>> metrics;
   int64_t restart_at = integer("--restart-at", -1);
@@ -140,8 +144,9 @@ int cmd_train_trace(int argc, char** argv) {
     }
     lrs.push_back(trainer->learning_rate());
     int64_t start = (s * batch) % x.dim(0);
-    std::vector<Tensor> xb = {take_rows(x, start, batch)};
-    Tensor yb = take_rows(y, start, batch);
+    const int64_t rows = s + 1 == steps ? last_batch : batch;
+    std::vector<Tensor> xb = {take_rows(x, start, rows)};
+    Tensor yb = take_rows(y, start, rows);
     std::vector<train::StepResult> rs(trainers.size());
     std::vector<std::exception_ptr> errors(trainers.size());
     std::vector<std::thread> threads;

@@ -275,7 +275,7 @@ StepProgram build_update(const TrainOptions& o, const ResourceStore& vars, const
 }  // namespace
 
 StepProgram build_program(StepKind kind, const Module& module, const std::string& endpoint, const TrainOptions& o,
-                          const ResourceStore& vars, StepInfo* info) {
+                          const ResourceStore& vars, StepInfo* info, int64_t batch) {
   TS_CHECK(info, "build_program needs a StepInfo");
   if (kind == StepKind::kUpdate) return build_update(o, vars, *info);
   return with_context("building the training step from signature '" + endpoint + "'", [&] {
@@ -285,6 +285,15 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     p.graph = signature_graph(module, sig);
     Graph& g = *p.graph;
     g.name = kind == StepKind::kEval ? "eval_step" : "train_step";
+    if (batch > 0) {
+      std::vector<PartialShape> shapes;
+      for (const Node* a : g.args) {
+        PartialShape s = a->outputs.at(0).shape;
+        if (s.known_rank && !s.dims.empty() && s.dims[0] < 0) s.dims[0] = batch;
+        shapes.push_back(std::move(s));
+      }
+      reinfer_for_arg_shapes(g, shapes);
+    }
     if (kind != StepKind::kEval && pass_registered("rewrite_dropout")) passes::run_passes(g, {"rewrite_dropout"});
     // One op per training-mode BatchNorm, so its gradient is one op too (before differentiate).
     if (kind != StepKind::kEval && pass_registered("fuse_batch_norm_training"))
@@ -334,7 +343,7 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     PartialShape label_shape = pshape_of(output);
     if (label_shape.known_rank) {
       if (lt == DType::kInt64 && !label_shape.dims.empty()) label_shape.dims.pop_back();
-      if (!label_shape.dims.empty()) label_shape.dims[0] = -1;
+      if (!label_shape.dims.empty()) label_shape.dims[0] = batch > 0 ? batch : -1;
     }
     Value labels = b.arg("labels", lt, label_shape)->out();
     p.args.push_back({ArgRole::kLabels, "labels", 0, lt});

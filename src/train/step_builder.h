@@ -112,8 +112,12 @@ std::optional<std::set<std::string>> object_graph_trainables(const Module& modul
 std::set<std::string> signature_variables(const Module& module, const std::string& signature);
 
 // Builds one program. `variables` holds the current values (shapes of trainables/slots).
+// `batch` > 0 fixes the batch dimension of the features and labels (the program then runs only
+// at that batch size): with every shape known, the shape arithmetic of broadcasting gradients
+// (Shape, BroadcastGradientArgs, Sum over no axes, Reshape to the same shape) folds away and
+// the backward's elementwise work fuses like the forward's.
 StepProgram build_program(StepKind kind, const Module& module, const std::string& endpoint, const TrainOptions& o,
-                          const ResourceStore& variables, StepInfo* info);
+                          const ResourceStore& variables, StepInfo* info, int64_t batch = -1);
 
 // Runs the default pipeline (cpu target; nothing frozen: every variable may be written by the
 // step or a restore) or no passes (reference), and makes the executable.

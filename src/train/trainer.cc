@@ -83,7 +83,8 @@ class TrainerImpl : public Trainer {
       grad_.exe = compile_program(grad_.program, o_, std::max(1, total / o_.replicas));
       update_.exe = compile_program(update_.program, o_, total);
     } else {
-      full_.program = build_program(StepKind::kFull, m, endpoint_, o_, store_, &info_);
+      full_batch_ = o_.batch > 0 ? o_.batch : -1;
+      full_.program = build_program(StepKind::kFull, m, endpoint_, o_, store_, &info_, full_batch_);
       full_.exe = compile_program(full_.program, o_, total);
     }
     threads_ = total;
@@ -104,7 +105,8 @@ class TrainerImpl : public Trainer {
     size_t nm = info_.metrics.size();
     std::vector<double> sums(1 + nm, 0.0);
     if (!split_) {
-      std::vector<Tensor> out = full_.exe->run(make_args(full_.program, features, y, 0, batch, inv, hypers, {}), &store_);
+      Compiled& c = full_for_batch(batch);
+      std::vector<Tensor> out = c.exe->run(make_args(c.program, features, y, 0, batch, inv, hypers, {}), &store_);
       for (size_t i = 0; i <= nm; ++i) sums[i] = scalar_of(out[i]);
     } else {
       split_step(features, y, batch, inv, hypers, sums);
@@ -387,6 +389,20 @@ class TrainerImpl : public Trainer {
     update_.exe->run(make_args(update_.program, {}, Tensor(), 0, 0, inv, hypers, grads), &store_);
   }
 
+  // The one-program step for this batch size: full_ when it was compiled for it (or for any
+  // size), else a program specialised on first use (a few sizes kept).
+  Compiled& full_for_batch(int64_t batch) {
+    if (full_batch_ < 0 || batch == full_batch_) return full_;
+    auto it = full_other_.find(batch);
+    if (it != full_other_.end()) return it->second;
+    if (full_other_.size() >= 4) full_other_.clear();
+    StepInfo info = info_;  // the same variables, slots and metrics: only shapes differ
+    Compiled c;
+    c.program = build_program(StepKind::kFull, model_->module(), endpoint_, o_, store_, &info, batch);
+    c.exe = compile_program(c.program, o_, threads_);
+    return full_other_.emplace(batch, std::move(c)).first->second;
+  }
+
   std::shared_ptr<const Model> model_;
   TrainOptions o_;
   std::unique_ptr<Communicator> local_comm_;
@@ -400,6 +416,8 @@ class TrainerImpl : public Trainer {
   bool split_ = false;
   int threads_ = 1;
   Compiled full_, grad_, update_, eval_;
+  int64_t full_batch_ = -1;                  // the batch full_ is compiled for; -1: any
+  std::map<int64_t, Compiled> full_other_;  // other batch sizes (see full_for_batch)
   int64_t eval_elems_ = 1;
   int64_t last_batch_ = 0;
   mutable std::mutex sim_mu_;

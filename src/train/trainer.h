@@ -57,6 +57,10 @@ struct TrainOptions {
   std::string target = "cpu";  // cpu | reference | rdu (rdu: cpu numerics + simulated step time)
   int threads = 0;
   int replicas = 1;            // in-process data parallel replicas (global batch split by index)
+  // The global batch most steps use (0: unknown). The one-program step is compiled for it with
+  // every shape static, which lets more of the backward fold and fuse; a step of another size
+  // (an epoch's partial last batch) compiles its own program on first use.
+  int64_t batch = 0;
   bool sync_batch_norm = false;
   uint64_t seed = 0;           // dropout stream
   Communicator* comm = nullptr;  // cross-process all-reduce; nullptr = this process only
