@@ -268,3 +268,22 @@ def match_variable_gradients(ref, got, rtol=1e-4):
         unused.remove(ok[0])
         scales.append(scale)
     return scales
+
+
+def exported_variable_keys(path, exported, model):
+    """Trace key (train-trace's `var/<store key>`) of each of `model.variables`, where `model`
+    is a fresh copy of the Keras model `exported` wrote to the SavedModel at `path`: the bundle
+    key _all_variables/N names the variable the SavedModel lists there, found by the layer's
+    position and the attribute name."""
+    import tensorflow as tf
+    loaded = tf.saved_model.load(str(path))
+    layer_names = [layer.name for layer in exported.layers]
+    where = {}
+    for i, v in enumerate(loaded._all_variables):
+        layer, attr = v.name.split(":")[0].split("/")[-2:]
+        where[(layer_names.index(layer), attr)] = f"var/_all_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+    out = []
+    for v in model.variables:
+        layer = next(i for i, layer in enumerate(model.layers) if any(w is v for w in layer.variables))
+        out.append(where[(layer, v.path.split("/")[-1])])
+    return out

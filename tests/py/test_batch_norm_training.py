@@ -10,7 +10,7 @@ arithmetic.
 import numpy as np
 import pytest
 
-from tessera_testlib import run_cli
+from tessera_testlib import exported_variable_keys, run_cli
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -33,21 +33,6 @@ def _model(case):
         layers.append(keras.layers.ReLU())
     layers += [keras.layers.Flatten(), keras.layers.Dense(4)]
     return keras.Sequential(layers)
-
-
-def _keys(path, exported, model):
-    """Store key of each of `model`'s variables, by the exported layer and attribute name."""
-    loaded = tf.saved_model.load(str(path))
-    layer_names = [layer.name for layer in exported.layers]
-    where = {}
-    for i, v in enumerate(loaded._all_variables):
-        layer, attr = v.name.split(":")[0].split("/")[-2:]
-        where[(layer_names.index(layer), attr)] = f"var/_all_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
-    out = []
-    for v in model.weights:
-        layer = next(i for i, layer in enumerate(model.layers) if any(w is v for w in layer.weights))
-        out.append(where[(layer, v.path.split("/")[-1])])
-    return out
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -108,7 +93,7 @@ def test_batch_norm_layer_trains_like_tensorflow(tmp_path, name):
 
     ref = np.array([float(step(x[s * BATCH:(s + 1) * BATCH], y[s * BATCH:(s + 1) * BATCH])) for s in range(STEPS)])
     np.testing.assert_allclose(got["loss"], ref, rtol=1e-5)
-    for key, v, before in zip(_keys(path, exported, model), model.weights, weights):
+    for key, v, before in zip(exported_variable_keys(path, exported, model), model.variables, weights):
         want, have = v.numpy().astype(np.float64), got[key].astype(np.float64)
         err = np.max(np.abs(want - have))
         assert err <= 1e-4 * np.max(np.abs(want)) + 1e-6, f"{v.path}: max error {err:.3g}"

@@ -13,7 +13,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from tessera_testlib import run_cli
+from tessera_testlib import exported_variable_keys, run_cli
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -143,20 +143,24 @@ def _labels(data, loss):
             "binary_crossentropy": "y_binary", "mse": "y_onehot", "mae": "y_onehot"}[loss]
 
 
-def tf_trace(data, model_spec, weights, steps, loss, from_logits, opt, lr, sched=None, **kw):
-    model = _keras_model(model_spec, weights)
-    loss_fn = KERAS_LOSSES[loss](from_logits=from_logits)
-    optimizer = _keras_optimizer(opt, lr, sched, **kw)
-    x, y = data["x"], data[_labels(data, loss)]
-
-    @tf.function
+def _tf_step(model, loss_fn, optimizer):
+    """TensorFlow's training step (GradientTape + the Keras optimizer) as a tf.function."""
+    @tf.function(reduce_retracing=True)
     def step(xb, yb):
         with tf.GradientTape() as tape:
             value = loss_fn(yb, model(xb, training=True))
         grads = tape.gradient(value, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return value
+    return step
 
+
+def tf_trace(data, model_spec, weights, steps, loss, from_logits, opt, lr, sched=None, **kw):
+    model = _keras_model(model_spec, weights)
+    loss_fn = KERAS_LOSSES[loss](from_logits=from_logits)
+    optimizer = _keras_optimizer(opt, lr, sched, **kw)
+    x, y = data["x"], data[_labels(data, loss)]
+    step = _tf_step(model, loss_fn, optimizer)
     losses = []
     for s in range(steps):
         rows = slice(s * BATCH, (s + 1) * BATCH)
@@ -304,17 +308,8 @@ def test_partial_last_batch_matches_tensorflow(work):
     got = tessera_trace(tmp, path, 4, "sparse_categorical_crossentropy", False, "adam", 1e-3,
                         extra=["--last-batch", 8], name="partial")
     model = _keras_model(spec, weights)
-    loss_fn = KERAS_LOSSES["sparse_categorical_crossentropy"](from_logits=False)
-    optimizer = _keras_optimizer("adam", 1e-3, None)
-
-    @tf.function(reduce_retracing=True)
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            value = loss_fn(yb, model(xb, training=True))
-        grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return value
-
+    step = _tf_step(model, KERAS_LOSSES["sparse_categorical_crossentropy"](from_logits=False),
+                    _keras_optimizer("adam", 1e-3, None))
     ref = [float(step(tf.constant(data["x"][s * BATCH:s * BATCH + n]), tf.constant(data["y"][s * BATCH:s * BATCH + n])))
            for s, n in enumerate([BATCH, BATCH, BATCH, 8])]
     _check_losses(np.array(ref), got["loss"])
@@ -382,23 +377,6 @@ def test_features_of_another_dtype_are_converted(work):
     np.testing.assert_array_equal(a["loss"], b["loss"])
 
 
-def _cnn_keys(path, exported, model):
-    """State key of each of `model.variables` (a fresh copy of the exported CNN): the bundle
-    key _all_variables/N names the variable the SavedModel lists there, found by layer
-    position and attribute."""
-    loaded = tf.saved_model.load(str(path))
-    layer_names = [layer.name for layer in exported.layers]
-    where = {}
-    for i, v in enumerate(loaded._all_variables):
-        layer, attr = v.name.split(":")[0].split("/")[-2:]
-        where[(layer_names.index(layer), attr)] = f"var/_all_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
-    out = []
-    for v in model.variables:
-        layer = next(i for i, layer in enumerate(model.layers) if any(w is v for w in layer.variables))
-        out.append(where[(layer, v.path.split("/")[-1])])
-    return out
-
-
 def test_cnn_with_batchnorm_training_endpoint_matches_tensorflow(work):
     """train_forward (training=True): batch statistics, moving statistics assigned by the
     forward and left out of the trainables; 20 Adam steps against TF."""
@@ -408,7 +386,7 @@ def test_cnn_with_batchnorm_training_endpoint_matches_tensorflow(work):
                          x="x_img.npy")
     model = _cnn()
     model.set_weights(weights)
-    keys = _cnn_keys(path, exported, model)
+    keys = exported_variable_keys(path, exported, model)
     for key, w in zip(keys, weights):
         assert init[key].shape == w.shape, key
     optimizer = keras.optimizers.Adam(1e-3)
@@ -450,7 +428,7 @@ def test_cnn_replicas_use_per_replica_statistics(work):
     halves = [slice(0, BATCH // 2), slice(BATCH // 2, BATCH)]
     model = _cnn()
     model.set_weights(weights)
-    keys = _cnn_keys(path, exported, model)
+    keys = exported_variable_keys(path, exported, model)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
     with tf.GradientTape() as tape:
         loss = tf.add_n([loss_fn(y[h], model(x[h], training=True)) for h in halves]) / 2

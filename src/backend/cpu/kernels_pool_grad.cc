@@ -25,6 +25,28 @@ struct Geometry {
   int64_t h, w, c, oh, ow, kh, kw, sh, sw, pad_top, pad_left;
 };
 
+// The first largest input of window rows [h0, h1) x columns [w0, w1) for each of `cn`
+// channels (row-major scan, ties to the first): its value in best[k], its offset within the
+// image in where[k]. Selects the compiler if-converts into vector blends (a data-dependent
+// branch here would mispredict constantly).
+inline __attribute__((always_inline)) void window_argmax(const Geometry& g, const float* xi, int64_t h0, int64_t h1,
+                                                         int64_t w0, int64_t w1, int64_t cn, float* best,
+                                                         uint32_t* where) {
+  const uint32_t first = static_cast<uint32_t>((h0 * g.w + w0) * g.c);
+  for (int64_t k = 0; k < cn; ++k) best[k] = xi[first + k], where[k] = first;
+  for (int64_t hh = h0; hh < h1; ++hh)
+    for (int64_t ww = w0; ww < w1; ++ww) {
+      const uint32_t at = static_cast<uint32_t>((hh * g.w + ww) * g.c);
+      const float* v = xi + at;
+#pragma GCC ivdep
+      for (int64_t k = 0; k < cn; ++k) {
+        const bool gt = v[k] > best[k];
+        where[k] = gt ? at : where[k];
+        best[k] = gt ? v[k] : best[k];
+      }
+    }
+}
+
 // One image's gradient for `cn` (<= kChannelBlock) channels starting at xi/gi/di. Compiled
 // for AVX-512, AVX2 and the baseline (TS_ISA_VARIANTS; the kernel takes its CompileEnv's
 // ISA): the window scan is a masked select over contiguous channels, which only vectorises
@@ -40,21 +62,7 @@ inline __attribute__((always_inline)) void overlapping(const Geometry& g, const 
       const int64_t w0 = std::max<int64_t>(0, xo * g.sw - g.pad_left),
                     w1 = std::min(g.w, xo * g.sw - g.pad_left + g.kw);
       if (h0 >= h1 || w0 >= w1) continue;
-      const uint32_t first = static_cast<uint32_t>((h0 * g.w + w0) * g.c);
-      for (int64_t k = 0; k < cn; ++k) best[k] = xi[first + k], where[k] = first;
-      for (int64_t hh = h0; hh < h1; ++hh)
-        for (int64_t ww = w0; ww < w1; ++ww) {
-          const uint32_t at = static_cast<uint32_t>((hh * g.w + ww) * g.c);
-          const float* v = xi + at;
-          // Selects the compiler if-converts into vector blends (a data-dependent branch
-          // here would mispredict constantly).
-#pragma GCC ivdep
-          for (int64_t k = 0; k < cn; ++k) {
-            const bool gt = v[k] > best[k];
-            where[k] = gt ? at : where[k];
-            best[k] = gt ? v[k] : best[k];
-          }
-        }
+      window_argmax(g, xi, h0, h1, w0, w1, cn, best, where);
       const float* gr = gi + (y * g.ow + xo) * g.c;
       for (int64_t k = 0; k < cn; ++k) di[where[k] + k] += gr[k];
     }
@@ -77,19 +85,7 @@ inline __attribute__((always_inline)) void tiled_impl(const Geometry& g, const f
   for (int64_t y = 0; y < g.oh; ++y) {
     for (int64_t xo = 0; xo < g.ow; ++xo) {
       const int64_t h0 = y * g.kh, w0 = xo * g.kw;
-      const uint32_t first = static_cast<uint32_t>((h0 * g.w + w0) * g.c);
-      for (int64_t k = 0; k < cn; ++k) best[k] = xi[first + k], where[k] = first;
-      for (int64_t hh = h0; hh < h0 + g.kh; ++hh)
-        for (int64_t ww = w0; ww < w0 + g.kw; ++ww) {
-          const uint32_t at = static_cast<uint32_t>((hh * g.w + ww) * g.c);
-          const float* v = xi + at;
-#pragma GCC ivdep
-          for (int64_t k = 0; k < cn; ++k) {
-            const bool gt = v[k] > best[k];
-            where[k] = gt ? at : where[k];
-            best[k] = gt ? v[k] : best[k];
-          }
-        }
+      window_argmax(g, xi, h0, h0 + g.kh, w0, w0 + g.kw, cn, best, where);
       const float* gr = gi + (y * g.ow + xo) * g.c;
       for (int64_t k = 0; k < cn; ++k) grad[k] = gr[k];
       for (int64_t hh = h0; hh < h0 + g.kh; ++hh)
