@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <unordered_map>
 
@@ -35,7 +36,10 @@ struct Lowerer {
     DType t = v.node->outputs.at(v.index).dtype;
     int64_t size = (t == DType::kFloat32 || t == DType::kBFloat16 || t == DType::kFloat16) ? precision.float_bytes()
                    : is_pod(t) ? static_cast<int64_t>(dtype_size(t)) : 8;
-    return elems_of(shape(v)) * std::max<int64_t>(size, 1);
+    const int64_t elems = elems_of(shape(v)), width = std::max<int64_t>(size, 1);
+    TS_CHECK(elems <= std::numeric_limits<int64_t>::max() / width, v.node->label(), ": output of shape ",
+             shape_str(shape(v)), " is too large to cost");
+    return elems * width;
   }
   int64_t epilogue_ops(const Node& n) const {
     return n.attr_or<bool>("has_bias", false) + n.attr_or<bool>("has_residual", false) +
