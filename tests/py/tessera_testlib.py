@@ -287,3 +287,18 @@ def exported_variable_keys(path, exported, model):
         layer = next(i for i, layer in enumerate(model.layers) if any(w is v for w in layer.variables))
         out.append(where[(layer, v.path.split("/")[-1])])
     return out
+
+
+def tf_train_step(model, loss_fn, optimizer):
+    """TensorFlow's training step (GradientTape + the Keras optimizer) as a tf.function: the
+    reference Tessera's compiled steps are compared with."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            value = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return value
+    return step

@@ -10,7 +10,7 @@ arithmetic.
 import numpy as np
 import pytest
 
-from tessera_testlib import exported_variable_keys, run_cli
+from tessera_testlib import exported_variable_keys, run_cli, tf_train_step
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -80,17 +80,7 @@ def test_batch_norm_layer_trains_like_tensorflow(tmp_path, name):
 
     model = _model(case)
     model.set_weights(weights)
-    loss_fn = keras.losses.MeanSquaredError()
-    optimizer = keras.optimizers.SGD(LR)
-
-    @tf.function
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            value = loss_fn(yb, model(xb, training=True))
-        grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return value
-
+    step = tf_train_step(model, keras.losses.MeanSquaredError(), keras.optimizers.SGD(LR))
     ref = np.array([float(step(x[s * BATCH:(s + 1) * BATCH], y[s * BATCH:(s + 1) * BATCH])) for s in range(STEPS)])
     np.testing.assert_allclose(got["loss"], ref, rtol=1e-5)
     for key, v, before in zip(exported_variable_keys(path, exported, model), model.variables, weights):

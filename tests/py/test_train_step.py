@@ -13,7 +13,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from tessera_testlib import exported_variable_keys, run_cli
+from tessera_testlib import exported_variable_keys, run_cli, tf_train_step
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -143,24 +143,12 @@ def _labels(data, loss):
             "binary_crossentropy": "y_binary", "mse": "y_onehot", "mae": "y_onehot"}[loss]
 
 
-def _tf_step(model, loss_fn, optimizer):
-    """TensorFlow's training step (GradientTape + the Keras optimizer) as a tf.function."""
-    @tf.function(reduce_retracing=True)
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            value = loss_fn(yb, model(xb, training=True))
-        grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return value
-    return step
-
-
 def tf_trace(data, model_spec, weights, steps, loss, from_logits, opt, lr, sched=None, **kw):
     model = _keras_model(model_spec, weights)
     loss_fn = KERAS_LOSSES[loss](from_logits=from_logits)
     optimizer = _keras_optimizer(opt, lr, sched, **kw)
     x, y = data["x"], data[_labels(data, loss)]
-    step = _tf_step(model, loss_fn, optimizer)
+    step = tf_train_step(model, loss_fn, optimizer)
     losses = []
     for s in range(steps):
         rows = slice(s * BATCH, (s + 1) * BATCH)
@@ -308,7 +296,7 @@ def test_partial_last_batch_matches_tensorflow(work):
     got = tessera_trace(tmp, path, 4, "sparse_categorical_crossentropy", False, "adam", 1e-3,
                         extra=["--last-batch", 8], name="partial")
     model = _keras_model(spec, weights)
-    step = _tf_step(model, KERAS_LOSSES["sparse_categorical_crossentropy"](from_logits=False),
+    step = tf_train_step(model, KERAS_LOSSES["sparse_categorical_crossentropy"](from_logits=False),
                     _keras_optimizer("adam", 1e-3, None))
     ref = [float(step(tf.constant(data["x"][s * BATCH:s * BATCH + n]), tf.constant(data["y"][s * BATCH:s * BATCH + n])))
            for s, n in enumerate([BATCH, BATCH, BATCH, 8])]
