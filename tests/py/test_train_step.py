@@ -377,16 +377,7 @@ def test_cnn_with_batchnorm_training_endpoint_matches_tensorflow(work):
     keys = exported_variable_keys(path, exported, model)
     for key, w in zip(keys, weights):
         assert init[key].shape == w.shape, key
-    optimizer = keras.optimizers.Adam(1e-3)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-
-    @tf.function
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            value = loss_fn(yb, model(xb, training=True))
-        grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return value
+    step = tf_train_step(model, keras.losses.SparseCategoricalCrossentropy(), keras.optimizers.Adam(1e-3))
 
     x = data["x"].reshape(-1, 28, 28, 1)
     ref = np.array([float(step(x[s * BATCH:(s + 1) * BATCH], data["y"][s * BATCH:(s + 1) * BATCH]))
@@ -458,16 +449,7 @@ def test_frozen_layer_is_not_trained(work):
     path, weights, spec = models["frozen"]
     model = _keras_model(spec, weights)
     model.layers[0].trainable = False
-    optimizer = keras.optimizers.SGD(0.1)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-
-    @tf.function
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            value = loss_fn(yb, model(xb, training=True))
-        grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return value
+    step = tf_train_step(model, keras.losses.SparseCategoricalCrossentropy(), keras.optimizers.SGD(0.1))
 
     ref = np.array([float(step(data["x"][s * BATCH:(s + 1) * BATCH], data["y"][s * BATCH:(s + 1) * BATCH]))
                     for s in range(10)])
