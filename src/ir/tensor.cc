@@ -16,7 +16,7 @@ size_t max_tensor_bytes() {
 namespace {
 constexpr size_t kAlignment = 64;  // cache line / AVX-512 vector
 
-std::shared_ptr<const std::byte> allocate(size_t nbytes, bool zero = true) {
+std::shared_ptr<const std::byte> allocate(size_t nbytes, bool zero) {
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded);
@@ -27,7 +27,11 @@ std::shared_ptr<const std::byte> allocate(size_t nbytes, bool zero = true) {
 }
 }  // namespace
 
-Tensor::Tensor(DType dtype, Shape shape)
+Tensor::Tensor(DType dtype, Shape shape) : Tensor(dtype, std::move(shape), true) {}
+
+Tensor Tensor::uninitialized(DType dtype, Shape shape) { return Tensor(dtype, std::move(shape), false); }
+
+Tensor::Tensor(DType dtype, Shape shape, bool zero)
     : dtype_(dtype), shape_(std::move(shape)), num_elements_(tessera::num_elements(shape_)) {
   TS_CHECK(dtype != DType::kInvalid, "tensor with invalid dtype");
   if (is_pod(dtype)) {
@@ -35,7 +39,7 @@ Tensor::Tensor(DType dtype, Shape shape)
     if (static_cast<size_t>(num_elements_) > max_tensor_bytes() / elem)
       fail_code(ErrorCode::kResourceExhausted, "tensor of shape ", shape_str(shape_), " (",
                 dtype_name(dtype), ") exceeds the ", max_tensor_bytes(), "-byte tensor limit");
-    bytes_ = allocate(static_cast<size_t>(num_elements_) * elem);
+    bytes_ = allocate(static_cast<size_t>(num_elements_) * elem, zero);
   } else {
     if (static_cast<size_t>(num_elements_) > max_tensor_bytes() / 32)
       fail_code(ErrorCode::kResourceExhausted, "tensor of shape ", shape_str(shape_), " (",
@@ -45,20 +49,6 @@ Tensor::Tensor(DType dtype, Shape shape)
     else
       variants_ = std::make_shared<std::vector<VariantPtr>>(num_elements_);
   }
-}
-
-Tensor Tensor::uninitialized(DType dtype, Shape shape) {
-  if (!is_pod(dtype)) return Tensor(dtype, std::move(shape));
-  Tensor t;
-  t.dtype_ = dtype;
-  t.shape_ = std::move(shape);
-  t.num_elements_ = tessera::num_elements(t.shape_);
-  const size_t elem = dtype_size(dtype);
-  if (static_cast<size_t>(t.num_elements_) > max_tensor_bytes() / elem)
-    fail_code(ErrorCode::kResourceExhausted, "tensor of shape ", shape_str(t.shape_), " (", dtype_name(dtype),
-              ") exceeds the ", max_tensor_bytes(), "-byte tensor limit");
-  t.bytes_ = allocate(static_cast<size_t>(t.num_elements_) * elem, false);
-  return t;
 }
 
 Tensor Tensor::borrow(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> owner) {

@@ -93,6 +93,8 @@ class Tensor {
   std::string debug_string(size_t max_values = 8) const;
 
  private:
+  // `zero`: fill fixed-size storage with zeros (the public constructor) or leave it as is.
+  Tensor(DType dtype, Shape shape, bool zero);
   void check_type(DType t) const;
 
   DType dtype_ = DType::kInvalid;

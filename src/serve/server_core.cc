@@ -7,7 +7,6 @@
 #include <malloc.h>
 #endif
 #include <cstdio>
-#include <cstring>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -616,9 +615,7 @@ void ServerCoreImpl::plan_batch_sizes(const ServableHandle& s) {
       for (const TensorSpec& in : sig.inputs) {
         Shape shape(in.shape.dims.begin(), in.shape.dims.end());
         shape[0] = rows;
-        Tensor zeros(input_dtype(in), shape);
-        if (zeros.nbytes()) std::memset(zeros.mutable_raw(), 0, zeros.nbytes());
-        inputs[in.key] = std::move(zeros);
+        inputs[in.key] = Tensor(input_dtype(in), shape);  // zero-filled
       }
       try {
         s->run(key, inputs);
