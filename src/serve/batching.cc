@@ -187,6 +187,10 @@ BatchResult BatchScheduler::run(const std::string& queue, const std::string& mod
   return submit(queue, model_name, std::move(inputs), rows, std::move(fn), ctx).get();
 }
 
+BatchScheduler::Clock::time_point BatchScheduler::timeout_start(const Batch& b) const {
+  return std::max(b.opened, free_since_);
+}
+
 bool BatchScheduler::take_ready_locked(Batch* out, Clock::time_point now) {
   const auto timeout = std::chrono::microseconds(options_.batch_timeout_micros);
   std::map<std::string, Queue>::iterator best = queues_.end();
@@ -194,7 +198,7 @@ bool BatchScheduler::take_ready_locked(Batch* out, Clock::time_point now) {
     const auto& bs = it->second.batches;
     if (bs.empty()) continue;
     const Batch& b = bs.front();
-    bool ready = bs.size() > 1 || b.rows >= options_.max_batch_size || now - b.opened >= timeout;
+    bool ready = bs.size() > 1 || b.rows >= options_.max_batch_size || now - timeout_start(b) >= timeout;
     if (ready && (best == queues_.end() || b.opened < best->second.batches.front().opened)) best = it;
   }
   if (best == queues_.end()) return false;
@@ -231,16 +235,18 @@ void BatchScheduler::worker() {
   while (!stopping_) {
     Batch b;
     if (take_ready_locked(&b, now_())) {
+      ++busy_;
       lock.unlock();
       execute(std::move(b));
       lock.lock();
+      if (busy_-- == static_cast<int>(threads_.size())) free_since_ = now_();
       continue;
     }
     // Sleep until the oldest open batch times out, or a new task arrives.
     std::optional<Clock::time_point> wake;
     for (const auto& [key, q] : queues_)
       if (!q.batches.empty()) {
-        auto t = q.batches.front().opened + std::chrono::microseconds(options_.batch_timeout_micros);
+        auto t = timeout_start(q.batches.front()) + std::chrono::microseconds(options_.batch_timeout_micros);
         if (!wake || t < *wake) wake = t;
       }
     if (wake)

@@ -2,6 +2,7 @@
 // scheduler and the metrics.
 #include "serve/server_core.h"
 
+#include <algorithm>
 #include <atomic>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -20,6 +21,7 @@
 #include "serve/metrics.h"
 #include "serve/model_config.h"
 #include "serve/model_manager.h"
+#include "serve/run_threads.h"
 #include "serve/status.h"
 #include "serve/warmup.h"
 #include "tensorflow_serving/apis/prediction_log.pb.h"
@@ -147,6 +149,7 @@ class ServerCoreImpl : public ServerCore {
   ServerOptions options_;
   mutable Metrics metrics_;
   std::unique_ptr<BatchScheduler> batcher_;
+  RunThreads run_threads_;  // un-batched runs execute here, not on the handler threads
   std::unique_ptr<ModelManager> manager_;
 
   std::mutex calls_mu_;
@@ -161,7 +164,8 @@ class ServerCoreImpl : public ServerCore {
   std::string config_text_;
 };
 
-ServerCoreImpl::ServerCoreImpl(const ServerOptions& options) : options_(options) {
+ServerCoreImpl::ServerCoreImpl(const ServerOptions& options)
+    : options_(options), run_threads_(std::max(1, options.run_threads)) {
   if (options_.enable_batching) {
     tfs::BatchingParameters params;
     if (!options_.batching_parameters_file.empty())
@@ -298,7 +302,7 @@ ServeStatus ServerCoreImpl::run_signature(const ServableHandle& s, const std::st
     if (!r.status.ok()) return r.status;
     *outputs = std::move(r.outputs);
   } else {
-    *outputs = s->run(sig, inputs);
+    run_threads_.run([&] { *outputs = s->run(sig, inputs); });
   }
   metrics_.observe(Metrics::kRuntimeLatency, {{"model_name", s->name()}, {"API", "Predict"}, {"runtime", "Tessera"}},
                    std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
@@ -684,12 +688,16 @@ void ServerCoreImpl::warm_up(const ServableHandle& s) {
 
 std::unique_ptr<ServerCore> ServerCore::create(const ServerOptions& options) {
 #if defined(__GLIBC__)
-  // Version swaps must give a model's memory back. glibc raises its mmap threshold to the size
-  // of every large block freed, after which weights land on the heap and stay resident once
-  // freed: measured +17 MiB per swap of a 17 MiB MLP under wrk load (flat with this). A fixed
-  // 1 MiB threshold keeps large blocks mmapped, so freeing them unmaps them; the cost is an
-  // mmap per large request tensor.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  // glibc's default raises its mmap threshold to the size of every large block freed, after
+  // which weights land on the heap. Fixed thresholds instead: blocks below 64 MiB (request and
+  // response tensors, parsed protobuf strings) come from the heap and are reused, where a 1 MiB
+  // threshold mmapped, page-faulted and unmapped every large request (MobileNetV2 batch 32:
+  // two 3.5 MiB blocks per call, 64 MiB of page faults per second); freed memory is kept
+  // (trim threshold) rather than handed back and faulted in again on the next call. A version
+  // unload still returns everything free: Servable's destructor calls malloc_trim(0), which
+  // ignores both thresholds (test_serve_hotswap measures VmRSS across swaps).
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif
   auto core = std::make_unique<ServerCoreImpl>(options);
   core->start();

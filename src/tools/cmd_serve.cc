@@ -52,6 +52,7 @@ const Flag kFlags[] = {
     {"num_request_iterations_for_warmup", "1", "warm-up replays per record"},
     {"allow_version_labels_for_unavailable_models", "false", "labels may name versions not yet loaded", true},
     {"tensorflow_intra_op_parallelism", "0", "threads per model execution (0: every core)"},
+    {"tensorflow_inter_op_parallelism", "0", "un-batched model executions at once (0: 1)"},
     // Tessera's own.
     {"host", "0.0.0.0", "address both servers bind"},
     {"port_file", "", "after start-up, write {\"grpc\": p, \"rest\": q} (the bound ports) here"},
@@ -67,7 +68,7 @@ const Flag kFlags[] = {
 // TF Serving flags accepted for compatibility but without effect here.
 const char* const kIgnored[] = {"enable_profiler", "flush_filesystem_caches", "remove_unused_fields_from_bundle_metagraph",
                                 "xla_cpu_compilation_enabled", "enable_signature_method_name_check",
-                                "tensorflow_inter_op_parallelism", "tensorflow_session_parallelism",
+                                "tensorflow_session_parallelism",
                                 "saved_model_tags", "per_process_gpu_memory_fraction", "num_load_threads",
                                 "num_unload_threads", "max_num_load_retries", "load_retry_interval_micros"};
 
@@ -182,6 +183,7 @@ int cmd_serve(int argc, char** argv) {
       static_cast<int>(flags.integer("num_request_iterations_for_warmup", 1, INT_MAX));
   options.allow_version_labels_for_unavailable_models = flags.boolean("allow_version_labels_for_unavailable_models");
   options.intra_op_threads = static_cast<int>(flags.integer("tensorflow_intra_op_parallelism", 0, 4096));
+  options.run_threads = std::max(1, static_cast<int>(flags.integer("tensorflow_inter_op_parallelism", 0, 256)));
   options.target = flags.str("target");
   if (options.target != "cpu" && options.target != "reference")
     fail("--target '", options.target, "': expected cpu or reference");

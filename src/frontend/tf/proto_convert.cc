@@ -63,7 +63,7 @@ Tensor convert_tensor(const tensorflow::TensorProto& proto) {
         static_cast<uint64_t>(n) * elem != proto.tensor_content().size())
       fail("tensor_content has ", proto.tensor_content().size(), " bytes, shape ", shape_str(shape),
            " of ", dtype_name(dtype), " needs ", static_cast<double>(n) * elem);
-    Tensor t(dtype, shape);
+    Tensor t = Tensor::uninitialized(dtype, shape);  // every byte is copied next
     std::memcpy(t.mutable_raw(), proto.tensor_content().data(), t.nbytes());
     return t;
   }

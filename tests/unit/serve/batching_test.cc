@@ -240,5 +240,49 @@ TEST(Batching, ThreadedLoneTaskRunsAtTimeout) {
   EXPECT_EQ(model.batches, (std::vector<int64_t>{1, 1, 1}));
 }
 
+// The timeout runs only while a batch thread is free: a task queued behind a running batch
+// gets its full timeout once the thread frees up, so requests re-sent right after that batch
+// finished join it rather than forming a second, partial batch.
+TEST(Batching, TimeoutStartsWhenTheBusyThreadFrees) {
+  FakeModel model;
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  BatchFn held = [&, inner = model.fn()](const TensorMap& in) {
+    gate.wait();
+    return inner(in);
+  };
+  constexpr int kTimeoutUs = 300 * 1000;
+  BatchingOptions o = opts(4, kTimeoutUs, 10);
+  o.num_batch_threads = 1;
+  BatchScheduler s(o, nullptr);
+  std::vector<std::future<BatchResult>> first;
+  for (int i = 0; i < 4; ++i) first.push_back(s.submit("q", "m", rows({float(i)}), 1, held, {}));  // full: runs
+  std::vector<std::future<BatchResult>> second;
+  second.push_back(s.submit("q", "m", rows({10}), 1, model.fn(), {}));
+  std::this_thread::sleep_for(std::chrono::microseconds(kTimeoutUs + 200 * 1000));  // its timeout, while busy
+  EXPECT_EQ(second[0].wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  release.set_value();
+  for (auto& f : first) ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  for (int i = 1; i < 4; ++i) second.push_back(s.submit("q", "m", rows({10.0f + i}), 1, model.fn(), {}));
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(second[i].wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_EQ(second[i].get().outputs.at("y").data<float>()[0], 2.0f * (10 + i));
+  }
+  EXPECT_EQ(model.batches, (std::vector<int64_t>{4, 4}));
+
+  // A task left alone behind a busy thread still runs, one timeout after the thread freed up.
+  std::promise<void> release2;
+  gate = release2.get_future().share();
+  std::vector<std::future<BatchResult>> third;
+  for (int i = 0; i < 4; ++i) third.push_back(s.submit("q", "m", rows({float(i)}), 1, held, {}));
+  auto lone = s.submit("q", "m", rows({7}), 1, model.fn(), {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto freed = std::chrono::steady_clock::now();
+  release2.set_value();
+  ASSERT_EQ(lone.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_GE(std::chrono::steady_clock::now() - freed, std::chrono::microseconds(kTimeoutUs * 9 / 10));
+  EXPECT_EQ(lone.get().outputs.at("y").data<float>()[0], 14.0f);
+}
+
 }  // namespace
 }  // namespace tessera::serve
