@@ -380,7 +380,7 @@ def main():
                    servers={
                        'tessera': dict(binary=str(binary), env=dict(TESSERA_ENV) or 'CLI default (GOMP_SPINCOUNT=3000)',
                                        flags='--tensorflow_intra_op_parallelism '
-                                       f'{SERVER_THREADS}; REST/gRPC thread defaults (REST 4 x CPUs, 128 with batching; gRPC quota '
+                                       f'{SERVER_THREADS}; REST/gRPC thread defaults (REST io threads 1 per CPU, plus up to 128 handlers with batching; gRPC quota '
                                        'max(1024, 4 x CPUs)); batching: '
                                        '--enable_batching --batching_parameters_file (see batching_parameters)'),
                        'tf': dict(how='bench/tf_grpc_server.py: TF 2.21 tf.saved_model.load, signature in '

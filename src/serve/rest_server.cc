@@ -338,8 +338,7 @@ void RestServer::start() {
   s.bound_port = s.acceptor.local_endpoint().port();
   s.work.emplace(s.ioc.get_executor());
   s.do_accept();
-  int n = s.options.num_threads > 0 ? s.options.num_threads
-                                    : static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency()));
+  int n = s.options.num_threads > 0 ? s.options.num_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (s.options.handler_threads > 0) s.handlers = std::make_unique<BlockingPool>(s.options.handler_threads);
   for (int i = 0; i < n; ++i) s.threads.emplace_back([&s] { s.ioc.run(); });
 }

@@ -36,7 +36,7 @@ struct Flag {
 const Flag kFlags[] = {
     {"port", "8500", "gRPC port (0: pick a free port)"},
     {"rest_api_port", "0", "REST port (0: REST off; auto: a free port); must differ from --port"},
-    {"rest_api_num_threads", "0", "REST io threads (0: 4 x CPUs; with batching, requests wait on up to max(128, 4 x CPUs) more)"},
+    {"rest_api_num_threads", "0", "REST io threads (0: one per CPU; with batching, requests wait on up to max(128, 4 x CPUs) more)"},
     {"rest_api_timeout_in_ms", "30000", "REST call deadline"},
     {"model_name", "default", "model name (single-model mode)"},
     {"model_base_path", "", "folder of numbered version folders (single-model mode)"},
@@ -238,7 +238,7 @@ int cmd_serve(int argc, char** argv) {
     rest.port = rest_port;
     rest.num_threads = static_cast<int>(flags.integer("rest_api_num_threads", 0, 100000));
     // With batching a REST request waits in the batch queue, so it is handled on a pool that
-    // lets up to 128 requests wait, while the io threads stay at TF Serving's 4 x CPUs: 128 io
+    // lets up to 128 requests wait, while the io threads stay few (see RestOptions): 128 io
     // threads with 64 clients made asio wake idle threads ~90-160 times per request (MLP, 64
     // clients, 2 shared cores, medians of 3: ~1.1k req/s vs ~3.2k without batching; ~5.6k now). Without batching the call is
     // short and runs on the io thread (MobileNetV2, 16 clients: 8 threads ~1.6x the req/s of 128).
