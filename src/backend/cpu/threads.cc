@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 
 namespace tessera::cpu {
 
@@ -15,12 +17,17 @@ void set_thread_count(int threads) { omp_set_num_threads(std::max(1, threads)); 
 
 namespace {
 
-// parallel_for's helpers: a few threads per calling thread that claim chunks of the caller's
-// loop from an atomic counter. The caller works through the chunks too and waits only for
-// chunks a helper has claimed, never for a helper that has not woken up yet. An OpenMP team
-// (which this replaced) waits at its barrier for every thread, so on a machine whose cores
-// are busy with other processes each loop cost a scheduler delay: a 2-thread training step of
-// the seed MLP (~100 loops) ran 9x slower than on one thread (377 vs 3357 samples/s, load 19).
+// TESSERA_PARALLEL_FOR=pool: parallel_for's helpers are a few threads per calling thread that
+// claim chunks of the caller's loop from an atomic counter. The caller works through the
+// chunks too and waits only for chunks a helper has claimed, never for a helper that has not
+// woken up yet, where an OpenMP team waits at its barrier for every thread: on a machine whose
+// cores are busy with other processes each loop then costs a scheduler delay (a 2-thread
+// training step of the seed MLP, ~100 loops, ran 9x slower than on one thread at load 19).
+// It is not the default because on a machine that is not oversubscribed its helpers and
+// oneDNN's OpenMP workers are two sets of threads spinning for the same cores: the seed MLP
+// train step (b256, 2 threads, load ~2, 5 interleaved runs, medians) ran 50.5k samples/s on
+// the pool and 53.9k on the OpenMP team; the small CNN 11.9k and 12.0k; MobileNetV2 batch-1
+// inference 1.08 and 1.05 ms.
 struct ForJob {
   const std::function<void(int64_t, int64_t)>* body = nullptr;
   int64_t n = 0, chunks = 0;
@@ -105,6 +112,14 @@ ForPool& pool_for_this_thread() {
   return pool;
 }
 
+bool use_own_pool() {
+  static const bool pool = [] {
+    const char* v = std::getenv("TESSERA_PARALLEL_FOR");
+    return v && std::string_view(v) == "pool";
+  }();
+  return pool;
+}
+
 }  // namespace
 
 void parallel_for(int64_t n, int64_t grain, int threads, const std::function<void(int64_t, int64_t)>& body) {
@@ -113,7 +128,12 @@ void parallel_for(int64_t n, int64_t grain, int threads, const std::function<voi
   const int64_t most = (n + g - 1) / g;
   const int64_t chunks = std::min<int64_t>(most, static_cast<int64_t>(threads) * 4);  // a few per thread: load balance
   if (threads <= 1 || chunks <= 1) return body(0, n);
-  pool_for_this_thread().run(n, chunks, static_cast<int>(std::min<int64_t>(threads, chunks)), body);
+  const int team = static_cast<int>(std::min<int64_t>(threads, chunks));
+  if (use_own_pool()) return pool_for_this_thread().run(n, chunks, team, body);
+  // The calling thread's OpenMP team (the one oneDNN uses), chunks claimed dynamically.
+  std::atomic<int64_t> next{0};
+#pragma omp parallel num_threads(team)
+  for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) body(n * c / chunks, n * (c + 1) / chunks);
 }
 
 WorkerPool::WorkerPool(int size) {

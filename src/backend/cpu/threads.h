@@ -1,10 +1,10 @@
 // Intra-op parallelism. Debian's oneDNN 2.6 is built with OpenMP (libgomp, see `ldd
 // libdnnl.so`); CpuOptions::threads, applied per run on the calling thread with
-// omp_set_num_threads, bounds its teams. Our own kernels' parallel_for runs on a small pool
-// per calling thread instead (threads.cc): the caller claims chunks alongside the helpers and
-// never waits for a helper that has not started, where an OpenMP team's barrier waits for
-// every thread, a scheduler delay per loop whenever the cores are busy with other processes.
-// Kernels run one at a time, so the two sets of threads do not compete for cores.
+// omp_set_num_threads, bounds its teams. Our own kernels' parallel_for runs on the same team,
+// chunks claimed dynamically, so one set of threads serves both. TESSERA_PARALLEL_FOR=pool
+// runs it on a small pool per calling thread instead, whose caller never waits for a helper
+// that has not started: better when the cores are oversubscribed, where a team's barrier
+// costs a scheduler delay per loop (threads.cc has the measurements).
 //
 // Inter-op parallelism runs steps on a WorkerPool: plain std::threads, each of which is its
 // own OpenMP initial thread with its own team and its own thread-count setting. One pool per
