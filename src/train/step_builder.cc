@@ -417,13 +417,27 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
   });
 }
 
-std::shared_ptr<Executable> compile_program(StepProgram& p, const TrainOptions& o, int threads) {
+namespace {
+
+CompileOptions program_options(const TrainOptions& o, int threads) {
   CompileOptions co;
   co.target = o.target == "reference" ? "reference" : "cpu";
   co.threads = threads;
   if (co.target == "reference") co.passes = std::vector<std::string>{};
+  return co;
+}
+
+}  // namespace
+
+std::shared_ptr<Executable> compile_program(StepProgram& p, const TrainOptions& o, int threads) {
+  const CompileOptions co = program_options(o, threads);
   passes::PassContext ctx;  // no variable values: nothing is frozen (the step writes them, restore replaces them)
   passes::run_passes(*p.graph, co.pass_list(), ctx);
+  return make_executable(co.target, p.graph, co.cpu_options());
+}
+
+std::shared_ptr<Executable> another_executable(const StepProgram& p, const TrainOptions& o, int threads) {
+  const CompileOptions co = program_options(o, threads);
   return make_executable(co.target, p.graph, co.cpu_options());
 }
 

@@ -122,5 +122,8 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
 // Runs the default pipeline (cpu target; nothing frozen: every variable may be written by the
 // step or a restore) or no passes (reference), and makes the executable.
 std::shared_ptr<Executable> compile_program(StepProgram& p, const TrainOptions& o, int threads);
+// Another executable of a program compile_program has already optimised: its own kernels,
+// caches and memory plans, so it runs at the same time as the first (replicas on threads).
+std::shared_ptr<Executable> another_executable(const StepProgram& p, const TrainOptions& o, int threads);
 
 }  // namespace tessera::train

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "backend/cpu/threads.h"
 #include "backend/rdu/train_step.h"
 #include "train/dataset.h"
 #include "train/losses.h"
@@ -81,6 +82,11 @@ class TrainerImpl : public Trainer {
       grad_.program = build_program(StepKind::kGrad, m, endpoint_, o_, store_, &info_);
       update_.program = build_program(StepKind::kUpdate, m, endpoint_, o_, store_, &info_);
       grad_.exe = compile_program(grad_.program, o_, std::max(1, total / o_.replicas));
+      // One executable per replica: an executable runs one call at a time (its memory plan
+      // is shared), so replicas sharing one took turns (--replicas 2 ran at half speed).
+      replica_exes_ = {grad_.exe};
+      for (int r = 1; r < o_.replicas; ++r)
+        replica_exes_.push_back(another_executable(grad_.program, o_, std::max(1, total / o_.replicas)));
       update_.exe = compile_program(update_.program, o_, total);
     } else {
       full_batch_ = o_.batch > 0 ? o_.batch : -1;
@@ -328,7 +334,7 @@ class TrainerImpl : public Trainer {
       int64_t b = pb + (pe - pb) * r / R, e = pb + (pe - pb) * (r + 1) / R;
       if (b == e) return;
       try {
-        outs[r] = grad_.exe->run(make_args(grad_.program, features, y, b, e, inv, hypers, {}), &store_);
+        outs[r] = replica_exes_[r]->run(make_args(grad_.program, features, y, b, e, inv, hypers, {}), &store_);
       } catch (...) {
         errors[r] = std::current_exception();
       }
@@ -350,30 +356,42 @@ class TrainerImpl : public Trainer {
       offset[i] = total;
       if (outs[first][i].dtype() == DType::kFloat32) total += static_cast<size_t>(outs[first][i].num_elements());
     }
-    std::vector<float> flat(total, 0.0f);
+    // 64-byte aligned, uninitialised: every float is written below; the gradients handed to
+    // the update program borrow it.
+    std::shared_ptr<float> flat(static_cast<float*>(std::aligned_alloc(64, (std::max<size_t>(total, 1) * 4 + 63) / 64 * 64)),
+                                [](float* q) { std::free(q); });
+    TS_CHECK(flat, "cannot allocate ", total * 4, " bytes for the replicas' gradients");
     int live = 0;
     for (int r = 0; r < R; ++r) {
       if (outs[r].empty()) continue;
       ++live;
       for (size_t i = 0; i < sums.size(); ++i) sums[i] += scalar_of(outs[r][i]);
-      for (size_t i = sums.size(); i < names.size(); ++i) {
-        const Tensor& t = outs[r][i];
-        if (t.dtype() != DType::kFloat32) continue;
-        const float* src = t.data<float>();
-        float* dst = flat.data() + offset[i];
-        for (int64_t k = 0; k < t.num_elements(); ++k) dst[k] += src[k];
-      }
+    }
+    for (size_t i = sums.size(); i < names.size(); ++i) {
+      if (outs[first][i].dtype() != DType::kFloat32) continue;
+      std::vector<const float*> parts;  // replica order
+      for (int r = 0; r < R; ++r)
+        if (!outs[r].empty()) parts.push_back(outs[r][i].data<float>());
+      float* dst = flat.get() + offset[i];
+      // Each element adds its replicas in order, so the result does not depend on the split.
+      cpu::parallel_for(outs[first][i].num_elements(), 16384, threads_, [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) {
+          float acc = parts[0][k];
+          for (size_t j = 1; j < parts.size(); ++j) acc += parts[j][k];
+          dst[k] = acc;
+        }
+      });
     }
     comm_->allreduce_sum(sums.data(), sums.size());
-    comm_->allreduce_sum(flat.data(), flat.size());
+    comm_->allreduce_sum(flat.get(), total);
     double replicas_total = static_cast<double>(live);
     comm_->allreduce_sum(&replicas_total, 1);
     std::map<std::string, Tensor> grads;
     for (size_t i = sums.size(); i < names.size(); ++i) {
       const Tensor& like = outs[first][i];
-      Tensor t = like.dtype() == DType::kFloat32 ? Tensor(DType::kFloat32, like.shape()) : like;
-      if (like.dtype() == DType::kFloat32)
-        std::memcpy(t.mutable_raw(), flat.data() + offset[i], t.nbytes());
+      Tensor t = like.dtype() == DType::kFloat32
+                     ? Tensor::borrow(DType::kFloat32, like.shape(), flat.get() + offset[i], flat)
+                     : like;
       if (names[i].starts_with("grad/")) {
         grads[names[i].substr(5)] = t;
       } else {
@@ -383,7 +401,8 @@ class TrainerImpl : public Trainer {
           float* d = t.data<float>();
           for (int64_t k = 0; k < t.num_elements(); ++k) d[k] = static_cast<float>(d[k] / replicas_total);
         }
-        store_.assign(names[i].substr(7), t);
+        // A copy: a view would keep the whole gradient buffer alive in the store.
+        store_.assign(names[i].substr(7), t.dtype() == DType::kFloat32 ? t.clone() : t);
       }
     }
     update_.exe->run(make_args(update_.program, {}, Tensor(), 0, 0, inv, hypers, grads), &store_);
@@ -416,6 +435,7 @@ class TrainerImpl : public Trainer {
   bool split_ = false;
   int threads_ = 1;
   Compiled full_, grad_, update_, eval_;
+  std::vector<std::shared_ptr<Executable>> replica_exes_;  // grad_'s program, one per replica
   int64_t full_batch_ = -1;                  // the batch full_ is compiled for; -1: any
   std::map<int64_t, Compiled> full_other_;  // other batch sizes (see full_for_batch)
   int64_t eval_elems_ = 1;
