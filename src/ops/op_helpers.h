@@ -13,6 +13,10 @@ inline DType type_attr(const Node& node, const std::string& key = "T") {
   return node.attr<DType>(key);
 }
 
+// The resource-store key of a VarHandleOp: container/shared_name (the node name when
+// shared_name is empty). Two handle nodes with one key are the same variable.
+std::string variable_handle_key(const Node& var_handle);
+
 // Normalises a possibly negative axis into [0, rank); errors name the node.
 int64_t normalize_axis(const Node& node, int64_t axis, int64_t rank);
 

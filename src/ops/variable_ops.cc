@@ -7,13 +7,14 @@
 #include "ops/op_helpers.h"
 
 namespace tessera {
-namespace {
 
-// The store key of a VarHandleOp: container/shared_name (node name when shared_name is empty).
-std::string handle_key(const Node& node) {
+std::string ops::variable_handle_key(const Node& node) {
   std::string shared = node.attr_or<std::string>("shared_name", "");
   return node.attr_or<std::string>("container", "") + "/" + (shared.empty() ? node.name : shared);
 }
+
+namespace {
+
 
 const std::string& key_of(const KernelContext& c, size_t input) {
   const Tensor& h = c.input(input);
@@ -94,7 +95,7 @@ void register_variable_ops(OpRegistry& r) {
          .infer = [](InferContext& c) { c.set_output(0, DType::kResource, PartialShape(std::vector<int64_t>{})); },
          .compute = [](KernelContext& c) {
            Tensor h(DType::kResource, {});
-           h.variants()[0] = std::make_shared<ResourceHandle>(handle_key(c.node));
+           h.variants()[0] = std::make_shared<ResourceHandle>(ops::variable_handle_key(c.node));
            c.set_output(0, h);
          }});
   r.add({.name = "ReadVariableOp", .stateful = true,

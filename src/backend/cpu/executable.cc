@@ -132,14 +132,14 @@ class Executable final : public CpuExecutable {
     }
     // Variables this graph writes (anything but a read that takes the handle: assigns,
     // scatters, optimizer updates); kernels must not treat reads of them as constant weights.
-    std::unordered_set<const Node*> written;
+    std::unordered_set<std::string> written;
     for (const Node* n : order)
       for (const Value& v : n->inputs)
         if (n->op != "ReadVariableOp" && v.index < v.node->num_outputs() &&
             v.node->outputs[v.index].dtype == DType::kResource) {
           const Node* var = v.node;
           while (var->op == "Identity" && !var->inputs.empty()) var = var->inputs[0].node;
-          written.insert(var);
+          written.insert(var->op == "VarHandleOp" ? CompileEnv::variable_key(*var) : "any");
         }
     CompileEnv env{isa_, &prepacked};
     env.written_variables = &written;

@@ -51,9 +51,13 @@ struct CompileEnv {
   // Float32 input with a rank known at compile time?
   static bool is_f32(const Node& node, size_t i);
   const PackedWeight* find_prepacked(const std::string& key, const std::string& layout) const;
-  // Resource nodes (VarHandleOp, resource args) that some op of the graph writes, e.g. a
-  // training step's AssignVariableOp: reads of those change from run to run.
-  const std::unordered_set<const Node*>* written_variables = nullptr;
+  // Variables that some op of the graph writes, e.g. a training step's AssignVariableOp:
+  // reads of those change from run to run. Keyed by variable_key (a graph may hold several
+  // handle nodes for one variable: a step's forward and its update each have their own).
+  const std::unordered_set<std::string>* written_variables = nullptr;
+  // The identity of a resource node behind Identity: "var:" + its store key for a VarHandleOp,
+  // "node:" + its name otherwise (a resource argument, which may be any variable).
+  static std::string variable_key(const Node& resource);
   // The variable a ReadVariableOp (behind Identity) reads for input i, or null.
   static const Node* read_variable(const Node& node, size_t i);
   // True if input i is a ReadVariableOp of a variable no op of this graph writes: the same
