@@ -15,7 +15,6 @@ std::string ops::variable_handle_key(const Node& node) {
 
 namespace {
 
-
 const std::string& key_of(const KernelContext& c, size_t input) {
   const Tensor& h = c.input(input);
   TS_CHECK(h.dtype() == DType::kResource && h.num_elements() == 1, "expected a resource handle");

@@ -9,8 +9,8 @@
 
 #include "ir/copy_function.h"
 #include "ir/grad.h"
+#include "ops/op_helpers.h"
 #include "passes/pass_util.h"
-#include "passes/signature_graph.h"
 
 namespace tessera::passes {
 
@@ -278,7 +278,7 @@ std::vector<GradTarget> variable_targets(const Graph& g, Value loss) {
       }
     if (n->op != "ReadVariableOp" || !is_differentiable(n->outputs.at(0).dtype)) continue;
     const Node& h = *n->inputs.at(0).node;
-    std::string k = h.op == "VarHandleOp" ? variable_key(h) : "arg:" + h.name;
+    std::string k = h.op == "VarHandleOp" ? ops::variable_handle_key(h) : "arg:" + h.name;
     auto [it, fresh] = by_key.emplace(k, GradTarget{k, {}});
     if (fresh) order.push_back(k);
     it->second.values.push_back(n->out(0));

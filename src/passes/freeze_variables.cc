@@ -5,17 +5,11 @@
 // rest of the module writes (PassContext::written_variables).
 #include <map>
 
+#include "ops/op_helpers.h"
 #include "passes/pass_util.h"
 #include "passes/passes.h"
-#include "passes/signature_graph.h"
 
 namespace tessera::passes {
-namespace {
-
-std::string handle_key(const Node& n) { return variable_key(n); }
-
-}  // namespace
-
 void freeze_variables(Graph& g, const PassContext& ctx) {
   if (!ctx.variables) return;
   Uses uses(g);
@@ -24,7 +18,7 @@ void freeze_variables(Graph& g, const PassContext& ctx) {
     if (n->op != "VarHandleOp") continue;
     bool ok = !uses.is_result(n->out(0));
     for (const auto& [user, idx] : uses.users(n.get())) ok = ok && user->op == "ReadVariableOp";
-    auto [it, fresh] = read_only.emplace(handle_key(*n), ok);
+    auto [it, fresh] = read_only.emplace(ops::variable_handle_key(*n), ok);
     if (!fresh) it->second = it->second && ok;
   }
   // A handle arriving another way (an _Arg, a function result) could alias any variable.
@@ -34,7 +28,7 @@ void freeze_variables(Graph& g, const PassContext& ctx) {
   for (Node* n : g.topo_order()) {
     if (n->op != "ReadVariableOp") continue;
     const Node& handle = *n->inputs[0].node;
-    std::string key = handle_key(handle);
+    std::string key = ops::variable_handle_key(handle);
     if (!read_only[key] || !ctx.variables->contains(key)) continue;
     if (ctx.written_variables && ctx.written_variables->count(key)) continue;
     bool ordered = false;  // a read after a side effect stays a read

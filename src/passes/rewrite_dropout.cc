@@ -14,9 +14,9 @@
 #include <algorithm>
 #include <set>
 
+#include "ops/op_helpers.h"
 #include "passes/pass_util.h"
 #include "passes/passes.h"
-#include "passes/signature_graph.h"
 
 namespace tessera::passes {
 namespace {
@@ -62,7 +62,7 @@ Node* scalar_arg(Graph& g, const std::string& name) {
 // Identity of the variable behind a resource value: the store key of a VarHandleOp, else the
 // producing node (a resource _Arg).
 std::string resource_id(const Value& v) {
-  return v.node->op == "VarHandleOp" ? variable_key(*v.node) : "node:" + v.node->name;
+  return v.node->op == "VarHandleOp" ? ops::variable_handle_key(*v.node) : "node:" + v.node->name;
 }
 
 // Variables read (data edges, any depth) by what computes `roots`.

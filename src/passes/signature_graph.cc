@@ -4,6 +4,7 @@
 
 #include "frontend/tf/training_function.h"
 #include "ir/op_registry.h"
+#include "ops/op_helpers.h"
 
 namespace tessera {
 namespace {
@@ -86,11 +87,6 @@ namespace tessera::passes {
 
 using tf::kTrainingSignature;
 
-std::string variable_key(const Node& n) {
-  std::string shared = n.attr_or<std::string>("shared_name", "");
-  return n.attr_or<std::string>("container", "") + "/" + (shared.empty() ? n.name : shared);
-}
-
 std::set<std::string> written_variables(const Module& module) {
   std::set<std::string> out;
   // A handle used by anything but a read (an assignment, a call, a result) counts as written.
@@ -117,9 +113,9 @@ std::set<std::string> written_variables(const Module& module) {
     targets.insert(targets.end(), sig.targets.begin(), sig.targets.end());
   }
   for (const auto& [n, ok] : scan(module.graph->schedule(fetches, targets)))
-    if (!ok) out.insert(variable_key(*n));
+    if (!ok) out.insert(ops::variable_handle_key(*n));
   for (const Value& r : module.graph->results)
-    if (r.node->op == "VarHandleOp") out.insert(variable_key(*r.node));
+    if (r.node->op == "VarHandleOp") out.insert(ops::variable_handle_key(*r.node));
   // Library functions (loop bodies, branches) are scanned whole: conservative.
   if (module.graph->library)
     for (const auto& [name, fn] : module.graph->library->functions) {
@@ -127,7 +123,7 @@ std::set<std::string> written_variables(const Module& module) {
       for (const Value& r : fn->results)
         if (read_only.count(r.node)) read_only[r.node] = false;
       for (const auto& [n, ok] : read_only)
-        if (!ok) out.insert(variable_key(*n));
+        if (!ok) out.insert(ops::variable_handle_key(*n));
     }
   return out;
 }

@@ -24,8 +24,6 @@ namespace passes {
 // reaches an op other than ReadVariableOp (Assign*, a loop or call, ...): PassContext's
 // written_variables, so freeze_variables never freezes what another signature can change.
 std::set<std::string> written_variables(const Module& module);
-// The store key of a VarHandleOp (as variable_ops.cc computes it).
-std::string variable_key(const Node& var_handle);
 }  // namespace passes
 
 }  // namespace tessera

@@ -22,7 +22,6 @@ class RunThreads {
   ~RunThreads();                     // finishes queued jobs, then joins
   RunThreads(const RunThreads&) = delete;
   RunThreads& operator=(const RunThreads&) = delete;
-  int size() const { return static_cast<int>(threads_.size()); }
   // Runs `job` on one of the threads and returns when it has finished; an exception it throws
   // is rethrown here.
   void run(const std::function<void()>& job);

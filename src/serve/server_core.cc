@@ -165,7 +165,7 @@ class ServerCoreImpl : public ServerCore {
 };
 
 ServerCoreImpl::ServerCoreImpl(const ServerOptions& options)
-    : options_(options), run_threads_(std::max(1, options.run_threads)) {
+    : options_(options), run_threads_(options.run_threads) {
   if (options_.enable_batching) {
     tfs::BatchingParameters params;
     if (!options_.batching_parameters_file.empty())

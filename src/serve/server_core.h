@@ -53,8 +53,8 @@ struct ServerOptions {
   int num_request_iterations_for_warmup = 1;
   bool allow_version_labels_for_unavailable_models = false;
   int intra_op_threads = 0;  // 0: every core
-  // Un-batched model runs at once (threads that execute them; see run_threads.h). Each run
-  // already uses intra_op_threads cores, so 1 suits a server whose cores are all given to one run.
+  // Un-batched model runs at once (threads that execute them, at least 1; see run_threads.h).
+  // Each run already uses intra_op_threads cores, so 1 suits a server whose cores all go to one run.
   int run_threads = 1;
   std::string target = "cpu";
 };

@@ -183,7 +183,7 @@ int cmd_serve(int argc, char** argv) {
       static_cast<int>(flags.integer("num_request_iterations_for_warmup", 1, INT_MAX));
   options.allow_version_labels_for_unavailable_models = flags.boolean("allow_version_labels_for_unavailable_models");
   options.intra_op_threads = static_cast<int>(flags.integer("tensorflow_intra_op_parallelism", 0, 4096));
-  options.run_threads = std::max(1, static_cast<int>(flags.integer("tensorflow_inter_op_parallelism", 0, 256)));
+  options.run_threads = static_cast<int>(flags.integer("tensorflow_inter_op_parallelism", 0, 256));
   options.target = flags.str("target");
   if (options.target != "cpu" && options.target != "reference")
     fail("--target '", options.target, "': expected cpu or reference");

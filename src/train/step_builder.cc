@@ -6,6 +6,7 @@
 
 #include "io/tensor_bundle.h"
 #include "ir/grad.h"
+#include "ops/op_helpers.h"
 #include "passes/autodiff.h"
 #include "passes/pass.h"
 #include "passes/pass_util.h"
@@ -129,7 +130,7 @@ std::map<std::string, std::string> bundle_keys(const Module& module) {
     while (names.node->op == "Identity" && !names.node->inputs.empty()) names = names.node->inputs[0];
     const Tensor* t = passes::const_value(names);
     if (!t || t->dtype() != DType::kString || v.index >= t->num_elements()) continue;
-    out[passes::variable_key(*h)] = t->strings().at(static_cast<size_t>(v.index));
+    out[ops::variable_handle_key(*h)] = t->strings().at(static_cast<size_t>(v.index));
   }
   return out;
 }
@@ -166,7 +167,7 @@ std::set<std::string> signature_variables(const Module& module, const std::strin
   std::set<std::string> out;
   std::shared_ptr<Graph> g = signature_graph(module, module.signature(signature));
   for (const auto& n : g->nodes())
-    if (n->op == "VarHandleOp") out.insert(passes::variable_key(*n));
+    if (n->op == "VarHandleOp") out.insert(ops::variable_handle_key(*n));
   return out;
 }
 
@@ -211,8 +212,8 @@ void assigns_to_results(Graph& g, StepProgram& p) {
       v = b.op(n->op == "AssignAddVariableOp" ? "AddV2" : "Sub", {old, v});
     }
     g.results.push_back(v);
-    g.result_names.push_back("assign/" + passes::variable_key(*h));
-    p.results.push_back("assign/" + passes::variable_key(*h));
+    g.result_names.push_back("assign/" + ops::variable_handle_key(*h));
+    p.results.push_back("assign/" + ops::variable_handle_key(*h));
     gone.insert(n);
   }
   if (gone.empty()) return;
@@ -239,7 +240,7 @@ std::vector<passes::GradTarget> trainable_targets(const Graph& g, Value loss) {
     if (n->op != "ReadVariableOp" || !is_differentiable(n->outputs.at(0).dtype)) continue;
     const Node* h = var_handle_of(n->inputs.at(0));
     TS_CHECK(h, n->label(), ": reads a variable through a handle that is not a VarHandleOp");
-    std::string k = passes::variable_key(*h);
+    std::string k = ops::variable_handle_key(*h);
     auto [it, fresh] = by_key.emplace(k, passes::GradTarget{k, {}});
     it->second.values.push_back(n->out(0));
   }
@@ -334,7 +335,7 @@ StepProgram build_program(StepKind kind, const Module& module, const std::string
     std::set<std::string> assigned;
     for (const auto& n : g.nodes())
       if (is_assign(*n))
-        if (const Node* h = var_handle_of(n->inputs[0])) assigned.insert(passes::variable_key(*h));
+        if (const Node* h = var_handle_of(n->inputs[0])) assigned.insert(ops::variable_handle_key(*h));
     info->assigned.assign(assigned.begin(), assigned.end());
 
     GraphBuilder b(g, "train/loss");

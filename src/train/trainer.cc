@@ -81,12 +81,12 @@ class TrainerImpl : public Trainer {
     if (split_) {
       grad_.program = build_program(StepKind::kGrad, m, endpoint_, o_, store_, &info_);
       update_.program = build_program(StepKind::kUpdate, m, endpoint_, o_, store_, &info_);
-      grad_.exe = compile_program(grad_.program, o_, std::max(1, total / o_.replicas));
+      const int per_replica = std::max(1, total / o_.replicas);
+      grad_.exe = compile_program(grad_.program, o_, per_replica);
       // One executable per replica: an executable runs one call at a time (its memory plan
       // is shared), so replicas sharing one took turns (--replicas 2 ran at half speed).
       replica_exes_ = {grad_.exe};
-      for (int r = 1; r < o_.replicas; ++r)
-        replica_exes_.push_back(another_executable(grad_.program, o_, std::max(1, total / o_.replicas)));
+      for (int r = 1; r < o_.replicas; ++r) replica_exes_.push_back(another_executable(grad_.program, o_, per_replica));
       update_.exe = compile_program(update_.program, o_, total);
     } else {
       full_batch_ = o_.batch > 0 ? o_.batch : -1;
@@ -356,11 +356,10 @@ class TrainerImpl : public Trainer {
       offset[i] = total;
       if (outs[first][i].dtype() == DType::kFloat32) total += static_cast<size_t>(outs[first][i].num_elements());
     }
-    // 64-byte aligned, uninitialised: every float is written below; the gradients handed to
-    // the update program borrow it.
-    std::shared_ptr<float> flat(static_cast<float*>(std::aligned_alloc(64, (std::max<size_t>(total, 1) * 4 + 63) / 64 * 64)),
-                                [](float* q) { std::free(q); });
-    TS_CHECK(flat, "cannot allocate ", total * 4, " bytes for the replicas' gradients");
+    // Uninitialised: every float is written below; the gradients handed to the update program
+    // borrow it.
+    auto flat_tensor = std::make_shared<Tensor>(Tensor::uninitialized(DType::kFloat32, {static_cast<int64_t>(total)}));
+    float* flat = flat_tensor->data<float>();
     int live = 0;
     for (int r = 0; r < R; ++r) {
       if (outs[r].empty()) continue;
@@ -372,7 +371,7 @@ class TrainerImpl : public Trainer {
       std::vector<const float*> parts;  // replica order
       for (int r = 0; r < R; ++r)
         if (!outs[r].empty()) parts.push_back(outs[r][i].data<float>());
-      float* dst = flat.get() + offset[i];
+      float* dst = flat + offset[i];
       // Each element adds its replicas in order, so the result does not depend on the split.
       cpu::parallel_for(outs[first][i].num_elements(), 16384, threads_, [&](int64_t b, int64_t e) {
         for (int64_t k = b; k < e; ++k) {
@@ -383,14 +382,14 @@ class TrainerImpl : public Trainer {
       });
     }
     comm_->allreduce_sum(sums.data(), sums.size());
-    comm_->allreduce_sum(flat.get(), total);
+    comm_->allreduce_sum(flat, total);
     double replicas_total = static_cast<double>(live);
     comm_->allreduce_sum(&replicas_total, 1);
     std::map<std::string, Tensor> grads;
     for (size_t i = sums.size(); i < names.size(); ++i) {
       const Tensor& like = outs[first][i];
       Tensor t = like.dtype() == DType::kFloat32
-                     ? Tensor::borrow(DType::kFloat32, like.shape(), flat.get() + offset[i], flat)
+                     ? Tensor::borrow(DType::kFloat32, like.shape(), flat + offset[i], flat_tensor)
                      : like;
       if (names[i].starts_with("grad/")) {
         grads[names[i].substr(5)] = t;

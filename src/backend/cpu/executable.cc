@@ -31,6 +31,7 @@
 #include "backend/cpu/onednn.h"
 #include "backend/cpu/threads.h"
 #include "ir/interpreter.h"
+#include "ops/op_helpers.h"
 
 namespace tessera::cpu {
 
@@ -132,14 +133,15 @@ class Executable final : public CpuExecutable {
     }
     // Variables this graph writes (anything but a read that takes the handle: assigns,
     // scatters, optimizer updates); kernels must not treat reads of them as constant weights.
-    std::unordered_set<std::string> written;
+    CompileEnv::WrittenVariables written;
     for (const Node* n : order)
       for (const Value& v : n->inputs)
         if (n->op != "ReadVariableOp" && v.index < v.node->num_outputs() &&
             v.node->outputs[v.index].dtype == DType::kResource) {
           const Node* var = v.node;
           while (var->op == "Identity" && !var->inputs.empty()) var = var->inputs[0].node;
-          written.insert(var->op == "VarHandleOp" ? CompileEnv::variable_key(*var) : "any");
+          if (var->op == "VarHandleOp") written.keys.insert(ops::variable_handle_key(*var));
+          else written.through_argument = true;
         }
     CompileEnv env{isa_, &prepacked};
     env.written_variables = &written;

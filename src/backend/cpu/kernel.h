@@ -52,12 +52,14 @@ struct CompileEnv {
   static bool is_f32(const Node& node, size_t i);
   const PackedWeight* find_prepacked(const std::string& key, const std::string& layout) const;
   // Variables that some op of the graph writes, e.g. a training step's AssignVariableOp:
-  // reads of those change from run to run. Keyed by variable_key (a graph may hold several
-  // handle nodes for one variable: a step's forward and its update each have their own).
-  const std::unordered_set<std::string>* written_variables = nullptr;
-  // The identity of a resource node behind Identity: "var:" + its store key for a VarHandleOp,
-  // "node:" + its name otherwise (a resource argument, which may be any variable).
-  static std::string variable_key(const Node& resource);
+  // reads of those change from run to run. Keyed by store key (ops::variable_handle_key), not
+  // by node: a graph may hold several handle nodes for one variable (a step's forward and its
+  // update each have their own). A write through a resource argument may reach any variable.
+  struct WrittenVariables {
+    std::unordered_set<std::string> keys;
+    bool through_argument = false;
+  };
+  const WrittenVariables* written_variables = nullptr;
   // The variable a ReadVariableOp (behind Identity) reads for input i, or null.
   static const Node* read_variable(const Node& node, size_t i);
   // True if input i is a ReadVariableOp of a variable no op of this graph writes: the same

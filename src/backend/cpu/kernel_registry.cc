@@ -78,18 +78,14 @@ const Node* CompileEnv::read_variable(const Node& node, size_t i) {
   return var;
 }
 
-std::string CompileEnv::variable_key(const Node& resource) {
-  return resource.op == "VarHandleOp" ? "var:" + ops::variable_handle_key(resource) : "node:" + resource.name;
-}
-
 bool CompileEnv::unchanging_variable(const Node& node, size_t i) const {
   const Node* var = read_variable(node, i);
   if (!var) return false;
-  if (!written_variables) return true;
-  // A write through a resource argument may reach any variable, and a read through one may
-  // be of any variable written here.
-  if (written_variables->count("any")) return false;
-  return var->op == "VarHandleOp" ? !written_variables->count(variable_key(*var)) : written_variables->empty();
+  const WrittenVariables* w = written_variables;
+  if (!w) return true;
+  if (w->through_argument) return false;
+  // A read through a resource argument may be of any variable written here.
+  return var->op == "VarHandleOp" ? !w->keys.count(ops::variable_handle_key(*var)) : w->keys.empty();
 }
 
 bool CompileEnv::is_f32(const Node& node, size_t i) {

@@ -10,8 +10,8 @@
 #include "error_test_util.h"
 #include "ir/interpreter.h"
 #include "ir/parser.h"
+#include "ops/op_helpers.h"
 #include "passes/autodiff.h"
-#include "passes/signature_graph.h"
 
 namespace tessera {
 namespace {
@@ -161,7 +161,7 @@ func body (i: int32[], a: float64[3], v: resource[]) -> (j, m, v) {
   passes::differentiate(*g, loss, passes::arg_targets(*g, {0}));
   Tensor x = Tensor::from_vector<double>({0.3, -0.2, 0.1}, {3}), v0 = Tensor::from_vector<double>({0.5, 1, 2}, {3});
   ResourceStore vars;
-  const std::string key = passes::variable_key(*g->find("v"));
+  const std::string key = ops::variable_handle_key(*g->find("v"));
   vars.assign(key, v0);
   auto out = interpret(*g, {{g->args[0]->out(), x}}, {g->results[first]}, {}, &vars);
   for (int j = 0; j < 3; ++j) {
