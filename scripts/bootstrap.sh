@@ -9,7 +9,7 @@ apt_packages=(
   protobuf-compiler libprotobuf-dev zlib1g-dev libsnappy-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  libdnnl-dev rapidjson-dev
+  libdnnl-dev rapidjson-dev libxbyak-dev  # xbyak: AVX-512 code for fused elementwise programs
   openmpi-bin libopenmpi-dev  # mpirun -np N tessera train (optional at build time)
   libgrpc++-dev protobuf-compiler-grpc libboost-dev wrk  # tessera serve: gRPC, Beast; wrk loads it
   chromium  # headless screenshot test of the rdu --report HTML

@@ -12,7 +12,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
+#include "backend/cpu/elementwise_jit.h"
+#include "backend/cpu/elementwise_program.h"
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/threads.h"
 #include "backend/cpu/vec.h"
@@ -30,97 +34,17 @@ namespace {
 // 512-float blocks, 162 with 256, 138-142 with 128 and 167-171 with 64 (three separate
 // kernels: 122-137).
 constexpr int64_t kBlock = 512;
+// Floats per work item when the program runs as machine code (no temporaries in memory, so
+// only the per-call set-up argues for long blocks and only load balance for short ones).
+constexpr int64_t kJitBlock = 2048;
 
-struct Operand {
-  enum Kind { kInput, kTemp, kLiteral } kind = kInput;
-  int index = 0;
-  float literal = 0;
-};
-
-struct Instr {
-  enum Kind { kUnary, kBinary, kSelect, kFill } kind = kUnary;
-  UnaryOp uop = UnaryOp::kIdentity;
-  BinaryOp bop = BinaryOp::kAdd;
-  float alpha = 0.2f;  // LeakyRelu slope; kFill: the value
-  Operand a, b, c;     // kSelect: a ? b : c
-};
-
-Operand parse_operand(const std::string& s, int num_inputs, int num_prior) {
-  TS_CHECK(!s.empty(), "empty operand");
-  Operand o;
-  if (s[0] == '$' || s[0] == '%') {
-    char* end = nullptr;
-    long i = std::strtol(s.c_str() + 1, &end, 10);
-    TS_CHECK(end && *end == 0 && s.size() > 1, "bad operand '", s, "'");
-    o.kind = s[0] == '$' ? Operand::kInput : Operand::kTemp;
-    o.index = static_cast<int>(i);
-    TS_CHECK(i >= 0 && i < (s[0] == '$' ? num_inputs : num_prior), "operand '", s, "' out of range");
-    return o;
-  }
-  char* end = nullptr;
-  o.kind = Operand::kLiteral;
-  o.literal = std::strtof(s.c_str(), &end);
-  TS_CHECK(end && *end == 0, "bad operand '", s, "'");
-  return o;
-}
-
-// Parses TsElementwise's `program` (docs/fused_ops.md; the op's inference has type-checked
-// it); errors name the entry.
-std::vector<Instr> parse_program(const std::vector<std::string>& program, int num_inputs) {
-  std::vector<Instr> out;
-  for (const std::string& line : program) {
-    std::vector<std::string> tok;
-    size_t p = 0;
-    while (p < line.size()) {
-      size_t q = line.find(' ', p);
-      if (q == std::string::npos) q = line.size();
-      if (q > p) tok.push_back(line.substr(p, q - p));
-      p = q + 1;
-    }
-    TS_CHECK(!tok.empty(), "empty program entry");
-    Instr in;
-    const int prior = static_cast<int>(out.size());
-    auto operand = [&](size_t i) { return parse_operand(tok[i], num_inputs, prior); };
-    if (tok[0] == "LeakyRelu" && tok.size() == 3) {
-      in.uop = UnaryOp::kLeakyRelu;
-      in.a = operand(1);
-      Operand al = operand(2);
-      TS_CHECK(al.kind == Operand::kLiteral, "LeakyRelu alpha must be a literal in '", line, "'");
-      in.alpha = al.literal;
-    } else if (tok[0] == "SelectV2" && tok.size() == 4) {
-      in.kind = Instr::kSelect;
-      in.a = operand(1);
-      in.b = operand(2);
-      in.c = operand(3);
-    } else if ((tok[0] == "ZerosLike" || tok[0] == "OnesLike") && tok.size() == 2) {
-      in.kind = Instr::kFill;  // the operand only gives the shape
-      in.a = operand(1);
-      in.alpha = tok[0] == "OnesLike" ? 1.f : 0.f;
-    } else if (tok[0] == "Cast" && tok.size() == 2) {
-      in.a = operand(1);  // bool -> float32: already 0/1
-    } else if (unary_op_from_name(tok[0], &in.uop) && tok.size() == 2) {
-      in.a = operand(1);
-    } else if (binary_op_from_name(tok[0], &in.bop) && tok.size() == 3) {
-      in.kind = Instr::kBinary;
-      in.a = operand(1);
-      in.b = operand(2);
-    } else {
-      fail("unsupported program entry '", line, "'");
-    }
-    out.push_back(in);
-  }
-  TS_CHECK(!out.empty(), "empty program");
-  return out;
-}
-
-std::vector<const Operand*> operands_of(const Instr& in) {
-  switch (in.kind) {
-    case Instr::kUnary:
-    case Instr::kFill: return {&in.a};
-    case Instr::kBinary: return {&in.a, &in.b};
-    case Instr::kSelect: return {&in.a, &in.b, &in.c};
-  }
-  return {};
+// TESSERA_ELEMENTWISE_JIT=0 keeps every program on the block interpreter (for comparisons).
+bool elementwise_jit_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("TESSERA_ELEMENTWISE_JIT");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
 }
 
 // The output iteration space collapsed to [outer..., inner] with per-operand strides (0 where
@@ -184,7 +108,8 @@ class ElementwiseKernel final : public CpuKernel {
   ElementwiseKernel(std::vector<Instr> program, Isa isa, std::vector<int> outputs = {},
                     std::vector<char> is_bool = {}, bool target_shape = false, const Node* node = nullptr)
       : program_(std::move(program)), vec_(vec_table(isa)), outputs_(std::move(outputs)),
-        is_bool_(std::move(is_bool)), target_shape_(target_shape), node_(node) {
+        is_bool_(std::move(is_bool)), target_shape_(target_shape), node_(node),
+        use_jit_(isa == Isa::kAvx512 && elementwise_jit_enabled()) {
     if (outputs_.empty()) outputs_ = {static_cast<int>(program_.size()) - 1};
     out_of_.assign(program_.size(), -1);
     for (size_t k = outputs_.size(); k-- > 0;) out_of_[outputs_[k]] = static_cast<int>(k);
@@ -264,8 +189,9 @@ class ElementwiseKernel final : public CpuKernel {
     }
     std::vector<std::vector<std::byte>> tiles;
     widen_rows(space, ptr, esize, tiles);
+    const ElementwiseJit* jit = jit_for(space);
     // Work items: (row, block of the row), so one long row still spreads over threads.
-    const int64_t block = block_;
+    const int64_t block = jit ? kJitBlock : block_;
     const int64_t blocks_per_row = (space.inner + block - 1) / block;
     const int64_t items = space.rows * blocks_per_row;
     const int64_t grain = std::max<int64_t>(1, 16384 / block);
@@ -274,6 +200,7 @@ class ElementwiseKernel final : public CpuKernel {
       float* widened = temps.data() + slots_ * block;  // bool inputs as 0/1 floats
       std::vector<const float*> op_ptr(in.size());
       std::vector<float*> dst(program_.size());
+      std::vector<float*> out_ptr(outputs_.size());
       for (int64_t item = begin; item < end; ++item) {
         const int64_t row = item / blocks_per_row, blk = item % blocks_per_row;
         const int64_t start = blk * block, len = std::min(block, space.inner - start);
@@ -288,6 +215,11 @@ class ElementwiseKernel final : public CpuKernel {
           const int64_t n = space.contiguous(k) ? len : 1;
           for (int64_t j = 0; j < n; ++j) w[j] = static_cast<float>(b[j] != 0);
           op_ptr[k] = w;
+        }
+        if (jit) {
+          for (size_t k = 0; k < outputs_.size(); ++k) out_ptr[k] = ys[k] + row * space.inner + start;
+          jit->fn()(op_ptr.data(), out_ptr.data(), len);
+          continue;
         }
         for (size_t i = 0; i < program_.size(); ++i)
           dst[i] = out_of_[i] >= 0 ? ys[out_of_[i]] + row * space.inner + start : temps.data() + slot_[i] * block;
@@ -351,6 +283,22 @@ class ElementwiseKernel final : public CpuKernel {
   }
 
  private:
+  // The program as machine code for this run's broadcast pattern (which operands are one
+  // value per row), generated on first use; nullptr: the block interpreter runs it.
+  const ElementwiseJit* jit_for(const RowSpace& space) {
+    if (!use_jit_ || is_bool_.size() > 64) return nullptr;
+    uint64_t key = 0;
+    std::vector<char> scalar(is_bool_.size());
+    for (size_t k = 0; k < scalar.size(); ++k) {
+      scalar[k] = !space.contiguous(k);
+      key |= static_cast<uint64_t>(scalar[k]) << k;
+    }
+    std::lock_guard<std::mutex> lock(jit_mutex_);
+    auto it = jits_.find(key);
+    if (it == jits_.end()) it = jits_.emplace(key, ElementwiseJit::compile(program_, outputs_, scalar)).first;
+    return it->second.get();
+  }
+
   bool is_bool(size_t k) const { return k < is_bool_.size() && is_bool_[k]; }
 
   // Every output has the full iteration shape (what its own inputs broadcast to)?
@@ -421,6 +369,9 @@ class ElementwiseKernel final : public CpuKernel {
   int64_t block_ = kBlock;              // floats per block
   bool target_shape_ = false;
   const Node* node_ = nullptr;
+  bool use_jit_ = false;
+  std::mutex jit_mutex_;
+  std::map<uint64_t, std::unique_ptr<ElementwiseJit>> jits_;  // by scalar-operand mask
 };
 
 bool all_f32(const Node& n) {
