@@ -6,7 +6,10 @@
 // and spans the group's whole iteration space. Bool values (comparisons, masks) stay inside
 // programs; a bool producer that is also needed elsewhere is computed inside the group as a
 // private copy and kept for its other users (dropout's mask feeds the forward and the
-// backward select). Groups stay acyclic: no path may leave the group and come back in.
+// backward select). Groups stay acyclic: no path may leave the group and come back in. A float
+// producer whose export would close a cycle (in a training step: a forward value the backward
+// group reads after the matmul in between) is recomputed inside the group instead, as long as
+// that reads no more input streams; the forward group then need not write it out.
 // Shape(member) is rewritten to the shapes of the member's inputs rather than exporting it.
 // Scalar float constants become literals; other operands become inputs.
 #include <algorithm>
@@ -164,7 +167,8 @@ struct Plan {
   std::vector<Value> inputs;
 };
 
-Plan analyse(const View& view, const std::vector<Node*>& members, Node* root) {
+Plan analyse(const View& view, const std::vector<Node*>& members, Node* root,
+             const std::set<const Node*>& recomputed) {
   Plan p;
   std::set<const Node*> in(members.begin(), members.end());
   // Bool members needed outside stay as nodes; their member inputs are then needed outside too.
@@ -179,14 +183,15 @@ Plan analyse(const View& view, const std::vector<Node*>& members, Node* root) {
   for (bool grew = true; grew;) {
     grew = false;
     for (Node* m : members)
-      if (m->outputs[0].dtype == DType::kBool && !p.kept.count(m) && outside_use(m)) {
+      if ((m->outputs[0].dtype == DType::kBool || recomputed.count(m)) && !p.kept.count(m) && outside_use(m)) {
         p.kept.insert(m);
         grew = true;
       }
   }
   p.exported.push_back(root);
   for (Node* m : members)
-    if (m != root && m->outputs[0].dtype == DType::kFloat32 && outside_use(m)) p.exported.push_back(m);
+    if (m != root && m->outputs[0].dtype == DType::kFloat32 && !p.kept.count(m) && outside_use(m))
+      p.exported.push_back(m);
   PartialShape full(std::vector<int64_t>{});
   std::vector<const Node*> producers;
   for (Node* m : members)
@@ -343,11 +348,23 @@ void fuse_elementwise(Graph& g, const PassContext&) {
     if (!view->live(root) || !joinable(root) || root->outputs[0].dtype != DType::kFloat32) continue;
     if (view->users_of(root).empty() && !view->is_result(root)) continue;
     std::vector<Node*> members = {root};
-    Plan plan;
+    std::set<const Node*> recomputed;
+    Plan plan = analyse(*view, members, root, recomputed);
     auto try_join = [&](Node* n) {
       if (std::find(members.begin(), members.end(), n) != members.end() || !joinable(n)) return false;
       members.push_back(n);
-      Plan trial = analyse(*view, members, root);
+      Plan trial = analyse(*view, members, root, recomputed);
+      if (!trial.ok && n->outputs[0].dtype == DType::kFloat32 && plan.ok) {
+        // Exporting n would close a cycle (a forward value the backward pass reads: gelu's
+        // erfc term). Recompute it here instead, while its inputs are no more streams than
+        // n itself: the forward group then writes one output, not four.
+        recomputed.insert(n);
+        trial = analyse(*view, members, root, recomputed);
+        if (!trial.ok || trial.inputs.size() > plan.inputs.size()) {
+          recomputed.erase(n);
+          trial.ok = false;
+        }
+      }
       if (!trial.ok) {
         members.pop_back();
         return false;
@@ -366,6 +383,23 @@ void fuse_elementwise(Graph& g, const PassContext&) {
           if (u->outputs.size() == 1 && u->outputs[0].dtype == DType::kFloat32) consumers.push_back(u);
         for (Node* u : consumers) grew = try_join(u) || grew;
       }
+    }
+    // A recomputed consumer nothing in the group reads (the forward output, joined through
+    // a shared operand) would be dead code in the program.
+    for (bool pruned = !recomputed.empty(); pruned;) {
+      pruned = false;
+      for (size_t i = 0; i < members.size(); ++i) {
+        if (!recomputed.count(members[i])) continue;
+        bool read = false;
+        for (const auto& [u, idx] : view->users_of(members[i]))
+          read = read || (u != members[i] && std::find(members.begin(), members.end(), u) != members.end());
+        if (read) continue;
+        recomputed.erase(members[i]);
+        members.erase(members.begin() + static_cast<std::ptrdiff_t>(i));
+        pruned = true;
+        break;
+      }
+      if (pruned) plan = analyse(*view, members, root, recomputed);
     }
     if (members.size() < 2 || !plan.ok) continue;
     if (!rewrite(g, *view, members, plan)) continue;

@@ -1,7 +1,7 @@
 // fuse_elementwise: groups of elementwise ops become one TsElementwise program. Values also
 // used outside a group are exported as extra outputs (multi-output fusion) when they span the
-// group; bool values stay inside programs (a bool needed elsewhere is recomputed there); no
-// group may sit on a cycle.
+// group; bool values stay inside programs (a bool needed elsewhere is recomputed there), and so
+// does a float value whose export would close a cycle; no group may sit on a cycle.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -130,7 +130,8 @@ TEST(FuseElementwise, AdamUpdateIsOneKernelWithThreeOutputs) {
 }
 
 // a feeds a reduction whose result comes back into the group: exporting a would close a
-// cycle (group -> Sum -> group), so a stays a separate kernel.
+// cycle (group -> Sum -> group), so a stays a separate kernel for Sum and the group
+// recomputes it from x (no more input streams than reading a).
 const char* kCycle = R"(
 graph (x: float32[4,3]) -> (out: r) {
   ax = Const() {dtype=int32, value=int32[1]{1}}
@@ -148,10 +149,10 @@ TEST(FuseElementwise, NeverFusesAcrossACycle) {
   ASSERT_EQ(fused.size(), 1u);
   EXPECT_EQ(fused[0]->name, "r");
   EXPECT_EQ(fused[0]->num_outputs(), 1);
-  EXPECT_EQ(fused[0]->attr<std::vector<std::string>>("program").size(), 3u);  // Neg, Mul, Tanh
+  EXPECT_EQ(fused[0]->attr<std::vector<std::string>>("program").size(), 4u);  // Exp, Neg, Mul, Tanh
   std::set<std::string> ops;
   for (const Value& v : fused[0]->inputs) ops.insert(v.node->op);
-  EXPECT_EQ(ops, (std::set<std::string>{"Exp", "Sum"}));
+  EXPECT_EQ(ops, (std::set<std::string>{"_Arg", "Sum"}));
   EXPECT_EQ(count_op(*g, "Exp"), 1);
   EXPECT_SAME_RESULTS(kCycle, *g, {random_f32({4, 3}, 5)});
 }
@@ -283,6 +284,35 @@ TEST(FuseElementwise, GeluForwardExportsWhatItsGradientReads) {
   EXPECT_SAME_RESULTS(kGelu, *g, {random_f32({3, 16}, 13, -4, 4), random_f32({3, 16}, 14)});
 }
 
+// A training step's shape: e is a forward value the backward product d reads after the
+// matmul. Exporting e from d's group would close a cycle (e -> h -> MatMul -> d), so d's
+// group recomputes e from x, and the forward group writes h alone instead of h and e.
+const char* kForwardBackward = R"(
+graph (x: float32[4,8], w: float32[8,8]) -> (y: r, dx: d) {
+  half = Const() {dtype=float32, value=float32[]{0.5}}
+  e = Exp(x) {T=float32}
+  h = Mul(e, half) {T=float32}
+  m = MatMul(h, w) {T=float32, transpose_a=false, transpose_b=false}
+  r = Tanh(m) {T=float32}
+  d = Mul(m, e) {T=float32}
+}
+)";
+
+TEST(FuseElementwise, TheBackwardRecomputesAForwardValueRatherThanCloseACycle) {
+  auto g = run_on(kForwardBackward, {"fuse_elementwise"});
+  const Node* forward = nullptr;
+  const Node* backward = nullptr;
+  for (const Node* n : fused_nodes(*g)) (n->name == "d" ? backward : forward) = n;
+  ASSERT_NE(forward, nullptr);
+  ASSERT_NE(backward, nullptr);
+  EXPECT_EQ(forward->num_outputs(), 1);  // h only
+  std::set<std::string> ops;
+  for (const Value& v : backward->inputs) ops.insert(v.node->op);
+  EXPECT_EQ(ops, (std::set<std::string>{"_Arg", "MatMul"}));
+  EXPECT_EQ(backward->attr<std::vector<std::string>>("program")[0], "Exp $1");
+  EXPECT_SAME_RESULTS(kForwardBackward, *g, {random_f32({4, 8}, 21), random_f32({8, 8}, 22)});
+}
+
 // Shape(member) of a member reading two inputs: the shapes of both, broadcast (BroadcastArgs),
 // so the member need not be written out; the random-like tensor shaped by it still feeds the
 // group without a cycle.
@@ -323,7 +353,7 @@ TEST(FuseElementwise, AddNIsAChainOfAdds) {
   auto g = run_on(kAddN, {"fuse_elementwise"});
   EXPECT_IR(*g, R"(
 graph (x: float32[?,5], g: float32[?,5]) -> (out: s) {
-  s = TsElementwise(g, x) {N=2, T=float32, program=["Exp $1", "Mul $0 %0", "Neg $0", "AddV2 %0 %1", "AddV2 %3 %2"]}
+  s = TsElementwise(x, g) {N=2, T=float32, program=["Exp $0", "Mul $1 %0", "Neg $1", "AddV2 %0 %1", "AddV2 %3 %2"]}
 })");
   EXPECT_SAME_RESULTS(kAddN, *g, {random_f32({3, 5}, 15), random_f32({3, 5}, 16)});
 }
