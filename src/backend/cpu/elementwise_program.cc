@@ -1,5 +1,6 @@
 #include "backend/cpu/elementwise_program.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "support/error.h"
@@ -84,6 +85,47 @@ std::vector<const Operand*> operands_of(const Instr& in) {
     case Instr::kSelect: return {&in.a, &in.b, &in.c};
   }
   return {};
+}
+
+void interpret_block(const std::vector<Instr>& program, const VecTable& vec, const float* const* in,
+                     const char* scalar, float* const* dst, int64_t len) {
+  auto resolve = [&](const Operand& o, bool* is_scalar) -> const float* {
+    switch (o.kind) {
+      case Operand::kInput: *is_scalar = scalar[o.index]; return in[o.index];
+      case Operand::kTemp: *is_scalar = false; return dst[o.index];
+      case Operand::kLiteral: *is_scalar = true; return &o.literal;
+    }
+    return nullptr;
+  };
+  for (size_t i = 0; i < program.size(); ++i) {
+    const Instr& p = program[i];
+    float* y = dst[i];
+    bool sa = false, sb = false, sc = false;
+    const float* a = resolve(p.a, &sa);
+    switch (p.kind) {
+      case Instr::kFill: std::fill(y, y + len, p.alpha); break;
+      case Instr::kUnary:
+        if (sa) {  // a broadcast value: compute once, then fill
+          float v;
+          vec.unary(p.uop, a, &v, 1, p.alpha);
+          std::fill(y, y + len, v);
+        } else {
+          vec.unary(p.uop, a, y, len, p.alpha);
+        }
+        break;
+      case Instr::kBinary: {
+        const float* b = resolve(p.b, &sb);
+        vec.binary(p.bop, a, sa, b, sb, y, len);
+        break;
+      }
+      case Instr::kSelect: {
+        const float* b = resolve(p.b, &sb);
+        const float* c = resolve(p.c, &sc);
+        vec.select(a, sa, b, sb, c, sc, y, len);
+        break;
+      }
+    }
+  }
 }
 
 }  // namespace tessera::cpu

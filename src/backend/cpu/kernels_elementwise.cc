@@ -189,7 +189,9 @@ class ElementwiseKernel final : public CpuKernel {
     }
     std::vector<std::vector<std::byte>> tiles;
     widen_rows(space, ptr, esize, tiles);
-    const ElementwiseJit* jit = jit_for(space);
+    std::vector<char> scalar(in.size());
+    for (size_t k = 0; k < in.size(); ++k) scalar[k] = !space.contiguous(k);
+    const ElementwiseJit* jit = jit_for(scalar);
     // Work items: (row, block of the row), so one long row still spreads over threads.
     const int64_t block = jit ? kJitBlock : block_;
     const int64_t blocks_per_row = (space.inner + block - 1) / block;
@@ -223,7 +225,7 @@ class ElementwiseKernel final : public CpuKernel {
         }
         for (size_t i = 0; i < program_.size(); ++i)
           dst[i] = out_of_[i] >= 0 ? ys[out_of_[i]] + row * space.inner + start : temps.data() + slot_[i] * block;
-        run_block(op_ptr, space, dst.data(), len);
+        interpret_block(program_, vec_, op_ptr.data(), scalar.data(), dst.data(), len);
         for (size_t k = 0; k < outputs_.size(); ++k)  // an entry exported twice
           if (out_of_[outputs_[k]] != static_cast<int>(k))
             std::memcpy(ys[k] + row * space.inner + start, dst[outputs_[k]], sizeof(float) * len);
@@ -285,14 +287,10 @@ class ElementwiseKernel final : public CpuKernel {
  private:
   // The program as machine code for this run's broadcast pattern (which operands are one
   // value per row), generated on first use; nullptr: the block interpreter runs it.
-  const ElementwiseJit* jit_for(const RowSpace& space) {
-    if (!use_jit_ || is_bool_.size() > 64) return nullptr;
+  const ElementwiseJit* jit_for(const std::vector<char>& scalar) {
+    if (!use_jit_ || scalar.size() > 64) return nullptr;
     uint64_t key = 0;
-    std::vector<char> scalar(is_bool_.size());
-    for (size_t k = 0; k < scalar.size(); ++k) {
-      scalar[k] = !space.contiguous(k);
-      key |= static_cast<uint64_t>(scalar[k]) << k;
-    }
+    for (size_t k = 0; k < scalar.size(); ++k) key |= static_cast<uint64_t>(scalar[k]) << k;
     std::lock_guard<std::mutex> lock(jit_mutex_);
     auto it = jits_.find(key);
     if (it == jits_.end()) it = jits_.emplace(key, ElementwiseJit::compile(program_, outputs_, scalar)).first;
@@ -314,47 +312,6 @@ class ElementwiseKernel final : public CpuKernel {
       if (s != full) return false;
     }
     return true;
-  }
-
-  void run_block(const std::vector<const float*>& op_ptr, const RowSpace& space, float* const* dst,
-                 int64_t len) const {
-    auto resolve = [&](const Operand& o, bool* scalar) -> const float* {
-      switch (o.kind) {
-        case Operand::kInput: *scalar = !space.contiguous(o.index); return op_ptr[o.index];
-        case Operand::kTemp: *scalar = false; return dst[o.index];
-        case Operand::kLiteral: *scalar = true; return &o.literal;
-      }
-      return nullptr;
-    };
-    for (size_t i = 0; i < program_.size(); ++i) {
-      const Instr& in = program_[i];
-      float* y = dst[i];
-      bool sa = false, sb = false, sc = false;
-      const float* a = resolve(in.a, &sa);
-      switch (in.kind) {
-        case Instr::kFill: std::fill(y, y + len, in.alpha); break;
-        case Instr::kUnary:
-          if (sa) {  // a broadcast value: compute once, then fill
-            float v;
-            vec_.unary(in.uop, a, &v, 1, in.alpha);
-            std::fill(y, y + len, v);
-          } else {
-            vec_.unary(in.uop, a, y, len, in.alpha);
-          }
-          break;
-        case Instr::kBinary: {
-          const float* b = resolve(in.b, &sb);
-          vec_.binary(in.bop, a, sa, b, sb, y, len);
-          break;
-        }
-        case Instr::kSelect: {
-          const float* b = resolve(in.b, &sb);
-          const float* c = resolve(in.c, &sc);
-          vec_.select(a, sa, b, sb, c, sc, y, len);
-          break;
-        }
-      }
-    }
   }
 
   std::vector<Instr> program_;

@@ -1,5 +1,5 @@
-// The generated code for TsElementwise programs against the vector loops the block
-// interpreter runs (vec_impl.h), entry by entry: every op the generator emits, literal and
+// The generated code for TsElementwise programs against the block interpreter (the vector
+// loops of vec_impl.h), entry by entry: every op the generator emits, literal and
 // per-row scalar operands, row lengths around the 16-lane vector (the masked tail), special
 // values (NaN, ±inf, ±0, huge, tiny) and several outputs.
 #include <gtest/gtest.h>
@@ -17,49 +17,16 @@ namespace {
 
 bool have_avx512() { return detected_isa() == Isa::kAvx512; }
 
-// The program evaluated with the interpreter's loops over whole rows.
+// The program evaluated by the block interpreter over whole rows.
 std::vector<std::vector<float>> reference(const std::vector<Instr>& program, const std::vector<int>& outputs,
                                           const std::vector<std::vector<float>>& in, const std::vector<char>& scalar,
                                           int64_t n) {
-  const VecTable& vec = vec_table(Isa::kAvx512);
   std::vector<std::vector<float>> entry(program.size(), std::vector<float>(n));
-  auto resolve = [&](const Operand& o, bool* s) -> const float* {
-    switch (o.kind) {
-      case Operand::kInput: *s = scalar[o.index]; return in[o.index].data();
-      case Operand::kTemp: *s = false; return entry[o.index].data();
-      case Operand::kLiteral: *s = true; return &o.literal;
-    }
-    return nullptr;
-  };
-  for (size_t i = 0; i < program.size(); ++i) {
-    const Instr& p = program[i];
-    float* y = entry[i].data();
-    bool sa = false, sb = false, sc = false;
-    const float* a = resolve(p.a, &sa);
-    switch (p.kind) {
-      case Instr::kFill: std::fill(y, y + n, p.alpha); break;
-      case Instr::kUnary:
-        if (sa) {
-          float v;
-          vec.unary(p.uop, a, &v, 1, p.alpha);
-          std::fill(y, y + n, v);
-        } else {
-          vec.unary(p.uop, a, y, n, p.alpha);
-        }
-        break;
-      case Instr::kBinary: {
-        const float* b = resolve(p.b, &sb);
-        vec.binary(p.bop, a, sa, b, sb, y, n);
-        break;
-      }
-      case Instr::kSelect: {
-        const float* b = resolve(p.b, &sb);
-        const float* c = resolve(p.c, &sc);
-        vec.select(a, sa, b, sb, c, sc, y, n);
-        break;
-      }
-    }
-  }
+  std::vector<const float*> in_ptr;
+  for (const auto& v : in) in_ptr.push_back(v.data());
+  std::vector<float*> dst;
+  for (auto& e : entry) dst.push_back(e.data());
+  interpret_block(program, vec_table(Isa::kAvx512), in_ptr.data(), scalar.data(), dst.data(), n);
   std::vector<std::vector<float>> out;
   for (int e : outputs) out.push_back(entry[e]);
   return out;
