@@ -16,6 +16,7 @@ struct CompileOptions {
   std::optional<std::vector<std::string>> passes;
   int threads = 0;   // cpu: intra-op threads, 0 = every core
   int inter_op = 0;  // cpu: independent steps run at once, 0 = the backend's default
+  int concurrent_runs = 1;  // cpu: runs of one signature at once (cpu::CpuOptions::concurrent_runs)
   std::string isa;   // cpu: "" = TESSERA_ISA or the best available
   std::string precision = "fp32";  // cpu: "fp32" or "bf16" (matmul/conv, docs/bf16.md)
   bool verify = true;  // verify the graph after every pass
@@ -29,6 +30,7 @@ struct CompileOptions {
     o.isa = isa;
     o.precision = precision;
     o.inter_op = inter_op;
+    o.concurrent_runs = concurrent_runs;
     return o;
   }
 };

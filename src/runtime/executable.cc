@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <condition_variable>
 #include <mutex>
 
 #include "backend/cpu/isa.h"
@@ -78,19 +79,67 @@ class RduTargetExecutable : public Executable {
   mutable std::map<int64_t, std::shared_ptr<const rdu::RduMapping>> mappings_;
 };
 
+// A CpuExecutable runs one call at a time (its arena and kernels belong to the run). With
+// options.concurrent_runs > 1, a call that finds every copy busy makes another (up to that
+// many, sharing the first one's packed weights) or waits for one to come back: a server's run
+// threads then execute requests side by side, each on its own intra-op threads.
 class CpuTargetExecutable : public Executable {
  public:
-  explicit CpuTargetExecutable(std::unique_ptr<cpu::CpuExecutable> exe) : exe_(std::move(exe)) {}
-  std::vector<Tensor> run(const std::vector<Tensor>& args, ResourceStore* variables) const override {
-    return exe_->run(args, variables);
+  CpuTargetExecutable(std::shared_ptr<const Graph> graph, const cpu::CpuOptions& options,
+                      const std::vector<cpu::PackedWeight>& prepacked)
+      : graph_(graph), options_(options), first_(cpu::CpuExecutable::compile(std::move(graph), options, prepacked)) {
+    idle_.push_back(first_.get());
   }
-  std::vector<cpu::PackedWeight> packed_weights() const override { return exe_->packed_weights(); }
+  std::vector<Tensor> run(const std::vector<Tensor>& args, ResourceStore* variables) const override {
+    if (options_.concurrent_runs <= 1) return first_->run(args, variables);
+    cpu::CpuExecutable* exe = acquire();
+    struct Release {
+      const CpuTargetExecutable* self;
+      cpu::CpuExecutable* exe;
+      ~Release() { self->release(exe); }
+    } release_on_exit{this, exe};
+    return exe->run(args, variables);
+  }
+  std::vector<cpu::PackedWeight> packed_weights() const override { return first_->packed_weights(); }
   std::string target() const override { return "cpu"; }
-  std::string isa() const override { return exe_->isa(); }
-  std::map<std::string, double> op_seconds() const override { return exe_->op_seconds(); }
+  std::string isa() const override { return first_->isa(); }
+  std::map<std::string, double> op_seconds() const override { return first_->op_seconds(); }
 
  private:
-  std::unique_ptr<cpu::CpuExecutable> exe_;
+  cpu::CpuExecutable* acquire() const {
+    std::unique_lock lock(mu_);
+    while (idle_.empty()) {
+      if (static_cast<int>(copies_.size()) + making_ + 1 < options_.concurrent_runs) {
+        ++making_;
+        lock.unlock();
+        auto copy = cpu::CpuExecutable::compile(graph_, options_, first_->packed_weights());
+        lock.lock();
+        --making_;
+        copies_.push_back(std::move(copy));
+        return copies_.back().get();
+      }
+      available_.wait(lock);
+    }
+    cpu::CpuExecutable* exe = idle_.back();
+    idle_.pop_back();
+    return exe;
+  }
+  void release(cpu::CpuExecutable* exe) const {
+    {
+      std::lock_guard lock(mu_);
+      idle_.push_back(exe);
+    }
+    available_.notify_one();
+  }
+
+  std::shared_ptr<const Graph> graph_;
+  cpu::CpuOptions options_;
+  std::unique_ptr<cpu::CpuExecutable> first_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable available_;
+  mutable std::vector<cpu::CpuExecutable*> idle_;
+  mutable std::vector<std::unique_ptr<cpu::CpuExecutable>> copies_;
+  mutable int making_ = 0;
 };
 
 }  // namespace
@@ -106,7 +155,7 @@ std::shared_ptr<Executable> make_executable(const std::string& target, std::shar
   if (target == "reference") return std::make_shared<ReferenceExecutable>(std::move(graph), "reference", "");
   if (target == "rdu") return std::make_shared<RduTargetExecutable>(std::move(graph));
   if (target != "cpu") fail_code(ErrorCode::kInvalidArgument, "unknown target '", target, "' (expected cpu, rdu or reference)");
-  return std::make_shared<CpuTargetExecutable>(cpu::CpuExecutable::compile(std::move(graph), options, prepacked));
+  return std::make_shared<CpuTargetExecutable>(std::move(graph), options, prepacked);
 }
 
 }  // namespace tessera

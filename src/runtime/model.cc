@@ -27,6 +27,7 @@ CompileOptions compile_options_from(const LoadOptions& o, const std::string& tar
   c.passes = o.passes;
   c.threads = o.threads;
   c.inter_op = o.inter_op;
+  c.concurrent_runs = o.concurrent_runs;
   c.isa = o.isa;
   c.precision = o.precision.empty() ? "fp32" : o.precision;
   cpu::check_precision(c.precision);

@@ -39,6 +39,7 @@ struct LoadOptions {
   std::optional<std::vector<std::string>> passes;  // nullopt = default pipeline (compiled targets)
   int threads = 0;      // cpu: intra-op threads, 0 = every core
   int inter_op = 0;     // cpu: steps run at once, 0 = the backend's default
+  int concurrent_runs = 1;  // cpu: runs of one signature at once (a server's run threads)
   std::string isa;      // cpu: "" = TESSERA_ISA or the best available
   // cpu: "fp32" or "bf16"; "" = fp32 for a SavedModel/GraphDef, the artifact's for a .tsr.
   std::string precision;

@@ -71,6 +71,7 @@ class BatchScheduler {
   BatchScheduler(BatchingOptions options, Metrics* metrics = nullptr, bool manual = false,
                  std::function<Clock::time_point()> now = [] { return Clock::now(); });
   ~BatchScheduler();  // fails still-queued tasks with UNAVAILABLE and joins the threads
+  int threads() const { return static_cast<int>(threads_.size()); }  // batches that may run at once
 
   // Queues a task; the future resolves when its batch ran or it was dropped/rejected.
   // `rows` is the dim-0 size shared by every input.

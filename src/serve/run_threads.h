@@ -25,6 +25,7 @@ class RunThreads {
   // Runs `job` on one of the threads and returns when it has finished; an exception it throws
   // is rethrown here.
   void run(const std::function<void()>& job);
+  int size() const { return static_cast<int>(threads_.size()); }
 
  private:
   struct Job;

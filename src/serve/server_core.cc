@@ -175,6 +175,8 @@ ServerCoreImpl::ServerCoreImpl(const ServerOptions& options)
   LoadOptions lo;
   lo.target = options_.target;
   lo.threads = options_.intra_op_threads;
+  // As many runs of a signature at once as threads may call it: each on its own plan copy.
+  lo.concurrent_runs = std::max(run_threads_.size(), batcher_ ? batcher_->threads() : 1);
   manager_ = std::make_unique<ModelManager>(
       [lo](const std::string& path) {
         LoadOptions o = lo;

@@ -54,7 +54,9 @@ struct ServerOptions {
   bool allow_version_labels_for_unavailable_models = false;
   int intra_op_threads = 0;  // 0: every core
   // Un-batched model runs at once (threads that execute them, at least 1; see run_threads.h).
-  // Each run already uses intra_op_threads cores, so 1 suits a server whose cores all go to one run.
+  // Each run already uses intra_op_threads cores, so 1 suits a server whose cores all go to one run;
+  // with more, each run thread executes on its own copy of the signature's plan
+  // (LoadOptions::concurrent_runs), e.g. intra-op 1 and inter-op 2 for small models on 2 cores.
   int run_threads = 1;
   std::string target = "cpu";
 };

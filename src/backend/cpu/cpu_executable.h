@@ -69,6 +69,9 @@ struct CpuOptions {
   // (docs/bf16.md); needs AVX-512 BF16, else compile fails with kFailedPrecondition.
   std::string precision = "fp32";
   int inter_op = 0;  // steps run at once; 0 = the default (kDefaultInterOp), 1 = in order
+  // Runs of one executable that may proceed at once (runtime/executable.h): each takes its own
+  // copy of the plan (arena and kernels; packed weights are shared). 1 = one run at a time.
+  int concurrent_runs = 1;
 };
 
 // What the memory plan for one input-shape signature came to.
