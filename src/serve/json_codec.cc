@@ -277,18 +277,17 @@ void fill_columnar_format(const Value& inputs, const tf::SignatureDef& sig, tfs:
   b.finish(&(*request->mutable_inputs())[name], /*batched=*/false);
 }
 
-
 // ---- predict fast path ----
 //
-// The general path above parses the body into a DOM and walks it: ~1.5 ms for a MobileNetV2
-// body (27648 numbers, 580 KB), nearly all of it RapidJSON's digit-by-digit number parsing. Most
+// The general path above parses the body into a DOM and walks it: ~1.2-1.5 ms for a MobileNetV2
+// body (27648 numbers, 580 KB), most of it RapidJSON's digit-by-digit number parsing. Most
 // bodies are json.dumps of {"signature_name": ..., "instances"|"inputs": <one unnamed,
 // rectangular list of numbers>}, so this path reads just that subset of JSON with a small
 // reader (SimpleJsonReader) that computes every number exactly as RapidJSON's reader does
 // (kParseNanAndInfFlag, normal precision, as TF Serving parses; the final scaling is RapidJSON's
 // own StrtodNormalPrecision), straight into a flat list, then writes the tensor from it. Anything
-// outside the subset (named inputs, other keys, strings with escapes, bools, nulls, NaN,
-// long integers, ragged lists, repeated keys, any syntax or type error, ...) makes it give up,
+// outside the subset (named inputs, strings with escapes, bools, nulls, NaN, integers of 10+
+// digits, ragged lists, repeated keys, any syntax or type error, ...) makes it give up,
 // and the general path answers, errors included: what is accepted, the values and every
 // message stay the general path's.
 
