@@ -613,6 +613,36 @@ TEST(JsonCodecFastPath, NumbersBitForBit) {
   expect_same(body, one_input_sig(tf::DT_FLOAT));
 }
 
+// Random edits of valid bodies (a character inserted, removed or replaced, from JSON's own
+// alphabet): whatever the fast path accepts, RapidJSON accepts with the same values; whatever
+// it rejects, the general path's answer (and message) comes back.
+TEST(JsonCodecFastPath, MutatedBodiesSameAnswers) {
+  const std::string seeds[] = {
+      R"({"signature_name": "serving_default", "instances": [[[0.6607986688613892, -0.11574298143386841], [1e-3, 2]]]})",
+      R"({"inputs": [[1, -2, 3], [4, 5, 60]], "x": {"y": ["z", 1.5]}})",
+      R"({"instances": [-0.0, 12345.678901234567, 9.99e-5]})",
+  };
+  const std::string alphabet = "0123456789-+.eE[]{},:\" \tnulrtsaIfNy\\";
+  std::mt19937 rng(11);
+  int taken = 0;
+  for (int i = 0; i < 6000; ++i) {
+    std::string body = seeds[i % 3];
+    int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) {
+      size_t at = rng() % (body.size() + 1);
+      char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0: body.insert(body.begin() + at, c); break;
+        case 1: if (at < body.size()) body.erase(at, 1); break;
+        default: if (at < body.size()) body[at] = c;
+      }
+    }
+    for (tf::DataType dtype : {tf::DT_FLOAT, tf::DT_INT32}) expect_same(body, one_input_sig(dtype));
+    taken += fast(body);
+  }
+  EXPECT_GT(taken, 600);  // ~1 in 6 edits leaves a body the fast path reads (a digit changed, ...)
+}
+
 TEST(JsonCodecFastPath, ProtoMatchesTheDocumentedShapeAndValues) {
   tfs::PredictRequest req;
   PredictFormat fmt;
