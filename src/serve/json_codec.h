@@ -27,6 +27,12 @@ using SignatureLookup =
 // caller's, from the URL) and says which form the body used.
 ServeStatus predict_request_from_json(std::string_view body, const SignatureLookup& lookup,
                                       tfs::PredictRequest* request, PredictFormat* format);
+// The same without the fast path for bodies of one unnamed list of numbers (a DOM parse and
+// walk): for tests, which check that both paths agree.
+ServeStatus predict_request_from_json_general(std::string_view body, const SignatureLookup& lookup,
+                                              tfs::PredictRequest* request, PredictFormat* format);
+// Whether predict_request_from_json answers `body` on its fast path (for tests).
+bool predict_json_takes_fast_path(std::string_view body, const SignatureLookup& lookup);
 ServeStatus predict_response_to_json(const tfs::PredictResponse& response, PredictFormat format,
                                      std::string* json);
 

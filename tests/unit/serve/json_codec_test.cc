@@ -2,15 +2,19 @@
 // request/response pairs TF Serving documents and tests, and against its metadata fixture.
 #include "serve/json_codec.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 namespace tessera::serve {
@@ -359,6 +363,300 @@ TEST(JsonCodec, Base64RoundTrip) {
   EXPECT_FALSE(base64_decode("YW!j", &out));
   EXPECT_FALSE(base64_decode("Y", &out));
   EXPECT_FALSE(base64_decode("YQ==YQ==", &out));
+}
+
+// ---- the predict fast path (one unnamed list of numbers, no DOM) against the general path ----
+
+struct Outcome {
+  ServeStatus status;
+  std::string request;  // serialized (deterministic), when ok
+  PredictFormat format = PredictFormat::kRow;
+  int lookups = 0;
+};
+
+Outcome run_path(bool fast, const std::string& body, const tf::SignatureDef& sig, ServeStatus lookup_status = {}) {
+  Outcome o;
+  SignatureLookup lookup = [&](const std::string& name, tf::SignatureDef* out) {
+    ++o.lookups;
+    *out = sig;
+    return lookup_status;
+  };
+  tfs::PredictRequest req;
+  o.status = fast ? predict_request_from_json(body, lookup, &req, &o.format)
+                  : predict_request_from_json_general(body, lookup, &req, &o.format);
+  if (o.status.ok()) {
+    google::protobuf::io::StringOutputStream stream(&o.request);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    req.SerializeToCodedStream(&coded);
+  }
+  return o;
+}
+
+// Both paths give the same answer: status, message, request bytes, format, one lookup each.
+void expect_same(const std::string& body, const tf::SignatureDef& sig, ServeStatus lookup_status = {}) {
+  Outcome f = run_path(true, body, sig, lookup_status), g = run_path(false, body, sig, lookup_status);
+  EXPECT_EQ(f.status.code, g.status.code) << body;
+  EXPECT_EQ(f.status.message, g.status.message) << body;
+  EXPECT_TRUE(f.request == g.request) << body;
+  if (g.status.ok()) EXPECT_EQ(f.format, g.format) << body;
+  EXPECT_EQ(f.lookups, g.lookups) << body;
+}
+
+bool fast(const std::string& body, const tf::SignatureDef& sig = one_input_sig()) {
+  return predict_json_takes_fast_path(body, lookup_of(sig));
+}
+
+TEST(JsonCodecFastPath, TakesTheCommonBodies) {
+  EXPECT_TRUE(fast(R"({"instances": [2.0, 3.0, 4.0]})"));
+  EXPECT_TRUE(fast(R"({"signature_name": "serving_default", "instances": [[[0.6607986688613892, -0.11574298143386841]]]})"));
+  EXPECT_TRUE(fast(R"({"inputs": [[1, 2], [3, 4]]})"));
+  EXPECT_TRUE(fast(R"({"inputs": 5})"));
+  EXPECT_TRUE(fast(" {\n\t\"instances\" : [ [ ] , [ ] ] \r\n} "));
+  EXPECT_TRUE(fast(R"({"inputs": [1, -2, 3]})", one_input_sig(tf::DT_INT32)));
+  // Outside its subset: the general path answers.
+  EXPECT_FALSE(fast(R"({"instances": [NaN]})"));
+  EXPECT_FALSE(fast(R"({"instances": [1], "extra": true})"));
+  EXPECT_FALSE(fast(R"({"instances": [{"x": 1}]})"));
+  EXPECT_FALSE(fast(R"({"signature_name": "s\u0065rving_default", "instances": [1]})"));
+  EXPECT_FALSE(fast(R"({"instances": [12345678901]})"));
+  EXPECT_FALSE(fast(R"({"instances": [1.5]})", one_input_sig(tf::DT_INT32)));
+  EXPECT_FALSE(fast(R"({"instances": [1]})", one_input_sig(tf::DT_STRING)));
+}
+
+TEST(JsonCodecFastPath, SameAnswersAsTheGeneralPath) {
+  tf::SignatureDef two;
+  (*two.mutable_inputs())["a"] = info(tf::DT_FLOAT);
+  (*two.mutable_inputs())["b"] = info(tf::DT_FLOAT);
+  const tf::SignatureDef sigs[] = {one_input_sig(tf::DT_FLOAT), one_input_sig(tf::DT_DOUBLE), one_input_sig(tf::DT_INT32),
+                                   one_input_sig(tf::DT_INT8),  one_input_sig(tf::DT_UINT8),  one_input_sig(tf::DT_INT64),
+                                   one_input_sig(tf::DT_UINT64), one_input_sig(tf::DT_BOOL),  one_input_sig(tf::DT_STRING),
+                                   one_input_sig(tf::DT_HALF),  two};
+  const char* bodies[] = {
+      R"({"instances": [2.0, 3.0, 4.0]})",
+      R"({"signature_name": "serving_default", "instances": [[1, 2], [3, 4], [5, 6]]})",
+      R"({"instances": [[1, 2], [3, 4]], "signature_name": "other"})",
+      R"({"inputs": [[1.5, -2.25], [3e2, 4E-2]]})",
+      R"({"inputs": 5})",
+      R"({"inputs": -0.0})",
+      R"({"inputs": -0})",
+      R"({"inputs": []})",
+      R"({"inputs": [[], []]})",
+      R"({"instances": [[], []]})",
+      R"({"instances": [[[]], [[]]]})",
+      R"({"instances": [[], [1]]})",
+      R"({"instances": [[1], []]})",
+      R"({"instances": [[[]], []]})",
+      R"({"instances": [[1, [2]]]})",
+      R"({"instances": [[[2], 1]]})",
+      R"({"instances": [[[], 1]]})",
+      R"({"instances": [[1, []]]})",
+      R"({"instances": [[1, 2], [3]]})",
+      R"({"instances": [1, [2]]})",
+      R"({"instances": []})",
+      R"({"instances": 5})",
+      R"({"instances": "x"})",
+      R"({"instances": [1], "inputs": [1]})",
+      R"({"instances": [1], "instances": [[2, 3]]})",
+      R"({"signature_name": "a", "signature_name": "b", "instances": [1]})",
+      R"({"signature_name": 3, "instances": [1]})",
+      R"({"signature_name": ["x"], "instances": [1]})",
+      R"({"signature_name": {"x": 1}, "instances": [1]})",
+      R"({"signature_name": "x"})",
+      R"({})",
+      R"([1, 2])",
+      R"(5)",
+      R"()",
+      R"(   )",
+      R"({"instances": [1, 2)",
+      R"({"instances": [1, 2]} x)",
+      R"({"instances": [1, 2]},)",
+      R"({"instances": [1,]})",
+      R"({"instances": [1 2]})",
+      R"({"instances": [1],})",
+      R"({"instances" [1]})",
+      R"({instances: [1]})",
+      R"({"instances": [01]})",
+      R"({"instances": [1.]})",
+      R"({"instances": [.5]})",
+      R"({"instances": [1.e5]})",
+      R"({"instances": [1e]})",
+      R"({"instances": [1e+]})",
+      R"({"instances": [-]})",
+      R"({"instances": [--1]})",
+      R"({"instances": [+1]})",
+      R"({"instances": [1.5.3]})",
+      R"({"instances": [1x]})",
+      R"({"instances": [0x10]})",
+      R"({"instances": [NaN, Infinity, -Infinity]})",
+      R"({"instances": [Nan]})",
+      R"({"instances": [-Infinit]})",
+      R"({"instances": [null]})",
+      R"({"instances": [true, false]})",
+      R"({"instances": ["a", "b"]})",
+      R"({"instances": [{"b64": "AAE="}]})",
+      R"({"instances": [{"a": 1, "b": 2}]})",
+      R"({"inputs": {"a": [1], "b": [2]}})",
+      R"({"instances": [1], "extra": {"k": [1, "x", null, true]}})",
+      R"({"extra": [1, 2], "instances": [1]})",
+      R"({"instances": [1e308, 1e309, -1e309]})",
+      R"({"instances": [1e400]})",
+      R"({"instances": [1e-400, 1.5e-320, 4.9e-324]})",
+      R"({"instances": [1e999]})",
+      R"({"instances": [1e0999]})",
+      R"({"instances": [1.0e-0999]})",
+      R"({"instances": [123456789, -123456789, 999999999, -999999999]})",
+      R"({"instances": [1234567890, -2147483648, 2147483647, 4294967295, 4294967296]})",
+      R"({"instances": [9223372036854775807, -9223372036854775808, 18446744073709551615, 18446744073709551616]})",
+      R"({"instances": [256, -1, 128, -129, 65536]})",
+      R"({"instances": [0.1, 0.2, 0.30000000000000004, 1.7976931348623157e308, 2.2250738585072014e-308]})",
+      R"({"instances": [0.000000000000000000000000000000000000000000001234567890123456789012345]})",
+      R"({"instances": [123456789.12345678901234567890123, 99.99999999999999999999, 98.765432109876543210]})",
+      R"({"instances": [0.6607986688613892, 0.18035154044628143, -0.11574298143386841, -2.164604425430298]})",
+      "{\"instances\": [1]}\0trailing",
+      "{\"instances\": [\"a\tb\"]}",
+      "{\"signature_name\": \"caf\xc3\xa9\", \"instances\": [1]}",
+      "{\"instances\":\n[1,\r2,\t3 ]\n}\n",
+      "{\"instances\": [1]}\f",
+  };
+  for (const auto& sig : sigs) {
+    for (const char* b : bodies) expect_same(b, sig);
+  }
+  // A body with an embedded NUL (RapidJSON stops reading there).
+  expect_same(std::string("{\"instances\": [1]}\0junk", 22), one_input_sig());
+  // The lookup's answer passes through, once.
+  expect_same(R"({"instances": [1, 2]})", one_input_sig(), {tf::error::NOT_FOUND, "no such model"});
+  expect_same(R"({"instances": [1, 2], "inputs": [1]})", one_input_sig(), {tf::error::NOT_FOUND, "no such model"});
+  // Deep nesting.
+  std::string deep = "{\"instances\": " + std::string(100, '[') + "1" + std::string(100, ']') + "}";
+  expect_same(deep, one_input_sig());
+}
+
+// Numbers in every form json.dumps, numpy and hand-written clients produce, and random digit
+// strings: the fast path's values are RapidJSON's, bit for bit (doubles, and floats from them).
+TEST(JsonCodecFastPath, NumbersBitForBit) {
+  std::mt19937_64 rng(7);
+  std::vector<std::string> numbers;
+  char buf[64];
+  auto random_double = [&] {
+    std::uniform_real_distribution<double> mant(-10, 10);
+    std::uniform_int_distribution<int> e(-40, 40);
+    return mant(rng) * std::pow(10.0, e(rng));
+  };
+  for (int i = 0; i < 4000; ++i) {
+    double d = random_double();
+    float f = static_cast<float>(d);
+    const char* fmts[] = {"%.17g", "%.16g", "%.15g", "%.9g", "%.6g", "%.3f", "%.20f", "%.1e", "%.12E"};
+    for (const char* fmt : fmts) {
+      std::snprintf(buf, sizeof buf, fmt, fmt[2] == '9' ? static_cast<double>(f) : d);
+      numbers.push_back(buf);
+    }
+    // repr of a float32 widened to double, as json.dumps writes numpy float32 data
+    auto r = std::to_chars(buf, buf + sizeof buf, static_cast<double>(f));
+    numbers.emplace_back(buf, r.ptr);
+  }
+  // Random digit strings: integer part, fraction with leading zeros, exponents.
+  std::uniform_int_distribution<int> len(0, 30), dig(0, 9), coin(0, 3), ex(-340, 330);
+  for (int i = 0; i < 20000; ++i) {
+    std::string s = coin(rng) == 0 ? "-" : "";
+    int n_int = len(rng) % 10;
+    if (n_int == 0 || coin(rng) == 0) {
+      s += '0';
+    } else {
+      s += static_cast<char>('1' + dig(rng) % 9);
+      for (int k = 1; k < n_int; ++k) s += static_cast<char>('0' + dig(rng));
+    }
+    if (coin(rng) != 0) {
+      s += '.';
+      int zeros = coin(rng) == 0 ? len(rng) : 0;
+      s += std::string(zeros, '0');
+      int n = 1 + len(rng);
+      for (int k = 0; k < n; ++k) s += static_cast<char>('0' + dig(rng));
+    }
+    if (coin(rng) == 0) s += (coin(rng) ? "e" : "E") + std::string(coin(rng) == 0 ? "+" : coin(rng) == 0 ? "-" : "") +
+                              std::to_string(std::abs(ex(rng)) % (coin(rng) ? 40 : 1000));
+    numbers.push_back(s);
+  }
+  // The digit-run boundaries of the 16-digit block and of RapidJSON's 2^53 bound.
+  for (const char* s : {"0.9007199254740991", "0.9007199254740992", "0.90071992547409915", "9.007199254740991",
+                        "9.0071992547409919", "0.99999999999999999", "99.99999999999999999", "0.0000000000000001",
+                        "0.00000000000000001", "0.1234567890123456", "0.12345678901234567", "0.123456789012345678",
+                        "1.0000000000000000", "0.0000000000000000", "0.00000000000000000000001", "8.9999999999999999"})
+    numbers.push_back(s);
+
+  for (tf::DataType dtype : {tf::DT_DOUBLE, tf::DT_FLOAT}) {
+    for (size_t start = 0; start < numbers.size(); start += 500) {
+      std::string body = "{\"inputs\": [";
+      for (size_t i = start; i < std::min(numbers.size(), start + 500); ++i) body += (i > start ? ", " : "") + numbers[i];
+      body += "]}";
+      expect_same(body, one_input_sig(dtype));
+    }
+  }
+  // Each number alone as well, so that no chunk's fallback hides a mismatch; most forms are the
+  // fast path's (not: integer parts of 10+ digits, 4-digit exponents, values past 1e308).
+  size_t taken = 0;
+  for (const std::string& n : numbers) {
+    std::string body = "{\"inputs\": [" + n + "]}";
+    expect_same(body, one_input_sig(tf::DT_DOUBLE));
+    taken += fast(body, one_input_sig(tf::DT_DOUBLE));
+  }
+  EXPECT_GT(taken, numbers.size() * 3 / 4);
+  // Image-like float32 data as json.dumps writes it: all on the fast path.
+  std::normal_distribution<float> normal(0, 3);
+  std::string body = "{\"instances\": [";
+  for (int i = 0; i < 3000; ++i) {
+    auto r = std::to_chars(buf, buf + sizeof buf, static_cast<double>(normal(rng)));
+    body += (i ? ", " : "") + std::string(buf, r.ptr);
+  }
+  body += "]}";
+  EXPECT_TRUE(fast(body));
+  expect_same(body, one_input_sig(tf::DT_FLOAT));
+}
+
+// Random edits of valid bodies (a character inserted, removed or replaced, from JSON's own
+// alphabet): whatever the fast path accepts, RapidJSON accepts with the same values; whatever
+// it rejects, the general path's answer (and message) comes back.
+TEST(JsonCodecFastPath, MutatedBodiesSameAnswers) {
+  const std::string seeds[] = {
+      R"({"signature_name": "serving_default", "instances": [[[0.6607986688613892, -0.11574298143386841], [1e-3, 2]]]})",
+      R"({"inputs": [[1, -2, 3], [4, 5, 60]], "x": {"y": ["z", 1.5]}})",
+      R"({"instances": [-0.0, 12345.678901234567, 9.99e-5]})",
+  };
+  const std::string alphabet = "0123456789-+.eE[]{},:\" \tnulrtsaIfNy\\";
+  std::mt19937 rng(11);
+  int taken = 0;
+  for (int i = 0; i < 6000; ++i) {
+    std::string body = seeds[i % 3];
+    int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) {
+      size_t at = rng() % (body.size() + 1);
+      char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0: body.insert(body.begin() + at, c); break;
+        case 1: if (at < body.size()) body.erase(at, 1); break;
+        default: if (at < body.size()) body[at] = c;
+      }
+    }
+    for (tf::DataType dtype : {tf::DT_FLOAT, tf::DT_INT32}) expect_same(body, one_input_sig(dtype));
+    taken += fast(body);
+  }
+  EXPECT_GT(taken, 600);  // ~1 in 6 edits leaves a body the fast path reads (a digit changed, ...)
+}
+
+TEST(JsonCodecFastPath, ProtoMatchesTheDocumentedShapeAndValues) {
+  tfs::PredictRequest req;
+  PredictFormat fmt;
+  std::string body = R"({"signature_name": "s", "instances": [[[0.5, -1.25, 3]], [[4, 5e-1, -0.0]]]})";
+  ASSERT_TRUE(fast(body));
+  ASSERT_TRUE(parse(body, &req, &fmt).ok());
+  EXPECT_EQ(fmt, PredictFormat::kRow);
+  EXPECT_EQ(req.model_spec().signature_name(), "s");
+  const auto& x = req.inputs().at("x");
+  EXPECT_EQ(x.dtype(), tf::DT_FLOAT);
+  EXPECT_EQ(dims(x), (std::vector<int64_t>{2, 1, 3}));
+  auto v = floats(x);
+  EXPECT_EQ(v, (std::vector<float>{0.5f, -1.25f, 3, 4, 0.5f, -0.0f}));
+  EXPECT_TRUE(std::signbit(v[5]));
 }
 
 TEST(JsonCodec, HttpStatusMapping) {
