@@ -1,10 +1,13 @@
 // libFuzzer target for the REST request parsers (src/serve/json_codec.*): byte 0 picks the
 // body kind (predict against a few signatures, classify, regress) and, for predict, the answer
 // is also printed back as a response. Any outcome but a ServeStatus is a bug (a crash, an
-// escaping exception, a sanitizer report).
+// escaping exception, a sanitizer report), and so is a predict answer of the fast path that
+// differs from the general path's.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+
+#include <google/protobuf/util/message_differencer.h>
 
 #include "serve/json_codec.h"
 
@@ -40,7 +43,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       };
       tfs::PredictRequest req;
       PredictFormat fmt;
-      if (predict_request_from_json(body, lookup, &req, &fmt).ok()) {
+      const ServeStatus st = predict_request_from_json(body, lookup, &req, &fmt);
+      // The fast path (json_predict_fast.h) must answer exactly as the general path does.
+      tfs::PredictRequest general_req;
+      PredictFormat general_fmt;
+      const ServeStatus general = predict_request_from_json_general(body, lookup, &general_req, &general_fmt);
+      if (st.code != general.code || st.message != general.message ||
+          !google::protobuf::util::MessageDifferencer::Equals(req, general_req) || (st.ok() && fmt != general_fmt))
+        std::abort();
+      if (st.ok()) {
         // Echo the inputs as outputs (named *_bytes for strings, to reach the b64 writer).
         tfs::PredictResponse resp;
         for (const auto& [k, t] : req.inputs())

@@ -213,8 +213,11 @@ class TensorBuilder {
 const tf::TensorInfo& input_info(const tf::SignatureDef& sig, const std::string& name) {
   auto it = sig.inputs().find(name);
   if (it == sig.inputs().end()) {
+    std::vector<std::string> names;  // sorted: a proto map's order differs between copies
+    for (const auto& [k, v] : sig.inputs()) names.push_back(k);
+    std::sort(names.begin(), names.end());
     std::string known;
-    for (const auto& [k, v] : sig.inputs()) known += (known.empty() ? "" : ", ") + k;
+    for (const std::string& k : names) known += (known.empty() ? "" : ", ") + k;
     fail("input '", name, "' is not an input of the signature (inputs: ", known, ")");
   }
   return it->second;

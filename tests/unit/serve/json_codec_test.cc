@@ -675,3 +675,31 @@ TEST(JsonCodec, HttpStatusMapping) {
 
 }  // namespace
 }  // namespace tessera::serve
+
+namespace tessera::serve {
+namespace {
+
+// Found by rest_request_fuzzer (which now compares the two paths): named inputs with an
+// unknown name after a uint64 that does not fit.
+TEST(JsonCodecFastPath, FuzzerFoundBodyAnswersAlike) {
+  tensorflow::SignatureDef sig;
+  (*sig.mutable_inputs())["u"].set_dtype(tensorflow::DT_UINT64);
+  (*sig.mutable_inputs())["d"].set_dtype(tensorflow::DT_DOUBLE);
+  (*sig.mutable_inputs())["i"].set_dtype(tensorflow::DT_INT32);
+  SignatureLookup lookup = [&](const std::string&, tensorflow::SignatureDef* out) {
+    *out = sig;
+    return ServeStatus{};
+  };
+  const std::string body =
+      R"({"inputs": {"u": [1854674407370551615], "dlllllllllll": 1e308, "i": [[1],[1]]}})";
+  tfs::PredictRequest a, b;
+  PredictFormat fa, fb;
+  ServeStatus sa = predict_request_from_json(body, lookup, &a, &fa);
+  ServeStatus sb = predict_request_from_json_general(body, lookup, &b, &fb);
+  EXPECT_EQ(sa.code, sb.code);
+  EXPECT_EQ(sa.message, sb.message);
+  EXPECT_EQ(a.DebugString(), b.DebugString());
+}
+
+}  // namespace
+}  // namespace tessera::serve
