@@ -239,10 +239,17 @@ class Server:
         self.log.close()
 
 
-def start_tessera(binary, info, batching, work, tag):
+# Server kinds: 'tessera' (intra-op SERVER_THREADS, one run at a time), 'tessera_inter2' (runs
+# side by side: intra-op 1, inter-op 2, each run on its own copy of the plan; only the served
+# batch-32 cells, where two single-threaded runs beat one two-threaded run), 'tf'.
+INTER2 = dict(intra=1, inter=2)
+
+
+def start_tessera(binary, info, batching, work, tag, intra=SERVER_THREADS, inter=1):
     cmd = [str(binary), 'serve', '--model_name', info['name'], '--model_base_path', info['base_path'],
            '--port', '0', '--rest_api_port', 'auto', '--file_system_poll_wait_seconds', '0',
-           '--tensorflow_intra_op_parallelism', str(SERVER_THREADS), '--host', '127.0.0.1']
+           '--tensorflow_intra_op_parallelism', str(intra), '--tensorflow_inter_op_parallelism', str(inter),
+           '--host', '127.0.0.1']
     monitoring = work / 'monitoring.txt'
     monitoring.write_text(f'prometheus_config {{ enable: true path: "{METRICS_PATH}" }}\n')
     cmd += ['--monitoring_config_file', str(monitoring)]
@@ -284,6 +291,8 @@ def in_process(binary, info, batch, seconds, work, tag):
 
 def cells_for(kind, batching, clients, key_only):
     """(protocol, clients, request batch) cells one server configuration runs."""
+    if kind == 'tessera_inter2':
+        return [('grpc', 2, 32), ('grpc', 4, 32)]  # served batch-32 throughput, runs side by side
     cells = []
     protocols = ('grpc',) if kind == 'tf' else ('grpc', 'rest')
     for proto in protocols:
@@ -373,7 +382,8 @@ def main():
         env_info['wrk'] = subprocess.run(['wrk', '--version'], capture_output=True, text=True).stdout.split('\n')[0]
     except OSError:
         pass
-    configs = [('tessera', False), ('tessera', True)] + ([] if args.no_tf else [('tf', False)])
+    configs = ([('tessera', False), ('tessera', True), ('tessera_inter2', False)]
+               + ([] if args.no_tf else [('tf', False)]))
     results = dict(smoke=args.smoke, models=[], cells=[], in_process=[], checks=[],
                    batching_parameters=BATCHING, server_threads=SERVER_THREADS, clients=clients,
                    seconds=args.seconds, warmup=args.warmup, trials=args.trials, full_trials=args.full_trials,
@@ -412,6 +422,7 @@ def main():
                     tag = f'{m}_{kind}_{"batch" if batching else "nobatch"}_t{trial}'
                     print(f'[serve] trial {trial}: {tag}', file=sys.stderr, flush=True)
                     server = (start_tf(info, work, tag) if kind == 'tf'
+                              else start_tessera(binary, info, batching, work, tag, **INTER2) if kind == 'tessera_inter2'
                               else start_tessera(binary, info, batching, work, tag))
                     try:
                         server.wait_ready()

@@ -61,7 +61,8 @@ def test_every_cell_ran_without_errors(smoke):
 def test_outputs_checked_against_tensorflow(smoke):
     results, md = smoke
     checks = [c for c in results['checks'] if 'outputs' in c]
-    assert {(c['server'], c['batching']) for c in checks} == {('tessera', False), ('tessera', True), ('tf', False)}
+    assert {(c['server'], c['batching']) for c in checks} == {('tessera', False), ('tessera', True),
+                                                              ('tessera_inter2', False), ('tf', False)}
     for c in checks:
         protos = {k.split(':')[0] for k in c['outputs']}
         assert protos == ({'grpc'} if c['server'] == 'tf' else {'grpc', 'rest'})
