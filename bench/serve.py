@@ -240,8 +240,8 @@ class Server:
 
 
 # Server kinds: 'tessera' (intra-op SERVER_THREADS, one run at a time), 'tessera_inter2' (runs
-# side by side: intra-op 1, inter-op 2, each run on its own copy of the plan; only the served
-# batch-32 cells, where two single-threaded runs beat one two-threaded run), 'tf'.
+# side by side: intra-op 1, inter-op 2, each run on its own copy of the plan; batching off, the
+# served batch-32 cells and batch-1 requests at the most clients), 'tf'.
 INTER2 = dict(intra=1, inter=2)
 
 
@@ -291,8 +291,8 @@ def in_process(binary, info, batch, seconds, work, tag):
 
 def cells_for(kind, batching, clients, key_only):
     """(protocol, clients, request batch) cells one server configuration runs."""
-    if kind == 'tessera_inter2':
-        return [('grpc', 2, 32), ('grpc', 4, 32)]  # served batch-32 throughput, runs side by side
+    if kind == 'tessera_inter2':  # runs side by side: the most clients, and served batch-32 throughput
+        return [('grpc', max(clients), 1), ('grpc', 2, 32), ('grpc', 4, 32)]
     cells = []
     protocols = ('grpc',) if kind == 'tf' else ('grpc', 'rest')
     for proto in protocols:

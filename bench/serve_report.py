@@ -62,6 +62,8 @@ def targets(results, cells, in_process):
             off = _find(cells, model=m, server='tessera', batching=False, protocol=proto, clients=top,
                         request_batch=1)
             compute = ip.get((m, bp['max_batch_size']))
+            side = _find(cells, model=m, server='tessera_inter2', batching=False, protocol=proto, clients=top,
+                         request_batch=1)
             if on and off and compute:
                 ratio = on['requests_per_s'] / off['requests_per_s']
                 bound = 2 * bp['batch_timeout_micros'] / 1e3 + compute['p50_ms']
@@ -72,7 +74,8 @@ def targets(results, cells, in_process):
                 out.append(dict(target='batching_speedup', model=m, protocol=proto, clients=top,
                                 value=ratio, p99_ms=on['p99_ms'], p99_bound_ms=bound,
                                 on_requests_per_s=on['requests_per_s'], off_requests_per_s=off['requests_per_s'],
-                                in_process_ceiling=ceiling, met=ratio >= 2 and on['p99_ms'] < bound))
+                                in_process_ceiling=ceiling, met=ratio >= 2 and on['p99_ms'] < bound,
+                                off_side_by_side_requests_per_s=side['requests_per_s'] if side else None))
         # 2. served batch-32 throughput vs in-process.
         served = [c for c in cells if c['model'] == m and c['server'] in ('tessera', 'tessera_inter2')
                   and not c['batching'] and c['request_batch'] == 32 and c['samples_per_s']]
@@ -86,13 +89,14 @@ def targets(results, cells, in_process):
                             met=best['samples_per_s'] >= 0.8 * ref['throughput_per_s']))
         # 3. Tessera vs the TF baseline at the most clients (gRPC, Tessera's better batching setting).
         tf = _find(cells, model=m, server='tf', protocol='grpc', clients=top, request_batch=1)
-        ts = [c for c in cells if c['model'] == m and c['server'] == 'tessera' and c['protocol'] == 'grpc'
-              and c['clients'] == top and c['request_batch'] == 1 and c['requests_per_s']]
+        ts = [c for c in cells if c['model'] == m and c['server'] in ('tessera', 'tessera_inter2')
+              and c['protocol'] == 'grpc' and c['clients'] == top and c['request_batch'] == 1 and c['requests_per_s']]
         if tf and ts:
             best = max(ts, key=lambda c: c['requests_per_s'])
             out.append(dict(target='tessera_vs_tf', model=m, clients=top, value=best['requests_per_s'] /
                             tf['requests_per_s'], tessera_requests_per_s=best['requests_per_s'],
-                            tessera_batching=best['batching'], tf_requests_per_s=tf['requests_per_s'],
+                            tessera_batching=best['batching'], tessera_server=best['server'],
+                            tf_requests_per_s=tf['requests_per_s'],
                             met=best['requests_per_s'] >= 3 * tf['requests_per_s']))
     return out
 
@@ -146,7 +150,9 @@ def markdown(results):
         if t['target'] == 'batching_speedup':
             meas = (f'{t["protocol"]}: {t["value"]:.2f}x ({t["on_requests_per_s"]:.0f} vs '
                     f'{t["off_requests_per_s"]:.0f} req/s); p99 {t["p99_ms"]:.1f} ms vs bound '
-                    f'{t["p99_bound_ms"]:.1f} ms; in-process ceiling {_fmt(t["in_process_ceiling"], 2)}x')
+                    f'{t["p99_bound_ms"]:.1f} ms; in-process ceiling {_fmt(t["in_process_ceiling"], 2)}x'
+                    + (f'; unbatched with runs side by side: {t["off_side_by_side_requests_per_s"]:.0f} req/s'
+                       if t.get('off_side_by_side_requests_per_s') else ''))
             goal = '>= 2x, p99 < 2 x timeout + one batch (in-process p50 at max_batch_size)'
         elif t['target'] == 'served_vs_in_process_b32':
             meas = (f'{t["value"]:.2f} ({t["served_samples_per_s"]:.0f} vs {t["in_process_samples_per_s"]:.0f} '
@@ -154,7 +160,8 @@ def markdown(results):
             goal = '>= 0.80'
         else:
             meas = (f'{t["value"]:.2f}x ({t["tessera_requests_per_s"]:.0f} vs {t["tf_requests_per_s"]:.0f} '
-                    f'req/s; Tessera batching {"on" if t["tessera_batching"] else "off"})')
+                    f'req/s; Tessera batching {"on" if t["tessera_batching"] else "off"}'
+                    + (', runs side by side' if t.get('tessera_server') == 'tessera_inter2' else '') + ')')
             goal = '>= 3x'
         lines.append(f'| {t["target"]} | {t["model"]} | {meas} | {goal} | {"yes" if t["met"] else "**no**"} |')
     lines += ['', 'batching_speedup: batching on / off at the most clients, batch-1 requests; "in-process '
@@ -173,6 +180,7 @@ def markdown(results):
                   '| server | batching | API | ' + ' | '.join(f'{c} clients' for c in clients) + ' | errors |',
                   '| --- | --- | --- | ' + ' | '.join('---' for _ in clients) + ' | --- |']
         for server, batching, proto in [('tessera', False, 'grpc'), ('tessera', True, 'grpc'),
+                                        ('tessera_inter2', False, 'grpc'),
                                         ('tessera', False, 'rest'), ('tessera', True, 'rest'),
                                         ('tf', False, 'grpc')]:
             row, errs, any_cell = [], {}, False
@@ -190,9 +198,10 @@ def markdown(results):
                 row.append(f'{_fmt(x["requests_per_s"])} ({_fmt(x["p50_ms"], 2)} / {_fmt(x["p99_ms"], 2)})'
                            + (f' [{x["trials"]}]' if x['trials'] > 1 else '')
                            + (f' b≈{x["mean_padded_batch"]:.0f}' if x.get('mean_padded_batch') else ''))
-            if not any_cell and server == 'tf' and proto != 'grpc':
+            if not any_cell and (server == 'tessera_inter2' or (server == 'tf' and proto != 'grpc')):
                 continue
-            name = 'TF 2.21 (Python gRPC)' if server == 'tf' else 'Tessera'
+            name = ('TF 2.21 (Python gRPC)' if server == 'tf' else 'Tessera, runs side by side (intra-op 1, inter-op 2)'
+                    if server == 'tessera_inter2' else 'Tessera')
             lines.append(f'| {name} | {"on" if batching else "off"} | {proto.upper() if proto == "rest" else "gRPC"} | '
                          + ' | '.join(row) + f' | {sum(errs.values()) if errs else 0} |')
         b32 = [c for c in cells if c['model'] == m and c['request_batch'] == 32]
