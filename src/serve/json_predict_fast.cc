@@ -186,38 +186,14 @@ class SimpleJsonReader {
 
   bool list(int depth) {
     if (depth >= kMaxDepth || !h_.StartArray()) return false;
-    ++p_;
-    skip_ws();
     rapidjson::SizeType n = 0;
-    if (at(']')) {
-      ++p_;
-      return h_.EndArray(0);
-    }
-    for (;;) {
-      if (!value(depth + 1)) return false;
-      ++n;
-      skip_ws();
-      if (at(',')) {
-        ++p_;
-        skip_ws();
-        continue;
-      }
-      if (!at(']')) return false;
-      ++p_;
-      return h_.EndArray(n);
-    }
+    return items(']', [&] { return value(depth + 1); }, &n) && h_.EndArray(n);
   }
 
   bool object(int depth) {
     if (depth >= kMaxDepth || !h_.StartObject()) return false;
-    ++p_;
-    skip_ws();
     rapidjson::SizeType n = 0;
-    if (at('}')) {
-      ++p_;
-      return h_.EndObject(0);
-    }
-    for (;;) {
+    auto member = [&] {
       std::string_view key;
       if (!at('"') || !string(&key) || !h_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()), true))
         return false;
@@ -225,17 +201,33 @@ class SimpleJsonReader {
       if (!at(':')) return false;
       ++p_;
       skip_ws();
-      if (!value(depth + 1)) return false;
-      ++n;
+      return value(depth + 1);
+    };
+    return items('}', member, &n) && h_.EndObject(n);
+  }
+
+  // The items of a list or object from its opening bracket (at p_) through `close`, separated
+  // by commas with whitespace around; `item` reads one. *n: how many.
+  template <typename Item>
+  bool items(char close, Item&& item, rapidjson::SizeType* n) {
+    ++p_;
+    skip_ws();
+    if (at(close)) {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      if (!item()) return false;
+      ++*n;
       skip_ws();
       if (at(',')) {
         ++p_;
         skip_ws();
         continue;
       }
-      if (!at('}')) return false;
+      if (!at(close)) return false;
       ++p_;
-      return h_.EndObject(n);
+      return true;
     }
   }
 
