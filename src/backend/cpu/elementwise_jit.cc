@@ -14,7 +14,6 @@ namespace tessera::cpu {
 namespace {
 
 using Xbyak::Zmm;
-using Xbyak::Opmask;
 
 struct Unsupported {};  // thrown while generating; compile() answers nullptr
 
@@ -276,16 +275,13 @@ class Generator : public Xbyak::CodeGenerator {
       case UnaryOp::kRsqrt: {
         Zmm s = alloc();
         vsqrtps(s, x);
-        vbroadcastss(d, cst32(1.f));
-        vdivps(d, d, s);
+        divide(1.f, s, d, d);
         release(s);
         return;
       }
       case UnaryOp::kSquare: vmulps(d, x, x); return;
       case UnaryOp::kReciprocal:
-        if (d.getIdx() == x.getIdx()) throw Unsupported{};
-        vbroadcastss(d, cst32(1.f));
-        vdivps(d, d, x);
+        divide(1.f, x, d, d);
         return;
       case UnaryOp::kTanh: tanh(x, d); return;
       case UnaryOp::kSigmoid: sigmoid(x, d); return;
@@ -352,6 +348,20 @@ class Generator : public Xbyak::CodeGenerator {
     throw Unsupported{};
   }
 
+  // d = num / den, through `scratch` (which may be d; it must not be den).
+  void divide(float num, const Zmm& den, const Zmm& d, const Zmm& scratch) {
+    if (scratch.getIdx() == den.getIdx()) throw Unsupported{};
+    vbroadcastss(scratch, cst32(num));
+    vdivps(d, scratch, den);
+  }
+  // d = num / (e^a + 1), the tail of sigmoid and tanh; `a` is overwritten.
+  void over_exp_plus_one(float num, const Zmm& a, const Zmm& d) {
+    exp(a, d);
+    vaddps(d, d, cst(1.f));
+    vbroadcastss(a, cst32(num));
+    vdivps(d, a, d);
+  }
+
   // p = c[0]; p = p·t + c[i]: Horner with the coefficients in memory.
   void horner(const Zmm& p, const Zmm& t, std::initializer_list<float> c) {
     auto it = c.begin();
@@ -367,7 +377,8 @@ class Generator : public Xbyak::CodeGenerator {
     vmaxps(c, x, cst(-87.3f));
     vminps(c, c, cst(88.7f));
     vmovaps(n, c);
-    vfmadd213ps(n, Zmm(splat_into(r, 1.44269504f)), cst(0.5f));
+    vbroadcastss(r, cst32(1.44269504f));
+    vfmadd213ps(n, r, cst(0.5f));
     vrndscaleps(n, n, 0x09);
     vmovaps(r, c);
     vfnmadd231ps(r, n, cst(0.693359375f));
@@ -385,19 +396,11 @@ class Generator : public Xbyak::CodeGenerator {
     release(n);
     release(r);
   }
-  const Zmm& splat_into(const Zmm& z, float v) {
-    vbroadcastss(z, cst32(v));
-    return z;
-  }
-
   // 1 / (1 + e^{-x})
   void sigmoid(const Zmm& x, const Zmm& d) {
     Zmm t = alloc();
     vpxord(t, x, csti(0x80000000u));
-    exp(t, d);
-    vaddps(d, d, cst(1.f));
-    vbroadcastss(t, cst32(1.f));
-    vdivps(d, t, d);
+    over_exp_plus_one(1.f, t, d);
     release(t);
   }
 
@@ -406,10 +409,7 @@ class Generator : public Xbyak::CodeGenerator {
     Zmm a = alloc();
     vpandd(a, x, csti(0x7fffffffu));
     vaddps(a, a, a);
-    exp(a, d);
-    vaddps(d, d, cst(1.f));
-    vbroadcastss(a, cst32(2.f));
-    vdivps(d, a, d);
+    over_exp_plus_one(2.f, a, d);
     vbroadcastss(a, cst32(1.f));
     vsubps(d, a, d);
     vcmpps(k4, x, cst(0.f), kLt);
@@ -423,8 +423,7 @@ class Generator : public Xbyak::CodeGenerator {
     vpandd(a, x, csti(0x7fffffffu));
     vmulps(t, a, cst(0.3275911f));
     vaddps(t, t, cst(1.f));
-    vbroadcastss(p, cst32(1.f));
-    vdivps(t, p, t);
+    divide(1.f, t, t, p);
     horner(p, t, {1.061405429f, -1.453152027f, 1.421413741f, -0.284496736f, 0.254829592f});
     vmulps(p, p, t);
     vmulps(a, a, a);
@@ -446,8 +445,7 @@ class Generator : public Xbyak::CodeGenerator {
     vpandd(a, x, csti(0x7fffffffu));
     vmulps(t, a, cst(0.4f));
     vaddps(t, t, cst(1.f));
-    vbroadcastss(q, cst32(1.f));
-    vdivps(t, q, t);
+    divide(1.f, t, t, q);
     horner(q, t, {-0.0308016296f, 0.204605147f, -0.514405906f, 0.568373203f, -0.301914394f, 0.281566918f,
                   0.126363024f, 0.215637669f, 0.224864468f, 0.22571148f});
     vmulps(q, q, t);  // t·Q(t); t is free from here

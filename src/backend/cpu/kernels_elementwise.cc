@@ -197,9 +197,14 @@ class ElementwiseKernel final : public CpuKernel {
     const int64_t blocks_per_row = (space.inner + block - 1) / block;
     const int64_t items = space.rows * blocks_per_row;
     const int64_t grain = std::max<int64_t>(1, 16384 / block);
+    // Per work item: the interpreter's temporaries (none for machine code, which keeps them
+    // in registers) and room to widen bool inputs.
+    const int64_t temp_slots = jit ? 0 : slots_;
+    const bool any_bool = std::find(is_bool_.begin(), is_bool_.end(), 1) != is_bool_.end();
+    const int64_t temp_floats = (temp_slots + (any_bool ? static_cast<int64_t>(in.size()) : 0)) * block;
     parallel_for(items, grain, r.threads(), [&](int64_t begin, int64_t end) {
-      std::vector<float> temps((slots_ + in.size()) * block);
-      float* widened = temps.data() + slots_ * block;  // bool inputs as 0/1 floats
+      std::vector<float> temps(static_cast<size_t>(temp_floats));
+      float* widened = temps.data() + temp_slots * block;  // bool inputs as 0/1 floats
       std::vector<const float*> op_ptr(in.size());
       std::vector<float*> dst(program_.size());
       std::vector<float*> out_ptr(outputs_.size());
