@@ -2,8 +2,8 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 
 #include "backend/cpu/isa.h"
@@ -112,7 +112,14 @@ class CpuTargetExecutable : public Executable {
       if (static_cast<int>(copies_.size()) + making_ + 1 < options_.concurrent_runs) {
         ++making_;
         lock.unlock();
-        auto copy = cpu::CpuExecutable::compile(graph_, options_, first_->packed_weights());
+        std::unique_ptr<cpu::CpuExecutable> copy;
+        try {
+          copy = cpu::CpuExecutable::compile(graph_, options_, first_->packed_weights());
+        } catch (...) {
+          lock.lock();
+          --making_;  // the slot is free again for a later call
+          throw;
+        }
         lock.lock();
         --making_;
         copies_.push_back(std::move(copy));
