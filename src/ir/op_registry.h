@@ -83,6 +83,10 @@ using KernelFn = std::function<void(KernelContext&)>;
 struct GradContext;
 using GradList = std::vector<std::optional<Value>>;
 using GradFn = std::function<GradList(GradContext&)>;
+// Whether a node keeps the rows of a batch apart: given which inputs carry the batch along dim 0
+// (`batched[i]`; the others are parameters such as filters), every output carries it too, and
+// output row r depends only on row r of the batched inputs.
+using RowwiseFn = std::function<bool(const Node& node, const std::vector<bool>& batched)>;
 
 struct OpDef {
   std::string name;
@@ -92,6 +96,7 @@ struct OpDef {
   InferFn infer;
   KernelFn compute;                  // reference semantics
   GradFn grad;                       // empty: not differentiable
+  RowwiseFn rowwise;                 // empty: never (ir/batch_rows.h)
 
   // Flat output index of "arg_name:k" for a node of this op.
   int flat_output_index(const Node& node, const std::string& arg_name, int k) const;

@@ -73,7 +73,7 @@ void add_binary(OpRegistry& r, const char* name, Types<Ts...>, F f, bool swap = 
   add_with_grad(r, {.name = name, .infer = infer_broadcast<R>,
          .compute = [name, f, swap](KernelContext& c) mutable {
            binary_compute<R, Ts...>(c, name, f, nullptr, swap);
-         }}, std::move(grad));
+         }, .rowwise = ops::rows_elementwise}, std::move(grad));
 }
 
 // ---- scalar functions ------------------------------------------------------------------------
@@ -530,7 +530,7 @@ void register_binary_ops(OpRegistry& r) {
            auto fs = [](const std::string& a, const std::string& b) { return a + b; };
            binary_compute<S, float, double, float16, bfloat16, uint8_t, int8_t, int16_t, int32_t,
                           int64_t>(c, "Add", add, fs);
-         }}, kGradAdd);
+         }, .rowwise = ops::rows_elementwise}, kGradAdd);
   add_binary<S>(r, "AddV2", RealTypes{}, add, false, kGradAdd);
   add_binary<S>(r, "Sub", RealTypes{}, [](auto a, auto b) { return wsub(a, b); }, false, kGradSub);
   add_binary<S>(r, "Mul", RealTypes{}, [](auto a, auto b) { return wmul(a, b); }, false, kGradMul);
@@ -595,8 +595,9 @@ void register_binary_ops(OpRegistry& r) {
   });
 
   add_with_grad(r, {.name = "BiasAdd", .attr_defaults = {{"data_format", std::string("NHWC")}},
-         .infer = infer_bias_add, .compute = bias_add_kernel}, grad_bias_add);
-  add_with_grad(r, {.name = "BiasAddV1", .infer = infer_bias_add, .compute = bias_add_kernel}, grad_bias_add);
+         .infer = infer_bias_add, .compute = bias_add_kernel, .rowwise = ops::rows_elementwise}, grad_bias_add);
+  add_with_grad(r, {.name = "BiasAddV1", .infer = infer_bias_add, .compute = bias_add_kernel,
+                    .rowwise = ops::rows_elementwise}, grad_bias_add);
   add_with_grad(r, {.name = "AddN", .infer = infer_add_n, .compute = add_n_kernel}, grad_add_n);
   add_with_grad(r, {.name = "Select", .infer = infer_select, .compute = select_kernel}, [](GradContext& c) { return grad_select(c, false); });
   add_with_grad(r, {.name = "SelectV2", .infer = infer_select_v2, .compute = select_v2_kernel}, [](GradContext& c) { return grad_select(c, true); });

@@ -525,7 +525,8 @@ void register_conv_ops(OpRegistry& r) {
                              {"dilations", std::vector<int64_t>{1, 1, 1, 1}}};
   add_with_grad(r, {.name = "Conv2D", .attr_defaults = conv2d_defaults,
                     .infer = [](InferContext& c) { infer_conv(c, 2); },
-                    .compute = [](KernelContext& c) { conv_kernel(c, 2); }},
+                    .compute = [](KernelContext& c) { conv_kernel(c, 2); },
+                    .rowwise = ops::rows_from_input0},
                 grad_conv2d);
   r.add({.name = "Conv3D",
          .attr_defaults = {{"data_format", std::string("NDHWC")},
@@ -548,7 +549,7 @@ void register_conv_ops(OpRegistry& r) {
                     .attr_defaults = {{"explicit_paddings", std::vector<int64_t>{}},
                                       {"data_format", std::string("NHWC")},
                                       {"dilations", std::vector<int64_t>{1, 1, 1, 1}}},
-                    .infer = infer_depthwise, .compute = depthwise_kernel},
+                    .infer = infer_depthwise, .compute = depthwise_kernel, .rowwise = ops::rows_from_input0},
                 grad_depthwise);
 }
 

@@ -201,7 +201,8 @@ void register_conv_like(OpRegistry& r, const std::string& name, const std::strin
            for (const char* k : {"strides", "padding", "explicit_paddings", "data_format", "dilations"})
              if (c.node.has_attr(k)) attrs[k] = c.node.attrs.at(k);
            c.set_output(0, apply_epilogue(c, run_op(base, {c.input(0), c.input(1)}, attrs)));
-         }});
+         },
+         .rowwise = ops::rows_from_input0});
 }
 
 // ---- TsElementwise -------------------------------------------------------------------------
@@ -521,7 +522,8 @@ void register_fused_ops(OpRegistry& r) {
          .infer = infer_fused_matmul, .compute = fused_matmul_kernel});
   register_conv_like(r, "TsFusedConv2D", "Conv2D");
   register_conv_like(r, "TsFusedDepthwiseConv2D", "DepthwiseConv2dNative");
-  r.add({.name = "TsElementwise", .infer = infer_elementwise, .compute = elementwise_kernel});
+  r.add({.name = "TsElementwise", .infer = infer_elementwise, .compute = elementwise_kernel,
+         .rowwise = ops::rows_elementwise});
   r.add({.name = "TsLayerNorm", .attr_defaults = {{"epsilon", 0.001f}, {"T", DType::kFloat32}},
          .infer = infer_layer_norm, .compute = layer_norm_kernel});
   r.add({.name = "TsGelu", .attr_defaults = {{"approximate", false}, {"T", DType::kFloat32}},

@@ -59,4 +59,57 @@ std::optional<std::vector<int64_t>> known_ints(const InferContext& c, size_t i) 
   return t->to_int_vector();
 }
 
+std::optional<std::vector<int64_t>> known_ints(const Node& node, size_t i) {
+  if (i >= node.inputs.size()) return std::nullopt;
+  const Value& v = node.inputs[i];
+  if (v.index >= static_cast<int>(v.node->known.size())) return std::nullopt;
+  const Tensor& t = v.node->known[v.index];
+  if (!t.valid() || !is_integer(t.dtype())) return std::nullopt;
+  return t.to_int_vector();
+}
+
+namespace {
+
+int64_t input_rank(const Node& node, size_t i) {
+  const PartialShape& s = node.inputs[i].node->outputs[node.inputs[i].index].shape;
+  return s.known_rank ? s.rank() : -1;
+}
+
+// Every output's rank, or -1 when outputs differ or one is unknown.
+int64_t output_rank(const Node& node) {
+  int64_t rank = -1;
+  for (const ValueInfo& o : node.outputs) {
+    if (!o.shape.known_rank || (rank >= 0 && o.shape.rank() != rank)) return -1;
+    rank = o.shape.rank();
+  }
+  return rank;
+}
+
+}  // namespace
+
+bool rows_elementwise(const Node& node, const std::vector<bool>& batched) {
+  const int64_t rank = output_rank(node);
+  if (rank < 1) return false;
+  bool any = false;
+  for (size_t i = 0; i < node.inputs.size() && i < batched.size(); ++i) {
+    const int64_t r = input_rank(node, i);
+    if (batched[i]) {
+      if (r != rank) return false;
+      any = true;
+      continue;
+    }
+    const PartialShape& s = node.inputs[i].node->outputs[node.inputs[i].index].shape;
+    if (r < 0 || (r == rank && s.dims[0] != 1)) return false;
+  }
+  return any;
+}
+
+bool rows_from_input0(const Node& node, const std::vector<bool>& batched) {
+  const int64_t rank = output_rank(node);
+  if (rank < 1 || batched.empty() || !batched[0] || (batched.size() > 1 && batched[1])) return false;
+  for (size_t i = 2; i < batched.size(); ++i)
+    if (batched[i] && input_rank(node, i) != rank) return false;
+  return true;
+}
+
 }  // namespace tessera::ops

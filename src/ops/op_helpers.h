@@ -34,4 +34,15 @@ std::vector<int64_t> strides_of(const Shape& shape);
 // Input i's compile-time value as integers, if known (e.g. a Reshape target or an axis).
 std::optional<std::vector<int64_t>> known_ints(const InferContext& c, size_t i);
 
+// Input i's value as integers if it is known at compile time (small constants), from the node.
+std::optional<std::vector<int64_t>> known_ints(const Node& node, size_t i);
+
+// OpDef::rowwise rules shared by op families (see RowwiseFn).
+// Elementwise with broadcasting: every batched input has the rank of every output (so its dim 0
+// lines up with theirs), and every other input either has a lower rank or a dim 0 of 1.
+bool rows_elementwise(const Node& node, const std::vector<bool>& batched);
+// Input 0 is batched, input 1 (a filter or weight) is not, and any further input is either a
+// parameter or batched with the output's rank (a fused residual): convolutions.
+bool rows_from_input0(const Node& node, const std::vector<bool>& batched);
+
 }  // namespace tessera::ops

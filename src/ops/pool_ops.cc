@@ -259,6 +259,14 @@ GradList grad_avg_pool(GradContext& c) {
 
 }  // namespace
 
+// OpDef::rowwise of a pooling op: its windows span one row (ksize and strides 1 on dim 0).
+static bool pool_rows(const Node& node, const std::vector<bool>& batched) {
+  if (batched.size() != 1 || !batched[0]) return false;
+  const auto k = node.attr_or<std::vector<int64_t>>("ksize", {});
+  const auto s = node.attr_or<std::vector<int64_t>>("strides", {});
+  return !k.empty() && k[0] == 1 && !s.empty() && s[0] == 1;
+}
+
 void register_pool_ops(OpRegistry& r) {
   const AttrMap max_defaults = {{"T", DType::kFloat32}, {"explicit_paddings", std::vector<int64_t>{}},
                                 {"data_format", std::string("NHWC")}};
@@ -269,7 +277,8 @@ void register_pool_ops(OpRegistry& r) {
                     .compute = [](KernelContext& c) {
                       pool_compute(c, 2, true, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"),
                                    MaxPoolTypes{}, "MaxPool");
-                    }},
+                    },
+                    .rowwise = pool_rows},
                 grad_max_pool);
   r.add({.name = "MaxPoolGrad", .attr_defaults = max_defaults,
          .infer = [](InferContext& c) { c.set_output(0, c.input(2).dtype, c.input(0).shape); },
@@ -290,7 +299,8 @@ void register_pool_ops(OpRegistry& r) {
                     .compute = [](KernelContext& c) {
                       pool_compute(c, 2, false, attr_ints(c.node, "ksize"), attr_ints(c.node, "strides"),
                                    AvgPoolTypes{}, "AvgPool");
-                    }},
+                    },
+                    .rowwise = pool_rows},
                 grad_avg_pool);
   r.add({.name = "AvgPoolGrad", .attr_defaults = {{"data_format", std::string("NHWC")}},
          .infer = [](InferContext& c) {

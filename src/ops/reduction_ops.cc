@@ -86,6 +86,17 @@ std::vector<A> accumulate(const Tensor& x, const ReducePlan& plan, A init, Comb 
   return acc;
 }
 
+// OpDef::rowwise of a reduction: the axes are known and leave the batch dim alone.
+bool reduce_rows(const Node& node, const std::vector<bool>& batched) {
+  if (batched.size() != 2 || !batched[0] || batched[1]) return false;
+  const PartialShape& in = node.inputs[0].node->outputs[node.inputs[0].index].shape;
+  std::optional<std::vector<int64_t>> axes = ops::known_ints(node, 1);
+  if (!in.known_rank || !axes) return false;
+  for (int64_t a : *axes)
+    if (a == 0 || a == -in.rank()) return false;
+  return true;
+}
+
 // A reduction op: `run<T>(x, plan, out)` fills `out`.
 template <typename... Ts, typename Run>
 void add_reduction(OpRegistry& r, const char* name, Types<Ts...>, Run run, bool to_bool = false,
@@ -126,7 +137,8 @@ void add_reduction(OpRegistry& r, const char* name, Types<Ts...>, Run run, bool 
              run.template operator()<T>(x, plan, out);
            });
            c.set_output(0, std::move(out));
-         }}, std::move(grad));
+         },
+         .rowwise = reduce_rows}, std::move(grad));
 }
 
 // Runs `accumulate` then writes fin(acc) for each output.

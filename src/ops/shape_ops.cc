@@ -483,6 +483,25 @@ GradList grad_reshape_back(GradContext& c) {
   return out;
 }
 
+// OpDef::rowwise of Reshape: a known target [-1, d1, ...] that regroups each row's known
+// elements, so row r stays row r.
+static bool reshape_rows(const Node& node, const std::vector<bool>& batched) {
+  if (batched.size() != 2 || !batched[0] || batched[1]) return false;
+  const PartialShape& in = node.inputs[0].node->outputs[node.inputs[0].index].shape;
+  std::optional<std::vector<int64_t>> to = ops::known_ints(node, 1);
+  if (!in.known_rank || in.rank() < 1 || !to || to->empty() || (*to)[0] != -1) return false;
+  int64_t row_in = 1, row_out = 1;
+  for (int64_t i = 1; i < in.rank(); ++i) {
+    if (in.dims[i] < 0) return false;
+    row_in *= in.dims[i];
+  }
+  for (size_t i = 1; i < to->size(); ++i) {
+    if ((*to)[i] < 0) return false;
+    row_out *= (*to)[i];
+  }
+  return row_in == row_out;
+}
+
 void register_shape_ops(OpRegistry& r) {
   const AttrMap out_int32 = {{"out_type", DType::kInt32}};
   r.add({.name = "Shape", .attr_defaults = out_int32,
@@ -500,7 +519,7 @@ void register_shape_ops(OpRegistry& r) {
            c.set_output(0, make_ints(DType::kInt32, {c.input(0).rank()}, {}));
          }});
   add_with_grad(r, {.name = "Reshape", .attr_defaults = {{"Tshape", DType::kInt32}}, .infer = infer_reshape,
-         .compute = reshape_kernel}, grad_reshape_back);
+         .compute = reshape_kernel, .rowwise = reshape_rows}, grad_reshape_back);
   add_with_grad(r, {.name = "ExpandDims", .attr_defaults = {{"Tdim", DType::kInt32}}, .infer = infer_expand_dims,
          .compute = expand_dims_kernel}, grad_reshape_back);
   add_with_grad(r, {.name = "Squeeze", .attr_defaults = {{"squeeze_dims", std::vector<int64_t>{}}},

@@ -32,7 +32,7 @@ void add_map(OpRegistry& r, const char* name, Types<Ts...>, F f, GradFn grad = {
              for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(f(up(a[i])));
            });
            c.set_output(0, std::move(out));
-         }}, std::move(grad));
+         }, .rowwise = ops::rows_elementwise}, std::move(grad));
 }
 
 // out[i] = pred(x[i]) as bool (IsNan, IsInf, IsFinite).

@@ -43,6 +43,29 @@ def test_inference_numeric_match(model, batch):
         assert_numeric_match(ref, got[name], name)
 
 
+CHUNKED = [m for m in INFERENCE if m["name"].split("_")[0] in ("mobilenetv2", "efficientnetb0", "resnet50")]
+
+
+@pytest.mark.parametrize("model", CHUNKED, ids=[m["name"] for m in CHUNKED])
+def test_inference_with_row_chunks(model, monkeypatch, tmp_path):
+    """The cpu target's row chunks (backend/cpu/row_chunks.h) on real image models: the first
+    layers 3 rows at a time (batch 8: chunks of 3, 3 and 2), the rest on the whole batch."""
+    monkeypatch.setenv("TESSERA_CPU_CHUNK_ROWS", "3")
+    monkeypatch.setenv("TESSERA_CPU_PLAN_STATS", "1")
+    folder = ZOO_DIR / model["path"]
+    inputs = _load(folder.parent / "inputs_b8.npz")
+    expected = _load(folder.parent / "outputs_b8.npz")
+    np.savez(tmp_path / "in.npz", **inputs)
+    proc = run_cli("run", folder, "--signature", model["signature"], "--input", tmp_path / "in.npz",
+                   "--output", tmp_path / "out.npz")
+    heads = re.findall(r"cpu row chunks: head of (\d+) nodes.*, 3 rows per chunk", proc.stderr)
+    assert heads and int(heads[0]) >= 2, proc.stderr[-2000:]
+    got = _load(tmp_path / "out.npz")
+    assert set(got) == set(expected)
+    for name, ref in expected.items():
+        assert_numeric_match(ref, got[name], name)
+
+
 @pytest.mark.parametrize("model", IMPORT_ONLY, ids=[m["name"] for m in IMPORT_ONLY])
 def test_import_only_every_op_and_shape(model):
     proc = run_cli("inspect", "--no-variables", ZOO_DIR / model["path"], check=False)

@@ -72,6 +72,9 @@ struct CpuOptions {
   // Runs of one executable that may proceed at once (runtime/executable.h): each takes its own
   // copy of the plan (arena and kernels; packed weights are shared). 1 = one run at a time.
   int concurrent_runs = 1;
+  // Rows per chunk for the graph's first layers (row_chunks.h): -1 = the cache rule decides
+  // (or $TESSERA_CPU_CHUNK_ROWS), 0 = never split, n > 0 = split wherever a head exists.
+  int chunk_rows = -1;
 };
 
 // What the memory plan for one input-shape signature came to.
@@ -108,6 +111,8 @@ class CpuExecutable {
   // Seconds spent per op (" (reference)" appended where no fast kernel ran), summed over
   // planned runs so far; empty unless TESSERA_CPU_PROFILE is set. Diff two calls for a window.
   virtual std::map<std::string, double> op_seconds() const { return {}; }
+  // Rows per chunk of the head part (row_chunks.h), 0 when the graph runs as one plan.
+  virtual int64_t chunk_rows() const { return 0; }
 };
 
 }  // namespace tessera::cpu

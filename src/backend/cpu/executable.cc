@@ -29,6 +29,7 @@
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/onednn.h"
+#include "backend/cpu/row_chunks.h"
 #include "backend/cpu/threads.h"
 #include "ir/interpreter.h"
 #include "ops/op_helpers.h"
@@ -582,7 +583,11 @@ int resolve_inter_op(int requested) {
 std::unique_ptr<CpuExecutable> CpuExecutable::compile(std::shared_ptr<const Graph> graph, const CpuOptions& options,
                                                       const std::vector<PackedWeight>& prepacked) {
   TS_CHECK(graph != nullptr, "CpuExecutable::compile: no graph");
-  return std::make_unique<Executable>(std::move(graph), options, prepacked);
+  PlanCompiler plan = [&](std::shared_ptr<const Graph> g) -> std::unique_ptr<CpuExecutable> {
+    return std::make_unique<Executable>(std::move(g), options, prepacked);
+  };
+  if (auto chunked = compile_row_chunked(graph, options, plan)) return chunked;
+  return plan(std::move(graph));
 }
 
 }  // namespace tessera::cpu
