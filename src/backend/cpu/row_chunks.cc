@@ -36,6 +36,7 @@ RowChunkPlan plan_row_chunks(const Graph& g, int chunk_rows) {
     if (n->def && n->def->stateful && n->op != "_Arg") return plan;
   BatchRows rows = find_batch_rows(g);
   if (rows.rowwise.empty()) return plan;
+  plan.batched_args = rows.batched_args;
   std::set<const Node*> batched_args;
   for (int i : rows.batched_args) batched_args.insert(g.args[i]);
   // Per row-independent node: its batched inputs' and outputs' bytes per row, and its
@@ -225,7 +226,6 @@ std::unique_ptr<CpuExecutable> compile_row_chunked(const std::shared_ptr<const G
   RowChunkPlan plan = plan_row_chunks(*graph, chunk_rows);
   if (plan.head.empty()) return nullptr;
   SplitFunction split = split_function(*graph, plan.head);
-  BatchRows rows = find_batch_rows(*graph);
   // Batches whose head activations fit in twice a chunk's budget gain nothing from chunks
   // (measured: the MobileNetV2 head per image is the same at 8 and 16 rows as at 4).
   const int64_t whole_rows =
@@ -234,7 +234,7 @@ std::unique_ptr<CpuExecutable> compile_row_chunked(const std::shared_ptr<const G
     std::fprintf(stderr, "cpu row chunks: head of %zu nodes (up to %lld bytes per row in one node), %zu cut values, %lld rows per chunk\n",
                  plan.head.size(), static_cast<long long>(plan.max_row_bytes), split.cut.size(),
                  static_cast<long long>(plan.rows));
-  return std::make_unique<RowChunkedExecutable>(compile(split.head), compile(split.tail), rows.batched_args,
+  return std::make_unique<RowChunkedExecutable>(compile(split.head), compile(split.tail), plan.batched_args,
                                                 plan.rows, whole_rows);
 }
 

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <unordered_set>
+#include <vector>
 
 #include "backend/cpu/cpu_executable.h"
 
@@ -43,6 +44,7 @@ inline constexpr int64_t kMinHeadRowBytes = int64_t{1} << 20;
 
 struct RowChunkPlan {
   std::unordered_set<const Node*> head;  // empty: no split
+  std::vector<int> batched_args;         // the args whose rows the chunks take
   int64_t rows = 0;                      // rows per chunk
   int64_t max_row_bytes = 0;             // the largest head node's input + output bytes per row
   int64_t head_row_bytes = 0;            // all head nodes' input + output bytes per row
