@@ -66,6 +66,25 @@ TEST(CpuRowChunks, ChunkedRunsMatchOnePlanAndTheReference) {
   }
 }
 
+TEST(CpuRowChunks, AGraphThatIsAllHeadPassesItsCutThrough) {
+  // Every node keeps rows apart: the tail only returns the cut values it is given.
+  FnGraph f;
+  Value x = f.arg(DType::kFloat32, PartialShape({-1, 10, 10, 3}));
+  Node* a = f.op("Conv2D", {x, f.constant(random_tensor({3, 3, 3, 6}, 5, -0.5f, 0.5f))}, conv_attrs());
+  Node* r = f.op("Relu", {a->out()}, {{"T", DType::kFloat32}});
+  f.result(r->out());
+  f.result(a->out());
+  CpuOptions chunked{2};
+  chunked.chunk_rows = 2;
+  auto exe = CpuExecutable::compile(f.g, chunked);
+  ASSERT_EQ(exe->chunk_rows(), 2);
+  std::vector<Tensor> args = {random_tensor({5, 10, 10, 3}, 6)};
+  std::vector<Tensor> ref = call_function(*f.g, args, nullptr);
+  std::vector<Tensor> got = exe->run(args, nullptr);
+  ASSERT_EQ(got.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) expect_match(ref[i], got[i], "result " + std::to_string(i));
+}
+
 TEST(CpuRowChunks, TheCacheRulePicksImageLayersNotDenseOnes) {
   // 64x64x16 activations: 256 KiB per row for one node, over a MiB across the head.
   FnGraph image = conv_net(64, 16, false);
