@@ -171,15 +171,6 @@ std::optional<PartialInts> unknown_elements(const Value& v) {
   return PartialInts(static_cast<size_t>(n));
 }
 
-std::optional<std::vector<int64_t>> known_input_ints(const Node& n, size_t i) {
-  if (i >= n.inputs.size()) return std::nullopt;
-  const Value& v = n.inputs[i];
-  if (v.index >= static_cast<int>(v.node->known.size())) return std::nullopt;
-  const Tensor& t = v.node->known[v.index];
-  if (!t.valid() || !is_integer(t.dtype())) return std::nullopt;
-  return read_ints(t);
-}
-
 std::optional<PartialInts> partial_from_op(const Value& v, int depth) {
   const Node& n = *v.node;
   const std::string& op = n.op;
@@ -214,7 +205,7 @@ std::optional<PartialInts> partial_from_op(const Value& v, int depth) {
   if (op == "ConcatV2" || op == "Concat") {
     size_t first = op == "Concat" ? 1 : 0;
     size_t count = n.inputs.size() - 1;
-    auto axis = known_input_ints(n, op == "Concat" ? 0 : n.inputs.size() - 1);
+    auto axis = ops::known_ints(n, op == "Concat" ? 0 : n.inputs.size() - 1);
     if (!axis || axis->size() != 1 || ((*axis)[0] != 0 && (*axis)[0] != -1)) return std::nullopt;
     PartialInts out;
     for (size_t i = first; i < first + count; ++i) {
@@ -233,14 +224,14 @@ std::optional<PartialInts> partial_from_op(const Value& v, int depth) {
     const int64_t len = static_cast<int64_t>(p->size());
     int64_t begin, stride = 1, size;
     if (op == "Slice") {
-      auto b = known_input_ints(n, 1), s = known_input_ints(n, 2);
+      auto b = ops::known_ints(n, 1), s = ops::known_ints(n, 2);
       if (!b || !s || b->size() != 1 || s->size() != 1) return std::nullopt;
       begin = (*b)[0];
       size = (*s)[0] == -1 ? len - begin : (*s)[0];
       if (begin < 0 || size < 0 || begin + size > len) return std::nullopt;
     } else {
       StridedSliceArgs a = strided_slice_args(n);
-      auto b = known_input_ints(n, 1), e = known_input_ints(n, 2), s = known_input_ints(n, 3);
+      auto b = ops::known_ints(n, 1), e = ops::known_ints(n, 2), s = ops::known_ints(n, 3);
       if (!b || !e || !s || a.ellipsis_mask || a.new_axis_mask) return std::nullopt;
       a.begin = *b;
       a.end = *e;
@@ -260,14 +251,14 @@ std::optional<PartialInts> partial_from_op(const Value& v, int depth) {
   }
   if (op == "GatherV2" || op == "Gather") {
     if (op == "GatherV2") {
-      auto axis = known_input_ints(n, 2);
+      auto axis = ops::known_ints(n, 2);
       if (!axis || axis->size() != 1 || (*axis)[0] != 0 || n.attr_or<int64_t>("batch_dims", 0) != 0)
         return std::nullopt;
     }
     const Value& in = n.inputs.at(0);
     if (in.node->outputs.at(in.index).shape.rank() != 1) return std::nullopt;
     std::optional<PartialInts> p = input(0);
-    auto idx = known_input_ints(n, 1);
+    auto idx = ops::known_ints(n, 1);
     if (!p || !idx) return std::nullopt;
     PartialInts out;
     for (int64_t i : *idx) {

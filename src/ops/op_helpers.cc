@@ -53,11 +53,7 @@ std::vector<int64_t> strides_of(const Shape& shape) {
   return s;
 }
 
-std::optional<std::vector<int64_t>> known_ints(const InferContext& c, size_t i) {
-  const Tensor* t = c.input_value(i);
-  if (!t || !(is_integer(t->dtype()))) return std::nullopt;
-  return t->to_int_vector();
-}
+std::optional<std::vector<int64_t>> known_ints(const InferContext& c, size_t i) { return known_ints(c.node, i); }
 
 std::optional<std::vector<int64_t>> known_ints(const Node& node, size_t i) {
   if (i >= node.inputs.size()) return std::nullopt;

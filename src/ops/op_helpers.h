@@ -31,10 +31,9 @@ Shape broadcast(const Shape& a, const Shape& b);
 // Row-major strides of a shape (in elements).
 std::vector<int64_t> strides_of(const Shape& shape);
 
-// Input i's compile-time value as integers, if known (e.g. a Reshape target or an axis).
+// Input i's compile-time value as integers, if known (e.g. a Reshape target or an axis), from
+// shape inference's context or from the node.
 std::optional<std::vector<int64_t>> known_ints(const InferContext& c, size_t i);
-
-// Input i's value as integers if it is known at compile time (small constants), from the node.
 std::optional<std::vector<int64_t>> known_ints(const Node& node, size_t i);
 
 // OpDef::rowwise rules shared by op families (see RowwiseFn).

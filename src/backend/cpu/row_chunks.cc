@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <set>
 #include <utility>
 
@@ -94,42 +93,21 @@ namespace {
 class RowChunkedExecutable final : public CpuExecutable {
  public:
   RowChunkedExecutable(std::unique_ptr<CpuExecutable> head, std::unique_ptr<CpuExecutable> tail,
-                       std::vector<int> batched_args, int64_t rows, int64_t whole_rows)
+                       std::vector<int> batched_args, std::vector<PartialShape> cut_shapes, int64_t rows,
+                       int64_t whole_rows)
       : head_(std::move(head)),
         tail_(std::move(tail)),
         batched_args_(std::move(batched_args)),
+        cut_shapes_(std::move(cut_shapes)),
         rows_(rows),
         whole_rows_(whole_rows) {}
 
   std::vector<Tensor> run(const std::vector<Tensor>& args, ResourceStore* variables) override {
-    // The batch: dim 0 of every batched arg, if they agree (else the head checks the args).
-    int64_t n = -1;
-    for (int i : batched_args_) {
-      if (static_cast<size_t>(i) >= args.size() || args[i].rank() < 1 || !is_pod(args[i].dtype()) ||
-          (n >= 0 && args[i].dim(0) != n)) {
-        n = -1;
-        break;
-      }
-      n = args[i].dim(0);
-    }
-    std::vector<Tensor> cut;
-    std::vector<Shape> head_shapes;
-    if (n <= whole_rows_) {
-      cut = head_->run(args, variables);
-      for (const Tensor& a : args) head_shapes.push_back(a.shape());
-    } else {
-      cut = run_chunks(args, n, variables, &head_shapes);
-    }
-    std::vector<Tensor> tail_args = std::move(cut);
+    std::vector<Tensor> tail_args;
+    if (const int64_t n = batch_rows(args); n <= whole_rows_) tail_args = head_->run(args, variables);
+    else tail_args = run_chunks(args, n, variables);
     tail_args.insert(tail_args.end(), args.begin(), args.end());
-    std::vector<Shape> tail_shapes;
-    for (const Tensor& a : tail_args) tail_shapes.push_back(a.shape());
-    std::vector<Tensor> out = tail_->run(tail_args, variables);
-    std::vector<Shape> key;
-    for (const Tensor& a : args) key.push_back(a.shape());
-    std::lock_guard lock(mu_);
-    if (shapes_.size() < 64) shapes_[key] = {std::move(head_shapes), std::move(tail_shapes)};
-    return out;
+    return tail_->run(tail_args, variables);
   }
 
   std::vector<PackedWeight> packed_weights() const override {
@@ -141,15 +119,22 @@ class RowChunkedExecutable final : public CpuExecutable {
   int inter_op() const override { return head_->inter_op(); }
   int64_t chunk_rows() const override { return rows_; }
 
+  // The head's plan for the first chunk's shapes (or the whole batch's), the tail's for the
+  // cut values at the whole batch (their other dims are static: the head only has such nodes).
   PlanStats plan_stats(const std::vector<Shape>& arg_shapes) const override {
-    std::pair<std::vector<Shape>, std::vector<Shape>> parts;
-    {
-      std::lock_guard lock(mu_);
-      auto it = shapes_.find(arg_shapes);
-      if (it == shapes_.end()) return {};
-      parts = it->second;
+    std::vector<Shape> head_shapes = arg_shapes, tail_shapes;
+    const int64_t n = batch_rows(arg_shapes);
+    if (n > whole_rows_) {
+      const int64_t chunks = (n + rows_ - 1) / rows_;
+      for (int i : batched_args_) head_shapes[i][0] = chunk_size(n, chunks, 0);
     }
-    PlanStats h = head_->plan_stats(parts.first), t = tail_->plan_stats(parts.second);
+    for (const PartialShape& cut : cut_shapes_) {
+      Shape s = cut.dims;
+      s[0] = n;
+      tail_shapes.push_back(s);
+    }
+    tail_shapes.insert(tail_shapes.end(), arg_shapes.begin(), arg_shapes.end());
+    PlanStats h = head_->plan_stats(head_shapes), t = tail_->plan_stats(tail_shapes);
     return {h.arena_bytes + t.arena_bytes, h.requested_bytes + t.requested_bytes, h.in_place + t.in_place};
   }
 
@@ -160,16 +145,35 @@ class RowChunkedExecutable final : public CpuExecutable {
   }
 
  private:
-  // Chunks of nearly equal size (at most two distinct shapes, so at most two head plans).
-  std::vector<Tensor> run_chunks(const std::vector<Tensor>& args, int64_t n, ResourceStore* variables,
-                                 std::vector<Shape>* head_shapes) {
+  // Dim 0 of an arg (-1 where it has none, or is no fixed-size dtype so rows cannot be sliced).
+  static int64_t rows_of(const Shape& s) { return s.empty() ? -1 : s[0]; }
+  static int64_t rows_of(const Tensor& t) { return is_pod(t.dtype()) ? rows_of(t.shape()) : -1; }
+
+  // Dim 0 of every batched arg if they agree, else -1 (the head then runs once and checks the
+  // args itself).
+  template <typename T>
+  int64_t batch_rows(const std::vector<T>& args) const {
+    int64_t n = -1;
+    for (int i : batched_args_) {
+      const int64_t r = static_cast<size_t>(i) < args.size() ? rows_of(args[i]) : -1;
+      if (r < 0 || (n >= 0 && r != n)) return -1;
+      n = r;
+    }
+    return n;
+  }
+
+  // Chunks of nearly equal size: the first n % chunks take one row more (so at most two chunk
+  // shapes, and two head plans).
+  static int64_t chunk_size(int64_t n, int64_t chunks, int64_t c) { return n / chunks + (c < n % chunks ? 1 : 0); }
+
+  std::vector<Tensor> run_chunks(const std::vector<Tensor>& args, int64_t n, ResourceStore* variables) {
     const int64_t chunks = (n + rows_ - 1) / rows_;
     std::vector<std::shared_ptr<const void>> owners(args.size());
     for (int i : batched_args_) owners[i] = std::make_shared<Tensor>(args[i]);
     std::vector<Tensor> full;
     int64_t r0 = 0;
     for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t take = n / chunks + (c < n % chunks ? 1 : 0);
+      const int64_t take = chunk_size(n, chunks, c);
       std::vector<Tensor> part_args = args;
       for (int i : batched_args_) {
         Shape s = args[i].shape();
@@ -178,25 +182,20 @@ class RowChunkedExecutable final : public CpuExecutable {
         part_args[i] = Tensor::borrow(args[i].dtype(), s, static_cast<const std::byte*>(args[i].raw()) + r0 * row,
                                       owners[i]);
       }
-      if (c == 0)
-        for (const Tensor& a : part_args) head_shapes->push_back(a.shape());
       std::vector<Tensor> part = head_->run(part_args, variables);
-      if (full.empty()) {
-        for (const Tensor& p : part) {
-          TS_CHECK(p.rank() >= 1 && p.dim(0) == take && is_pod(p.dtype()), "row chunks: a head output is ",
-                   shape_str(p.shape()), " for a chunk of ", take, " rows");
+      for (size_t k = 0; k < part.size(); ++k) {
+        const Tensor& p = part[k];
+        TS_CHECK(p.rank() >= 1 && p.dim(0) == take && is_pod(p.dtype()), "row chunks: head output ", k, " is ",
+                 shape_str(p.shape()), " for a chunk of ", take, " rows");
+        if (full.size() == k) {
           Shape s = p.shape();
           s[0] = n;
           full.push_back(Tensor::uninitialized(p.dtype(), s));
         }
-      }
-      for (size_t k = 0; k < part.size(); ++k) {
-        TS_CHECK(part[k].rank() >= 1 && part[k].dim(0) == take, "row chunks: head output ", k, " is ",
-                 shape_str(part[k].shape()), " for a chunk of ", take, " rows");
         const size_t row = full[k].nbytes() / static_cast<size_t>(n);
-        TS_CHECK(part[k].nbytes() == row * static_cast<size_t>(take), "row chunks: head output ", k,
+        TS_CHECK(p.nbytes() == row * static_cast<size_t>(take), "row chunks: head output ", k,
                  " changed shape between chunks");
-        std::memcpy(static_cast<std::byte*>(full[k].mutable_raw()) + r0 * row, part[k].raw(), part[k].nbytes());
+        std::memcpy(static_cast<std::byte*>(full[k].mutable_raw()) + r0 * row, p.raw(), p.nbytes());
       }
       r0 += take;
     }
@@ -205,10 +204,9 @@ class RowChunkedExecutable final : public CpuExecutable {
 
   std::unique_ptr<CpuExecutable> head_, tail_;
   std::vector<int> batched_args_;
+  std::vector<PartialShape> cut_shapes_;  // the cut values' shapes (dim 0 the batch)
   int64_t rows_;
   int64_t whole_rows_;  // batches up to this size run the head in one go (they fit in cache)
-  mutable std::mutex mu_;
-  std::map<std::vector<Shape>, std::pair<std::vector<Shape>, std::vector<Shape>>> shapes_;  // for plan_stats
 };
 
 int resolve_chunk_rows(int requested) {
@@ -234,8 +232,10 @@ std::unique_ptr<CpuExecutable> compile_row_chunked(const std::shared_ptr<const G
     std::fprintf(stderr, "cpu row chunks: head of %zu nodes (up to %lld bytes per row in one node), %zu cut values, %lld rows per chunk\n",
                  plan.head.size(), static_cast<long long>(plan.max_row_bytes), split.cut.size(),
                  static_cast<long long>(plan.rows));
+  std::vector<PartialShape> cut_shapes;
+  for (const Value& v : split.cut) cut_shapes.push_back(v.node->outputs.at(v.index).shape);
   return std::make_unique<RowChunkedExecutable>(compile(split.head), compile(split.tail), plan.batched_args,
-                                                plan.rows, whole_rows);
+                                                std::move(cut_shapes), plan.rows, whole_rows);
 }
 
 }  // namespace tessera::cpu
