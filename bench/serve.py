@@ -37,19 +37,28 @@ MODELS = {  # bench name -> zoo entry
     'resnet50': 'resnet50_k3',
 }
 # The batching configuration served here (text BatchingParameters, TF Serving's format).
-# max_batch_size 64: 64 closed-loop clients fit one batch, so a request waits for at most the
-# batch already running plus its own. Timeout 20 ms: after a batch of 64 is answered, its
-# clients' re-sent requests take 7-11 ms to arrive here (measured: 64 gRPC calls parsed on the
-# same 2 cores the clients run on); a 2 ms or 10 ms timeout started the batch with part of that
-# burst, the rest waited behind it (p99 121 ms and 85 ms at 2 ms and 10 ms, MobileNetV2). The
-# price is at lower concurrency: fewer than 64 clients never fill a batch, so each waits the
-# full timeout (the 1- and 16-client rows). One batch thread: each batch already uses every
-# core, and runs of one compiled signature are serialised (shared arena), so a second thread
-# would only take a half-filled batch and wait. allowed_batch_sizes: the cpu executable keeps a
-# memory plan per input shape (at most 16, then it starts over), so 64 distinct batch sizes
-# would re-plan on most calls; padding to 9 sizes keeps every plan warm.
-BATCHING = dict(max_batch_size=64, batch_timeout_micros=20000, max_enqueued_batches=100,
-                num_batch_threads=1, allowed_batch_sizes=[1, 2, 4, 8, 16, 24, 32, 48, 64])
+# max_batch_size 32 for 64 clients: TF Serving's batching guide suggests about twice
+# max_batch_size client threads, so one batch fills while the other runs. num_batch_threads 2:
+# TF Serving's default (the CPU count); `tessera serve` gives each of the two batches one of the
+# two intra-op threads (intra_op_threads_per_run), so they run side by side without barriers.
+# Measured at 64 clients, MobileNetV2 gRPC: 1190-1320 req/s; one batch thread at
+# max_batch_size 64 (this file's earlier setting): 970-1100, because a batch of 64 held every
+# client, and the 17 ms in which its answers went out and the re-sent requests came back left
+# the cores idle; max_batch_size 32 with one batch thread on both cores: 910-940 (the handler
+# threads' work preempted one of the two threads and the other waited at each barrier).
+# Timeout 20 ms: a batch's clients re-send their requests over 7-11 ms (64 gRPC calls parsed on
+# the 2 cores the clients run on); 10 ms gave the same throughput with p99 62-73 ms against a
+# bound of 54. The price is at lower concurrency: fewer clients than max_batch_size never fill a
+# batch, so each waits the full timeout (the 1- and 16-client rows). allowed_batch_sizes: the
+# cpu executable keeps a memory plan per input shape (at most 16, then it starts over), so 32
+# distinct batch sizes would re-plan on most calls; padding to 7 sizes keeps every plan warm.
+BATCHING = dict(max_batch_size=32, batch_timeout_micros=20000, max_enqueued_batches=100,
+                num_batch_threads=2, allowed_batch_sizes=[1, 2, 4, 8, 16, 24, 32])
+
+
+def threads_per_batch():
+    """Intra-op threads each batch runs on in `tessera serve` (intra_op_threads_per_run)."""
+    return max(1, SERVER_THREADS // BATCHING['num_batch_threads'])
 
 
 def batching_text():
@@ -266,7 +275,7 @@ def start_tf(info, work, tag):
     return Server('tf', cmd, quiet_env(TF_ENABLE_ONEDNN_OPTS=1), work / f'{tag}.log', work)
 
 
-def in_process(binary, info, batch, seconds, work, tag):
+def in_process(binary, info, batch, seconds, work, tag, threads=SERVER_THREADS):
     """`tessera bench` at `batch` in its own process: the in-process throughput the served
     figure is compared with (same inputs file, same thread count)."""
     npz = work / f'{info["name"]}_inproc_b{batch}.npz'
@@ -276,14 +285,14 @@ def in_process(binary, info, batch, seconds, work, tag):
         np.savez(npz, **{k: np.concatenate([v] * reps)[:batch] for k, v in src.items()})
     out = work / f'{tag}.json'
     cmd = [str(binary), 'bench', info['base_path'] + '/1', '--signature', info['signature'], '--target', 'cpu',
-           '--batch', str(batch), '--threads', str(SERVER_THREADS), '--inputs', str(npz), '--warmup', '2',
+           '--batch', str(batch), '--threads', str(threads), '--inputs', str(npz), '--warmup', '2',
            '--iters', '3', '--min-seconds', str(seconds), '--json', str(out)]
     # At least 3 timed calls, continued until `seconds` have passed.
     proc = subprocess.run(cmd, env=quiet_env(**TESSERA_ENV), capture_output=True, text=True, timeout=900)
     if proc.returncode != 0 or not out.exists():
         raise RuntimeError(f'tessera bench exit {proc.returncode}: {proc.stderr[-2000:]}')
     run = next(r for r in json.loads(out.read_text())['runs'] if r['batch'] == batch)
-    return dict(batch=batch, throughput_per_s=run['throughput_per_s'], p50_ms=run['latency_ms']['p50'],
+    return dict(batch=batch, threads=threads, throughput_per_s=run['throughput_per_s'], p50_ms=run['latency_ms']['p50'],
                 p99_ms=run['latency_ms']['p99'], iters=run['iters'])
 
 
@@ -392,7 +401,9 @@ def main():
                                        flags='--tensorflow_intra_op_parallelism '
                                        f'{SERVER_THREADS}; REST/gRPC thread defaults (REST io threads 1 per CPU, plus up to 128 handlers with batching; gRPC quota '
                                        'max(1024, 4 x CPUs)); batching: '
-                                       '--enable_batching --batching_parameters_file (see batching_parameters)'),
+                                       '--enable_batching --batching_parameters_file (see batching_parameters); '
+                                       f'the {SERVER_THREADS} intra-op threads are shared by the batches that run at '
+                                       f'once: {threads_per_batch()} each'),
                        'tf': dict(how='bench/tf_grpc_server.py: TF 2.21 tf.saved_model.load, signature in '
                                   'tf.function (graph mode), grpc.server(ThreadPoolExecutor(64)), '
                                   f'intra-op {SERVER_THREADS}, inter-op 1, oneDNN on, no batching',
@@ -410,12 +421,14 @@ def main():
             key_only = trial >= args.full_trials
             for m in models:
                 info = infos[m]
-                for b in (1, 32, BATCHING['max_batch_size']):
-                    tag = f'{m}_inproc_b{b}_t{trial}'
+                # b1 and b32 on every thread; one batch of the batching server on the threads it gets.
+                runs = [(1, SERVER_THREADS), (32, SERVER_THREADS), (BATCHING['max_batch_size'], threads_per_batch())]
+                for b, threads in dict.fromkeys(runs):
+                    tag = f'{m}_inproc_b{b}_x{threads}_t{trial}'
                     try:
-                        r = in_process(binary, info, b, max(1.0, args.seconds / 2), work, tag)
+                        r = in_process(binary, info, b, max(1.0, args.seconds / 2), work, tag, threads)
                     except (RuntimeError, StopIteration, subprocess.TimeoutExpired) as e:
-                        r = dict(batch=b, error=str(e)[-500:])
+                        r = dict(batch=b, threads=threads, error=str(e)[-500:])
                     results['in_process'].append(dict(r, model=m, trial=trial))
                 rot = trial % len(configs)
                 for kind, batching in configs[rot:] + configs[:rot]:

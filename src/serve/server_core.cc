@@ -174,9 +174,12 @@ ServerCoreImpl::ServerCoreImpl(const ServerOptions& options)
   }
   LoadOptions lo;
   lo.target = options_.target;
-  lo.threads = options_.intra_op_threads;
-  // As many runs of a signature at once as threads may call it: each on its own plan copy.
+  // As many runs of a signature at once as threads may call it: each on its own plan copy,
+  // with its share of the intra-op threads.
   lo.concurrent_runs = std::max(run_threads_.size(), batcher_ ? batcher_->threads() : 1);
+  lo.threads = intra_op_threads_per_run(options_.intra_op_threads, lo.concurrent_runs);
+  std::fprintf(stderr, "tessera serve: up to %d model run(s) at once, %d intra-op thread(s) each\n", lo.concurrent_runs,
+               lo.threads);
   manager_ = std::make_unique<ModelManager>(
       [lo](const std::string& path) {
         LoadOptions o = lo;
@@ -704,6 +707,11 @@ std::unique_ptr<ServerCore> ServerCore::create(const ServerOptions& options) {
   auto core = std::make_unique<ServerCoreImpl>(options);
   core->start();
   return core;
+}
+
+int intra_op_threads_per_run(int intra_op_threads, int concurrent_runs) {
+  const int total = intra_op_threads > 0 ? intra_op_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, total / std::max(1, concurrent_runs));
 }
 
 }  // namespace tessera::serve

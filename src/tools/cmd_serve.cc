@@ -51,7 +51,7 @@ const Flag kFlags[] = {
     {"enable_model_warmup", "true", "replay assets.extra/tf_serving_warmup_requests at load", true},
     {"num_request_iterations_for_warmup", "1", "warm-up replays per record"},
     {"allow_version_labels_for_unavailable_models", "false", "labels may name versions not yet loaded", true},
-    {"tensorflow_intra_op_parallelism", "0", "threads per model execution (0: every core)"},
+    {"tensorflow_intra_op_parallelism", "0", "intra-op threads, shared equally by the executions that may run at once (0: every core)"},
     {"tensorflow_inter_op_parallelism", "0", "un-batched model executions at once (0: 1)"},
     // Tessera's own.
     {"host", "0.0.0.0", "address both servers bind"},

@@ -75,7 +75,11 @@ def test_report_names_the_baseline_and_targets(smoke):
     assert 'TF Serving (tensorflow_model_server) itself could not be run here' in md
     assert {t['target'] for t in results['summary']['targets']} == {
         'batching_speedup', 'served_vs_in_process_b32', 'tessera_vs_tf'}
-    assert {r['batch'] for r in results['summary']['in_process']} == {1, 32, 64}
+    # b1 and b32 on the server's threads, and one batch of the batching server on its share.
+    threads = results['server_threads']
+    per_batch = max(1, threads // results['batching_parameters']['num_batch_threads'])
+    assert {(r['batch'], r['threads']) for r in results['summary']['in_process']} == {
+        (1, threads), (32, threads), (results['batching_parameters']['max_batch_size'], per_batch)}
 
 
 def _cell(server, batching, proto, clients, rps, p99=10.0, batch=1):
@@ -86,23 +90,25 @@ def _cell(server, batching, proto, clients, rps, p99=10.0, batch=1):
 
 def test_targets_arithmetic():
     results = dict(
-        models=[dict(name='m')], clients=[1, 64],
-        batching_parameters=dict(max_batch_size=64, batch_timeout_micros=2000),
+        models=[dict(name='m')], clients=[1, 64], server_threads=2,
+        batching_parameters=dict(max_batch_size=64, batch_timeout_micros=2000, num_batch_threads=2),
         cells=[_cell('tessera', True, 'grpc', 64, 300, p99=30), _cell('tessera', False, 'grpc', 64, 100),
                _cell('tessera', True, 'rest', 64, 150, p99=50), _cell('tessera', False, 'rest', 64, 100),
                # the median of three trials is taken
                _cell('tf', False, 'grpc', 64, 90), _cell('tf', False, 'grpc', 64, 100),
                _cell('tf', False, 'grpc', 64, 500),
                _cell('tessera', False, 'grpc', 1, 10, batch=32), _cell('tessera', False, 'grpc', 2, 12, batch=32)],
-        in_process=[dict(model='m', batch=64, throughput_per_s=640, p50_ms=40.0),
-                    dict(model='m', batch=32, throughput_per_s=400, p50_ms=80.0),
-                    dict(model='m', batch=1, throughput_per_s=320, p50_ms=3.0)])
+        # Two batch threads on 2 threads: one batch runs on 1 thread; that run sets the bound.
+        in_process=[dict(model='m', batch=64, threads=1, throughput_per_s=350, p50_ms=60.0),
+                    dict(model='m', batch=64, threads=2, throughput_per_s=640, p50_ms=40.0),
+                    dict(model='m', batch=32, threads=2, throughput_per_s=400, p50_ms=80.0),
+                    dict(model='m', batch=1, threads=2, throughput_per_s=320, p50_ms=3.0)])
     t = {(x['target'], x.get('protocol')): x for x in serve_report.summarise(results)['targets']}
     grpc = t[('batching_speedup', 'grpc')]
-    assert grpc['value'] == pytest.approx(3.0) and grpc['p99_bound_ms'] == pytest.approx(44.0) and grpc['met']
-    assert grpc['in_process_ceiling'] == pytest.approx(2.0)
+    assert grpc['value'] == pytest.approx(3.0) and grpc['p99_bound_ms'] == pytest.approx(64.0) and grpc['met']
+    assert grpc['in_process_ceiling'] == pytest.approx(2 * 350 / 320)  # two such batches at once
     rest = t[('batching_speedup', 'rest')]
-    assert rest['value'] == pytest.approx(1.5) and not rest['met']  # < 2x (and p99 50 > 44)
+    assert rest['value'] == pytest.approx(1.5) and not rest['met']  # < 2x
     b32 = t[('served_vs_in_process_b32', None)]
     assert b32['value'] == pytest.approx(12 * 32 / 400) and b32['served_clients'] == 2 and b32['met']
     tf = t[('tessera_vs_tf', None)]

@@ -387,5 +387,15 @@ TEST(ServerCore, ShutdownRefusesNewCalls) {
   EXPECT_EQ(core->predict(predict_x("default", {2.0f}), &resp, {}).code, tfe::UNAVAILABLE);
 }
 
+TEST(ServerCore, RunsThatMayExecuteAtOnceShareTheIntraOpThreads) {
+  EXPECT_EQ(intra_op_threads_per_run(8, 1), 8);
+  EXPECT_EQ(intra_op_threads_per_run(8, 2), 4);
+  EXPECT_EQ(intra_op_threads_per_run(8, 3), 2);  // rounds down: never more threads than cores
+  EXPECT_EQ(intra_op_threads_per_run(2, 4), 1);  // at least one each
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(intra_op_threads_per_run(0, 1), cores);
+  EXPECT_EQ(intra_op_threads_per_run(0, cores), 1);
+}
+
 }  // namespace
 }  // namespace tessera::serve
