@@ -323,7 +323,13 @@ class Session : public std::enable_shared_from_this<Session> {
 void RestServer::Impl::do_accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (stopping || ec == net::error::operation_aborted) return;
-    if (!ec) std::make_shared<Session>(*this, std::move(socket))->run();
+    if (!ec) {
+      // An answer goes out as soon as it is written, not held back by Nagle's algorithm
+      // waiting for the client's delayed ACK of the previous segment.
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(*this, std::move(socket))->run();
+    }
     do_accept();
   });
 }
