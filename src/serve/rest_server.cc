@@ -237,7 +237,7 @@ class Session : public std::enable_shared_from_this<Session> {
         pollfd p{fd, POLLRDHUP, 0};
         return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
       };
-      if (server_.handlers) {
+      if (server_.handlers && !(server_.options.inline_when_idle && now == 1)) {
         // The call may wait (batch queue): off the io threads; the answer is written on the strand.
         unsigned version = req.version();
         server_.handlers->post([self = shared_from_this(), hr = std::move(hr), ctx, version]() mutable {

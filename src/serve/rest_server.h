@@ -65,6 +65,10 @@ struct RestOptions {
   // > 0: requests are handled (and may wait, e.g. in the batch queue) on a separate pool that
   // grows on demand up to this many threads, so the io threads never block. 0: on the io threads.
   int handler_threads = 0;
+  // With handler_threads: a request that arrives while no other is in flight runs on its io
+  // thread (saves two thread hand-offs, ~80 us for the MLP); under load every request queues
+  // for the pool in arrival order. Only for calls that never wait long (no batch queue).
+  bool inline_when_idle = false;
   int timeout_ms = 30000;             // --rest_api_timeout_in_ms: the call's deadline
   size_t max_body_bytes = 1ull << 30;  // larger bodies get 413
   int header_timeout_ms = 30000;      // to receive a request's headers (and the idle wait before)

@@ -240,10 +240,20 @@ int cmd_serve(int argc, char** argv) {
     // With batching a REST request waits in the batch queue, so it is handled on a pool that
     // lets up to 128 requests wait, while the io threads stay few (see RestOptions): 128 io
     // threads with 64 clients made asio wake idle threads ~90-160 times per request (MLP, 64
-    // clients, 2 shared cores, medians of 3: ~1.1k req/s vs ~3.2k without batching; ~5.6k now). Without batching the call is
-    // short and runs on the io thread (MobileNetV2, 16 clients: 8 threads ~1.6x the req/s of 128).
-    if (options.enable_batching)
-      rest.handler_threads = std::max(128, static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency())));
+    // clients, 2 shared cores, medians of 3: ~1.1k req/s vs ~3.2k without batching; ~5.6k now).
+    // Without batching a call that ran on its io thread blocked it until the model had run, so
+    // only as many requests as io threads were read at a time and asio's event order chose the
+    // next: at 64 clients ResNet50 p50 440-610 ms, p99 1.8-3.6 s. A pool of 2 x CPUs reads every
+    // request and runs them in arrival order (p50 390-410 ms, p99 420-450 ms; MobileNetV2 p99
+    // 380-460 -> 220 ms; the MLP 3.5-5.5k -> 6.9-8.2k req/s); an idle server still runs a
+    // request on its io thread (inline_when_idle).
+    const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (options.enable_batching) {
+      rest.handler_threads = std::max(128, 4 * cpus);
+    } else {
+      rest.handler_threads = 2 * cpus;
+      rest.inline_when_idle = true;
+    }
     rest.timeout_ms = static_cast<int>(flags.integer("rest_api_timeout_in_ms", 0, INT_MAX));
     rest.max_body_bytes = static_cast<size_t>(flags.integer("rest_api_max_body_bytes", 1, LLONG_MAX));
     rest.header_timeout_ms = static_cast<int>(flags.integer("rest_api_header_timeout_in_ms", 1, INT_MAX));
