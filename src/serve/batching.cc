@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "serve/status.h"
+#include "support/cpus.h"
 
 namespace tessera::serve {
 
@@ -125,8 +126,7 @@ BatchScheduler::BatchScheduler(BatchingOptions options, Metrics* metrics, bool m
                                std::function<Clock::time_point()> now)
     : options_(std::move(options)), metrics_(metrics), now_(std::move(now)) {
   if (manual) return;
-  int64_t n = options_.num_batch_threads > 0 ? options_.num_batch_threads
-                                             : std::max(1u, std::thread::hardware_concurrency());
+  int64_t n = options_.num_batch_threads > 0 ? options_.num_batch_threads : cpu_count();
   for (int64_t i = 0; i < n; ++i) threads_.emplace_back([this] { worker(); });
 }
 

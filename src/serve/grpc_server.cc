@@ -11,6 +11,7 @@
 #include "support/error.h"
 #include "tensorflow_serving/apis/model_service.grpc.pb.h"
 #include "tensorflow_serving/apis/prediction_service.grpc.pb.h"
+#include "support/cpus.h"
 
 namespace tessera::serve {
 
@@ -174,7 +175,7 @@ void GrpcServer::start() {
   constexpr int kMinDefaultThreads = 1024;
   int threads = s.options.max_threads > 0
                     ? s.options.max_threads
-                    : std::max(kMinDefaultThreads, static_cast<int>(4 * std::max(1u, std::thread::hardware_concurrency())));
+                    : std::max(kMinDefaultThreads, 4 * cpu_count());
   grpc::ResourceQuota quota("tessera_grpc");
   quota.SetMaxThreads(std::max(threads, 2));
   builder.SetResourceQuota(quota);

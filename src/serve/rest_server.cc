@@ -17,6 +17,7 @@
 
 #include "serve/json_codec.h"
 #include "support/error.h"
+#include "support/cpus.h"
 
 namespace tessera::serve {
 
@@ -353,7 +354,7 @@ void RestServer::start() {
   s.bound_port = s.acceptor.local_endpoint().port();
   s.work.emplace(s.ioc.get_executor());
   s.do_accept();
-  int n = s.options.num_threads > 0 ? s.options.num_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n = s.options.num_threads > 0 ? s.options.num_threads : cpu_count();
   if (s.options.handler_threads > 0) s.handlers = std::make_unique<BlockingPool>(s.options.handler_threads);
   for (int i = 0; i < n; ++i) s.threads.emplace_back([&s] { s.ioc.run(); });
 }

@@ -25,6 +25,7 @@
 #include "serve/status.h"
 #include "serve/warmup.h"
 #include "tensorflow_serving/apis/prediction_log.pb.h"
+#include "support/cpus.h"
 
 namespace tessera::serve {
 
@@ -710,7 +711,7 @@ std::unique_ptr<ServerCore> ServerCore::create(const ServerOptions& options) {
 }
 
 int intra_op_threads_per_run(int intra_op_threads, int concurrent_runs) {
-  const int total = intra_op_threads > 0 ? intra_op_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int total = intra_op_threads > 0 ? intra_op_threads : cpu_count();
   return std::max(1, total / std::max(1, concurrent_runs));
 }
 

@@ -18,6 +18,7 @@
 #include "io/npy.h"
 #include "runtime/model.h"
 #include "tools/cli.h"
+#include "support/cpus.h"
 
 namespace tessera::cli {
 namespace {
@@ -161,7 +162,7 @@ int cmd_bench(int argc, char** argv) {
   const std::string sig_key = args.get("--signature", "serving_default");
   LoadOptions options;
   apply_load_flags(args, options, "cpu");
-  int threads = options.threads ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = options.threads ? options.threads : cpu_count();
   options.threads = threads;
   std::vector<int64_t> batches;
   {

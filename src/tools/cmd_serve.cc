@@ -21,6 +21,7 @@
 #include "support/error.h"
 #include "tensorflow_serving/config/monitoring_config.pb.h"
 #include "tools/cli.h"
+#include "support/cpus.h"
 
 namespace tessera::cli {
 
@@ -247,7 +248,7 @@ int cmd_serve(int argc, char** argv) {
     // request and runs them in arrival order (p50 390-410 ms, p99 420-450 ms; MobileNetV2 p99
     // 380-460 -> 220 ms; the MLP 3.5-5.5k -> 6.9-8.2k req/s); an idle server still runs a
     // request on its io thread (inline_when_idle).
-    const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int cpus = cpu_count();
     if (options.enable_batching) {
       rest.handler_threads = std::max(128, 4 * cpus);
     } else {

@@ -15,6 +15,7 @@
 #include "train/optimizers.h"
 #include "train/schedules.h"
 #include "train/step_builder.h"
+#include "support/cpus.h"
 
 namespace tessera::train {
 namespace {
@@ -75,7 +76,7 @@ class TrainerImpl : public Trainer {
     // Synchronised statistics over in-process replicas are the statistics of the whole batch:
     // the one-graph step over the global batch computes exactly that (docs/training.md).
     split_ = (o_.replicas > 1 && !o_.sync_batch_norm) || comm_->size() > 1;
-    int total = o_.threads > 0 ? o_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    int total = o_.threads > 0 ? o_.threads : cpu_count();
     const Module& m = model_->module();
     info_.trainable_filter = object_graph_trainables(m);
     if (split_) {

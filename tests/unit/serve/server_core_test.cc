@@ -8,6 +8,7 @@
 
 #include "serve/model_config.h"
 #include "serve/serve_test_util.h"
+#include "support/cpus.h"
 
 namespace tessera::serve {
 namespace {
@@ -392,9 +393,8 @@ TEST(ServerCore, RunsThatMayExecuteAtOnceShareTheIntraOpThreads) {
   EXPECT_EQ(intra_op_threads_per_run(8, 2), 4);
   EXPECT_EQ(intra_op_threads_per_run(8, 3), 2);  // rounds down: never more threads than cores
   EXPECT_EQ(intra_op_threads_per_run(2, 4), 1);  // at least one each
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  EXPECT_EQ(intra_op_threads_per_run(0, 1), cores);
-  EXPECT_EQ(intra_op_threads_per_run(0, cores), 1);
+  EXPECT_EQ(intra_op_threads_per_run(0, 1), cpu_count());
+  EXPECT_EQ(intra_op_threads_per_run(0, cpu_count()), 1);
 }
 
 }  // namespace
